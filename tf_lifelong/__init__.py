@@ -1,0 +1,8 @@
+"""tf_lifelong: Lifelong Generative Modeling (Ramapuram, Gregorova, Kalousis) in TF2/Keras 3.
+
+A VAE that learns a stream of distributions one at a time, keeps no past data,
+and can still generate every distribution it has seen: a frozen teacher replays
+synthetic samples of the past into the student's batches.
+"""
+
+__version__ = "0.1.0"

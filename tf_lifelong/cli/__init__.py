@@ -1,0 +1,1 @@
+"""absl entry points: parse flags, call the library, nothing else."""

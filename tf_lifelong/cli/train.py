@@ -1,0 +1,47 @@
+"""bin/train: learns a stream of distributions with a lifelong VAE.
+
+    bin/train                                  # Fashion-MNIST, one class per interval
+    bin/train --dataset=mnist --order=3,7,3    # repeats allowed
+    bin/train --dataset=svhn_mnist --strategy=mirrored
+
+Writes into --workdir: config.json, metrics.csv / metrics.jsonl, checkpoints/,
+tensorboard/, samples/ and export/ (a SavedModel).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from tf_lifelong.cli import errors
+from tf_lifelong.cli import flags as run_flags
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  errors.quiet_tensorflow(FLAGS.verbose)
+  with errors.reported("train", FLAGS.verbose):
+    config = run_flags.config_from_flags()
+    from tf_lifelong import lifelong  # Imports TensorFlow: after the flags are checked.
+
+    workdir = FLAGS.workdir or run_flags.default_workdir(config)
+    lifelong.run(config, workdir, overwrite=FLAGS.overwrite, verbose=FLAGS.verbose)
+
+
+def entry() -> None:
+  run_flags.define_run_flags()
+  run_flags.show_in_help(run_flags.__name__)
+  app.run(main, flags_parser=_parse)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """absl's parser, with a one-line error for an unknown or malformed flag."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"train: error: {e}\nTry --help.", file=sys.stderr)
+    sys.exit(2)
