@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Optional
+from typing import Any
 
 DATASETS = (
     "fashion_mnist",
@@ -47,14 +47,14 @@ class Config:
   dataset: str = "fashion_mnist"
   """fashion_mnist | mnist | rotated_mnist | svhn_mnist | fashion_mnist_mnist |
   folder:PATH | npz:PATH."""
-  data_dir: Optional[str] = None
+  data_dir: str | None = None
   """Root with one folder per dataset (mnist/, fashion_mnist/, svhn_cropped/);
   None: TFDS (and the Debian Fashion-MNIST package path)."""
   download: bool = False
   """Let TFDS download data that is not prepared (needs a network)."""
-  order: Optional[tuple[int, ...]] = None
+  order: tuple[int, ...] | None = None
   """Distribution ids in schedule order, repeats allowed; None: 0..K-1."""
-  num_intervals: Optional[int] = None
+  num_intervals: int | None = None
   """Stream length; rotated_mnist draws this many intervals (default 70);
   otherwise truncates `order`."""
   angles: tuple[float, ...] = DEFAULT_ANGLES
@@ -65,7 +65,7 @@ class Config:
   """Dynamic binarisation of the Bernoulli targets (never silently on)."""
 
   # --- model (method.md section 2) ---
-  arch: Optional[str] = None
+  arch: str | None = None
   """mlp | conv; None: the dataset chooses (conv for the 32x32 RGB streams)."""
   continuous_dim: int = 20
   """F, the dimension of z_c."""
@@ -123,7 +123,7 @@ class Config:
   deterministic: bool = False
   checkpoint_every: int = 1000
   """Also checkpoint every N training steps (0: only at hand-overs)."""
-  eval_examples: Optional[int] = None
+  eval_examples: int | None = None
   """Cap on test examples per distribution in the per-interval evaluation
   (None: all)."""
 
@@ -138,7 +138,7 @@ class Config:
     return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
   @classmethod
-  def from_dict(cls, values: dict[str, Any]) -> "Config":
+  def from_dict(cls, values: dict[str, Any]) -> Config:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -150,7 +150,7 @@ class Config:
     return cls(**fixed)
 
   @classmethod
-  def from_json(cls, text: str) -> "Config":
+  def from_json(cls, text: str) -> Config:
     try:
       values = json.loads(text)
     except json.JSONDecodeError as e:

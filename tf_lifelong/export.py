@@ -1,0 +1,492 @@
+"""The serving export: a SavedModel that stands alone.
+
+`export` wraps a trained encoder and decoder in a `ServingModule` and writes it
+as a TensorFlow SavedModel with five named signatures. The export needs neither
+tf_lifelong nor TensorFlow Probability at load time: every op in the traced
+graphs is a plain TensorFlow op (the KLs below are written out by hand), and
+the metadata is a JSON string, so `tf.saved_model.load(path)` in a process that
+imports only `tensorflow` serves it, and `saved_model_cli show --all --dir
+PATH` lists it.
+
+Model contract (method.md section 2; J categories, F continuous dimensions,
+images H x W x C):
+
+- `encoder(x [B,H,W,C] float32 in [0,1], training=False)` returns
+  `(logits [B,J], loc [B,F], scale [B,F])`: q(z_d|x) = Cat(softmax(logits)) at
+  evaluation, q(z_c|x) = N(loc, diag(scale^2)).
+- `decoder(z [B,J+F], training=False)` returns Bernoulli logits [B,H,W,C],
+  with z = concat(one_hot(z_d), z_c).
+- Priors: z_d uniform over the J categories, z_c ~ N(0, I_F).
+
+Signatures (all inputs are required; a signature has no optional inputs):
+
+- `sample(num_samples int32 [], component int32 [], seed int32 [])` ->
+  `images` [N,H,W,C] (Bernoulli means sigmoid(decoder logits)), `component`
+  [N] int32, `z_continuous` [N,F]. `component` in [0, J) decodes that category
+  for every sample; -1 draws each sample's category uniformly over the J
+  categories (every category counted in J is one the model has seen: J grows
+  only when a new distribution arrives). z_c ~ N(0, I). The draws are
+  stateless: the same (num_samples, component, seed) give the same output.
+- `encode(images float32 [None,H,W,C])` -> `probs` [B,J] = softmax(logits),
+  `component` [B] int32 = argmax, `mean` [B,F] = loc, `stddev` [B,F] = scale.
+- `reconstruct(images)` -> `images` [B,H,W,C]: sigmoid(decoder(concat(
+  one_hot(argmax logits), loc))).
+- `elbo(images)` -> `neg_elbo` [B] in nats per example, and its terms
+  `nll` [B], `kl_continuous` [B], `kl_discrete` [B] (see `ServingModule.elbo`).
+- `metadata()` -> `json`: a scalar string, the JSON document also written to
+  `assets/tf_lifelong.json` (read it with `read_metadata`, which needs no
+  TensorFlow).
+
+Refused inputs (all raise at call time; the loaded signatures raise
+`tf.errors.InvalidArgumentError`):
+
+- images whose dtype is not float32: the signatures' TensorSpec. Tensors of
+  another dtype are refused; NumPy arrays and Python lists are converted to
+  float32 by TensorFlow before the call, as for any signature;
+- images whose shape is not [B,H,W,C]: a `tf.ensure_shape` in the graph (a
+  loaded signature does not check runtime shapes against its TensorSpec by
+  itself), "Shape of tensor images [...] is not compatible with expected shape
+  [?,H,W,C]";
+- pixels that are not finite or not in [0, 1]: `tf.debugging` assertions whose
+  message starts with "tf_lifelong serving:";
+- in `sample`, a `component` outside [-1, J), a negative `num_samples` or
+  non-scalar arguments, the same way.
+
+Atomic write: the SavedModel is written to a temporary sibling directory
+`path + ".tmp-XXXXXXXX"`, checked, then renamed to `path`. An existing export
+at `path` is first renamed into a sibling `path + ".old-XXXXXXXX"` directory
+and removed after the new one is in place. A failure before the rename leaves
+the previous export untouched and removes the temporary directory. POSIX cannot
+rename a directory over a non-empty one, so between the two renames (two
+syscalls) `path` briefly does not exist; a reader never sees a partial export.
+
+Distribution strategies: encoder and decoder whose variables were created
+under a `tf.distribute` strategy scope (e.g. MirroredStrategy) export from
+inside or outside that scope: the serving functions run in cross-replica
+context, where a mirrored variable reads its primary copy, and
+`tf.saved_model.save` with the default `SaveOptions` (variable policy NONE)
+writes each distributed variable as one ordinary variable without device
+placement. The export therefore loads on any device layout and without the
+strategy (tests/test_export.py checks both placements of the call).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+
+from tf_lifelong import __version__
+
+FORMAT = "tf_lifelong.serving"
+FORMAT_VERSION = 1
+METADATA_ASSET = "tf_lifelong.json"
+"""File name of the metadata JSON under the SavedModel's assets/ directory."""
+SIGNATURES = ("sample", "encode", "reconstruct", "elbo", "metadata")
+ELBO_SEED = (20181, 7)
+"""Stateless seed of the z_c noise of the `elbo` signature (int32 pair)."""
+_RESERVED_KEYS = (
+  "format",
+  "format_version",
+  "tf_lifelong_version",
+  "tensorflow_version",
+  "num_categories",
+  "continuous_dim",
+  "image_shape",
+  "signatures",
+  "elbo_seed",
+)
+
+
+def _json_default(obj: Any) -> Any:
+  """Converts numpy scalars and arrays (anything with `tolist`) for JSON."""
+  if hasattr(obj, "tolist"):
+    return obj.tolist()
+  raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _build_metadata(
+  metadata: Mapping[str, Any] | None,
+  num_categories: int,
+  continuous_dim: int,
+  image_shape: tuple[int, int, int],
+) -> str:
+  """Merges the caller's metadata with the export's own facts into a JSON string."""
+  own = {
+    "format": FORMAT,
+    "format_version": FORMAT_VERSION,
+    "tf_lifelong_version": __version__,
+    "tensorflow_version": tf.__version__,
+    "num_categories": num_categories,
+    "continuous_dim": continuous_dim,
+    "image_shape": list(image_shape),
+    "signatures": list(SIGNATURES),
+    "elbo_seed": list(ELBO_SEED),
+  }
+  merged = dict(metadata or {})
+  for key in merged:
+    if not isinstance(key, str):
+      raise TypeError(f"metadata keys must be strings, got {key!r}")
+  for key in _RESERVED_KEYS:
+    if key in merged:
+      # A caller may repeat a fact, never contradict it.
+      if json.loads(json.dumps(merged[key], default=_json_default)) != own[key]:
+        raise ValueError(
+          f"metadata[{key!r}] = {merged[key]!r} contradicts the export's own value {own[key]!r}"
+        )
+  merged.update(own)
+  try:
+    return json.dumps(merged, sort_keys=True, allow_nan=False, default=_json_default)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"metadata must be JSON serialisable (no NaN/inf): {e}") from e
+
+
+class ServingModule(tf.Module):
+  """Encoder, decoder and metadata with the serving `tf.function`s.
+
+  Each public method is a `tf.function` with a fixed input signature; `export`
+  saves them as the SavedModel signatures of the same names (see the module
+  docstring for their inputs and outputs).
+
+  Attributes:
+    encoder: the encoder (a Keras model or any trackable callable).
+    decoder: the decoder.
+    num_categories: J.
+    continuous_dim: F.
+    image_shape: (H, W, C).
+    metadata_json: the metadata JSON document (a Python string).
+  """
+
+  def __init__(
+    self,
+    encoder: Any,
+    decoder: Any,
+    *,
+    num_categories: int,
+    continuous_dim: int,
+    image_shape: tuple[int, int, int] | list[int],
+    metadata: Mapping[str, Any] | None = None,
+    name: str | None = "tf_lifelong_serving",
+  ):
+    """Builds the module; traces nothing yet.
+
+    Args:
+      encoder: callable `encoder(x, training=False) -> (logits, loc, scale)`.
+      decoder: callable `decoder(z, training=False) -> logits [B,H,W,C]`.
+      num_categories: J >= 1.
+      continuous_dim: F >= 1.
+      image_shape: (H, W, C), positive ints.
+      metadata: JSON-serialisable mapping merged into the exported metadata
+        (e.g. distributions seen, configuration). It may repeat but not
+        contradict the reserved keys (num_categories, image_shape, ...).
+      name: the tf.Module name.
+
+    Raises:
+      ValueError: bad sizes or metadata.
+    """
+    super().__init__(name=name)
+    num_categories, continuous_dim = int(num_categories), int(continuous_dim)
+    if num_categories < 1:
+      raise ValueError(f"num_categories must be >= 1, got {num_categories}")
+    if continuous_dim < 1:
+      raise ValueError(f"continuous_dim must be >= 1, got {continuous_dim}")
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+      raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
+    self.encoder = encoder
+    self.decoder = decoder
+    self.num_categories = num_categories
+    self.continuous_dim = continuous_dim
+    self.image_shape = image_shape
+    self.metadata_json = _build_metadata(metadata, num_categories, continuous_dim, image_shape)
+
+    images = tf.TensorSpec([None, *image_shape], tf.float32, name="images")
+    self.sample = tf.function(
+      self._sample,
+      input_signature=[
+        tf.TensorSpec([], tf.int32, name="num_samples"),
+        tf.TensorSpec([], tf.int32, name="component"),
+        tf.TensorSpec([], tf.int32, name="seed"),
+      ],
+    )
+    self.encode = tf.function(self._encode, input_signature=[images])
+    self.reconstruct = tf.function(self._reconstruct, input_signature=[images])
+    self.elbo = tf.function(self._elbo, input_signature=[images])
+    self.metadata = tf.function(self._metadata, input_signature=[])
+
+  # --- building blocks (traced inside the tf.functions) ---
+
+  def _check_images(self, images: tf.Tensor) -> tf.Tensor:
+    """Checks shape, then finite pixels in [0, 1]; returns `images` depending on the checks.
+
+    The loaded signatures do not check the runtime shape of their inputs against
+    the TensorSpec (a [B,W,H,C] batch with as many pixels would pass silently),
+    so `tf.ensure_shape` checks it at run time.
+    """
+    images = tf.ensure_shape(images, [None, *self.image_shape], name="check_image_shape")
+    checks = [
+      tf.debugging.assert_all_finite(
+        images, "tf_lifelong serving: images must be finite (found NaN or inf pixels)"
+      ),
+      tf.debugging.assert_greater_equal(
+        images, 0.0, message="tf_lifelong serving: pixels must be in [0, 1] (found < 0)"
+      ),
+      tf.debugging.assert_less_equal(
+        images, 1.0, message="tf_lifelong serving: pixels must be in [0, 1] (found > 1)"
+      ),
+    ]
+    with tf.control_dependencies(checks):
+      return tf.identity(images)
+
+  def _posterior(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Runs the encoder (inference mode) and checks the shapes of its outputs."""
+    logits, loc, scale = self.encoder(images, training=False)
+    j, f = self.num_categories, self.continuous_dim
+    logits = tf.ensure_shape(tf.cast(logits, tf.float32), [None, j])
+    loc = tf.ensure_shape(tf.cast(loc, tf.float32), [None, f])
+    scale = tf.ensure_shape(tf.cast(scale, tf.float32), [None, f])
+    return logits, loc, scale
+
+  def _decode_logits(self, onehot: tf.Tensor, z_continuous: tf.Tensor) -> tf.Tensor:
+    """Decoder logits for z = concat(onehot, z_continuous), shape-checked."""
+    z = tf.concat([onehot, z_continuous], axis=-1)
+    logits = self.decoder(z, training=False)
+    return tf.ensure_shape(tf.cast(logits, tf.float32), [None, *self.image_shape])
+
+  # --- signatures ---
+
+  def _sample(self, num_samples, component, seed):
+    """Draws `num_samples` images (see the module docstring)."""
+    j = self.num_categories
+    num_samples = tf.ensure_shape(num_samples, [], name="check_num_samples_scalar")
+    component = tf.ensure_shape(component, [], name="check_component_scalar")
+    seed = tf.ensure_shape(seed, [], name="check_seed_scalar")
+    checks = [
+      tf.debugging.assert_non_negative(
+        num_samples, message="tf_lifelong serving: num_samples must be >= 0"
+      ),
+      tf.debugging.assert_greater_equal(
+        component,
+        -1,
+        message=f"tf_lifelong serving: component must be -1 (uniform) or in [0, {j})",
+      ),
+      tf.debugging.assert_less(
+        component,
+        j,
+        message=f"tf_lifelong serving: component must be -1 (uniform) or in [0, {j})",
+      ),
+    ]
+    with tf.control_dependencies(checks):
+      num_samples = tf.identity(num_samples)
+    seed_z = tf.stack([seed, tf.constant(1, tf.int32)])
+    seed_d = tf.stack([seed, tf.constant(2, tf.int32)])
+    z_continuous = tf.random.stateless_normal([num_samples, self.continuous_dim], seed=seed_z)
+    uniform = tf.random.stateless_uniform(
+      [num_samples], seed=seed_d, minval=0, maxval=j, dtype=tf.int32
+    )
+    components = tf.where(component < 0, uniform, tf.fill([num_samples], component))
+    logits = self._decode_logits(tf.one_hot(components, j, dtype=tf.float32), z_continuous)
+    return {
+      "images": tf.sigmoid(logits),
+      "component": components,
+      "z_continuous": z_continuous,
+    }
+
+  def _encode(self, images):
+    """Posterior summaries of a batch (see the module docstring)."""
+    logits, loc, scale = self._posterior(self._check_images(images))
+    return {
+      "probs": tf.nn.softmax(logits, axis=-1),
+      "component": tf.argmax(logits, axis=-1, output_type=tf.int32),
+      "mean": loc,
+      "stddev": scale,
+    }
+
+  def _reconstruct(self, images):
+    """Decoder mean at z_d = one_hot(argmax logits), z_c = posterior mean."""
+    logits, loc, _ = self._posterior(self._check_images(images))
+    onehot = tf.one_hot(tf.argmax(logits, axis=-1), self.num_categories, dtype=tf.float32)
+    return {"images": tf.sigmoid(self._decode_logits(onehot, loc))}
+
+  def _elbo(self, images):
+    """Per-example negative ELBO in nats, exact over z_d (method.md section 3).
+
+    With p = softmax(l(x)) over the J categories, (mu, sigma) = (loc, scale),
+    one reparameterised z_c = mu + sigma * eps, eps ~ N(0, I_F) drawn from a
+    fixed stateless seed (`ELBO_SEED`; row b of the batch gets row b of that
+    stream, so the same batch always gives the same values):
+
+        nll(x)    = sum_j p_j * NLL_j,
+        NLL_j     = -sum_pixels [x log s_j + (1 - x) log(1 - s_j)],
+                    s_j = sigmoid(decoder(concat(e_j, z_c))), e_j the j-th one-hot,
+                    pixels x in [0, 1] are the Bernoulli targets (not binarised);
+        KL_c(x)   = KL(N(mu, diag sigma^2) || N(0, I))
+                  = 1/2 sum_f (mu_f^2 + sigma_f^2 - 1 - 2 log sigma_f),
+        KL_d(x)   = KL(Cat(p) || Uniform(J)) = sum_j p_j log p_j + log J,
+        neg_elbo  = nll + KL_c + KL_d.
+
+    The expectation over z_d is exact (enumeration of the J one-hots, sharing
+    the z_c sample), the one over z_c a single sample. The discrete KL is
+    between the categoricals, not the relaxed densities.
+    """
+    x = self._check_images(images)
+    logits, loc, scale = self._posterior(x)
+    j, f = self.num_categories, self.continuous_dim
+    batch = tf.shape(x)[0]
+    eps = tf.random.stateless_normal([batch, f], seed=tf.constant(ELBO_SEED, tf.int32))
+    z_continuous = loc + scale * eps
+    # All (example, category) pairs in one decoder call: rows b*J + j.
+    onehots = tf.broadcast_to(tf.eye(j, dtype=tf.float32)[None], [batch, j, j])
+    z_c = tf.broadcast_to(z_continuous[:, None, :], [batch, j, f])
+    dec_logits = self._decode_logits(
+      tf.reshape(onehots, [batch * j, j]), tf.reshape(z_c, [batch * j, f])
+    )
+    dec_logits = tf.reshape(dec_logits, [batch, j, *self.image_shape])
+    targets = tf.broadcast_to(x[:, None], tf.shape(dec_logits))
+    nll_per_category = tf.reduce_sum(
+      tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=dec_logits), axis=[2, 3, 4]
+    )
+    log_p = tf.nn.log_softmax(logits, axis=-1)
+    p = tf.exp(log_p)
+    nll = tf.reduce_sum(p * nll_per_category, axis=-1)
+    kl_continuous = 0.5 * tf.reduce_sum(
+      tf.square(loc) + tf.square(scale) - 1.0 - 2.0 * tf.math.log(scale), axis=-1
+    )
+    kl_discrete = tf.reduce_sum(p * log_p, axis=-1) + math.log(j)
+    return {
+      "neg_elbo": nll + kl_continuous + kl_discrete,
+      "nll": nll,
+      "kl_continuous": kl_continuous,
+      "kl_discrete": kl_discrete,
+    }
+
+  def _metadata(self):
+    """The metadata JSON document as a scalar string tensor."""
+    return {"json": tf.constant(self.metadata_json, tf.string)}
+
+  def signatures(self) -> dict[str, Any]:
+    """The concrete functions to save, keyed by signature name."""
+    return {
+      "sample": self.sample.get_concrete_function(),
+      "encode": self.encode.get_concrete_function(),
+      "reconstruct": self.reconstruct.get_concrete_function(),
+      "elbo": self.elbo.get_concrete_function(),
+      "metadata": self.metadata.get_concrete_function(),
+    }
+
+  def smoke_test(self) -> None:
+    """Runs every function once on a tiny input; raises if any fails."""
+    zeros = tf.zeros([2, *self.image_shape], tf.float32)
+    self.sample(tf.constant(2), tf.constant(-1), tf.constant(0))
+    self.sample(tf.constant(1), tf.constant(self.num_categories - 1), tf.constant(0))
+    self.encode(zeros)
+    self.reconstruct(zeros)
+    out = self.elbo(zeros)
+    if not bool(tf.reduce_all(tf.math.is_finite(out["neg_elbo"]))):
+      raise ValueError("tf_lifelong export: the ELBO of a zero image is not finite")
+    self.metadata()
+
+
+def export(
+  encoder: Any,
+  decoder: Any,
+  *,
+  num_categories: int,
+  continuous_dim: int,
+  image_shape: tuple[int, int, int] | list[int],
+  metadata: Mapping[str, Any] | None,
+  path: str,
+) -> str:
+  """Writes the serving SavedModel of `encoder` and `decoder` to `path`, atomically.
+
+  Args:
+    encoder: `encoder(x, training=False) -> (logits [B,J], loc [B,F], scale [B,F])`.
+    decoder: `decoder(z [B,J+F], training=False) -> logits [B,H,W,C]`.
+    num_categories: J.
+    continuous_dim: F.
+    image_shape: (H, W, C).
+    metadata: JSON-serialisable mapping stored with the export (distributions
+      seen, configuration, ...); None for none.
+    path: the export directory. Its parent is created if needed; an existing
+      export there is replaced only once the new one is complete.
+
+  Returns:
+    The absolute path of the export.
+
+  Raises:
+    ValueError: bad sizes or metadata; an encoder or decoder whose outputs do
+      not have the contract's shapes (nothing is written, any previous export
+      is left in place).
+  """
+  module = ServingModule(
+    encoder,
+    decoder,
+    num_categories=num_categories,
+    continuous_dim=continuous_dim,
+    image_shape=image_shape,
+    metadata=metadata,
+  )
+  module.smoke_test()  # Fails early, before anything touches the disk.
+
+  path = os.path.abspath(os.fspath(path))
+  parent, base = os.path.split(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
+  try:
+    with tempfile.TemporaryDirectory() as asset_dir:
+      asset_file = os.path.join(asset_dir, METADATA_ASSET)
+      with open(asset_file, "w") as f:
+        f.write(module.metadata_json)
+      module.metadata_asset = tf.saved_model.Asset(asset_file)
+      tf.saved_model.save(module, tmp, signatures=module.signatures())
+    for required in ("saved_model.pb", "variables", os.path.join("assets", METADATA_ASSET)):
+      if not os.path.exists(os.path.join(tmp, required)):
+        raise RuntimeError(f"tf_lifelong export: {required} missing from the written SavedModel")
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+  old_dir = None
+  if os.path.lexists(path):
+    old_dir = tempfile.mkdtemp(prefix=base + ".old-", dir=parent)
+    os.rename(path, os.path.join(old_dir, base))
+  try:
+    os.rename(tmp, path)
+  except BaseException:
+    if old_dir is not None:
+      os.rename(os.path.join(old_dir, base), path)
+      os.rmdir(old_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if old_dir is not None:
+    shutil.rmtree(old_dir, ignore_errors=True)
+  return path
+
+
+def load(path: str) -> Any:
+  """Loads an export with plain TensorFlow (`tf.saved_model.load`).
+
+  The result has `.signatures["sample" | "encode" | "reconstruct" | "elbo" |
+  "metadata"]` (call them with keyword arguments; they return dicts) and the
+  restored `tf.function`s of the same names.
+  """
+  return tf.saved_model.load(os.fspath(path))
+
+
+def read_metadata(path: str) -> dict[str, Any]:
+  """Reads an export's metadata from `assets/tf_lifelong.json` (no TensorFlow needed).
+
+  Raises:
+    FileNotFoundError: `path` is not a tf_lifelong export.
+  """
+  asset = os.path.join(os.fspath(path), "assets", METADATA_ASSET)
+  if not os.path.exists(asset):
+    raise FileNotFoundError(f"{path} is not a tf_lifelong export: {asset} is missing")
+  with open(asset) as f:
+    return json.load(f)
