@@ -19,9 +19,8 @@ def quiet_tensorflow(verbose: bool) -> None:
 
 def user_errors() -> tuple[type[BaseException], ...]:
   """The exception types that mean bad input, not a bug (imported lazily)."""
-  from tf_lifelong import config
+  from tf_lifelong import config, lifelong
   from tf_lifelong.data import sources
-  from tf_lifelong import lifelong
   return (config.ConfigError, sources.DataError, lifelong.RunError)
 
 

@@ -7,7 +7,6 @@ line overrides `--config_file` (a JSON config such as a run's `config.json` or
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
