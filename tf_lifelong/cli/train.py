@@ -45,3 +45,7 @@ def _parse(argv: list[str]) -> list[str]:
   except flags.Error as e:
     print(f"train: error: {e}\nTry --help.", file=sys.stderr)
     sys.exit(2)
+
+
+if __name__ == "__main__":
+  entry()
