@@ -87,7 +87,7 @@ class Progress:
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
   """A fixed-width text table of `rows` restricted to `columns`."""
   def fmt(v: Any) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and v != v):
       return "-"
     if isinstance(v, bool):
       return "yes" if v else "no"

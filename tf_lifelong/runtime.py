@@ -39,6 +39,7 @@ def configure(config: config_lib.Config) -> None:
   seed_everything(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
+  tf.config.list_logical_devices()  # Initialises the devices now, with this layout.
 
 
 def seed_everything(seed: int) -> None:

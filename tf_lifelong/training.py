@@ -108,7 +108,7 @@ def train_interval(student: keras.Model, interval: streams.Interval,
                             drop_remainder=True).map(lambda x, y: x)
   callback = _IntervalCallback(validation, config, result, on_eval)
   epochs = max(1, config.max_steps_per_interval // config.eval_every)
-  student.fit(data, epochs=epochs, steps_per_epoch=config.eval_every, verbose=0,
+  student.fit(data, epochs=epochs, steps_per_epoch=config.eval_every, verbose=0, shuffle=False,
               callbacks=[callback])
   if callback.best_weights is not None:
     student.set_weights(callback.best_weights)

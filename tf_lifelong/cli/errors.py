@@ -14,7 +14,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = ()
 def quiet_tensorflow(verbose: bool) -> None:
   """Silences TensorFlow's C++ and Python logging unless verbose."""
   if not verbose:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 also hides the "failed call to cuInit" error every GPU-less machine prints.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings  # noqa: PLC0415
+
+    from absl import logging  # noqa: PLC0415
+
+    logging.set_verbosity(logging.WARNING)
+    warnings.filterwarnings("ignore", module="keras")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -22,6 +29,30 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from tf_lifelong import config, lifelong
   from tf_lifelong.data import sources
   return (config.ConfigError, sources.DataError, lifelong.RunError)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True):
+  """Sends file descriptor 2 to /dev/null inside the block.
+
+  TensorFlow's C++ runtime prints INFO lines (oneDNN, missing CUDA drivers)
+  straight to stderr while it loads, before its log level applies; a user who
+  did not ask for --verbose should see one line per problem, not those.
+  """
+  if not enabled:
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
 
 
 @contextlib.contextmanager

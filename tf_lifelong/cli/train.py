@@ -26,7 +26,11 @@ def main(argv: list[str]) -> None:
   errors.quiet_tensorflow(FLAGS.verbose)
   with errors.reported("train", FLAGS.verbose):
     config = run_flags.config_from_flags()
-    from tf_lifelong import lifelong  # Imports TensorFlow: after the flags are checked.
+    with errors.native_stderr_silenced(not FLAGS.verbose):
+      # TensorFlow loads and initialises its devices here, after the flags are checked.
+      from tf_lifelong import lifelong, runtime
+
+      runtime.configure(config)
 
     workdir = FLAGS.workdir or run_flags.default_workdir(config)
     lifelong.run(config, workdir, overwrite=FLAGS.overwrite, verbose=FLAGS.verbose)

@@ -1,0 +1,115 @@
+"""The lifelong run end to end on real MNIST digits (a tiny model, few steps)."""
+
+import csv
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import paths
+from tf_lifelong import config as config_lib
+from tf_lifelong import lifelong
+
+TINY = dict(dataset="mnist", data_dir=paths.DATA_ROOT, batch_size=32, hidden_units=64,
+            continuous_dim=4, eval_every=20, max_steps_per_interval=60, patience=2,
+            eval_examples=200, validation_synthetic_examples=200, seed=3)
+
+
+class TeacherWatch:
+  """A hook that checks the teacher does not move while a student trains."""
+
+  def __init__(self):
+    self.before = None
+    self.changed = []
+    self.categories = []
+    self.teacher_trainable = []
+
+  def before_interval(self, ctx):
+    teacher = ctx.student.teacher
+    self.categories.append(ctx.student.num_categories)
+    self.before = None if teacher is None else [w.copy() for w in teacher.get_weights()]
+    self.teacher_trainable.append(None if teacher is None else len(teacher.trainable_weights))
+
+  def after_interval(self, ctx, row):
+    if self.before is not None:
+      after = ctx.student.teacher.get_weights()
+      self.changed.append(any(not np.array_equal(a, b) for a, b in zip(self.before, after)))
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("run"))
+  watch = TeacherWatch()
+  config = config_lib.Config(order=(3, 7, 3), **TINY)
+  rows = lifelong.run(config, workdir, hooks=[watch], out=open(os.devnull, "w"))
+  return workdir, rows, watch
+
+
+def test_categories_grow_for_new_distributions_only(dry_run):
+  _, rows, watch = dry_run
+  assert watch.categories == [1, 2, 2]
+  assert [r["num_categories"] for r in rows] == [1, 2, 2]
+  assert [r["is_new"] for r in rows] == [True, True, False]
+  assert [r["distribution"] for r in rows] == [3, 7, 3]
+
+
+def test_teacher_stays_frozen(dry_run):
+  _, _, watch = dry_run
+  assert watch.teacher_trainable == [None, 0, 0]
+  assert watch.changed == [False, False]
+
+
+def test_metrics_csv_has_a_finite_row_per_interval(dry_run):
+  workdir, _, _ = dry_run
+  with open(os.path.join(workdir, "metrics.csv")) as f:
+    table = list(csv.DictReader(f))
+  assert len(table) == 3
+  for i, row in enumerate(table):
+    for column in ("steps", "real_examples", "wall_seconds", "test_neg_elbo_seen",
+                   "test_neg_elbo_full", "grad_norm"):
+      assert math.isfinite(float(row[column])), (i, column)
+    assert 0 < float(row["test_neg_elbo_seen"]) < 800
+  assert table[0]["consistency"] == ""  # no teacher in the first interval
+  assert 0.0 <= float(table[2]["consistency"]) <= 1.0
+  assert int(table[0]["synthetic_examples"]) == 0 < int(table[1]["synthetic_examples"])
+
+
+def test_tensorboard_has_named_scalars_and_images(dry_run):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  workdir, _, _ = dry_run
+  acc = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"),
+                                           size_guidance={"tensors": 0})
+  acc.Reload()
+  tags = set(acc.Tags()["tensors"])
+  for name in ("train/loss", "train/neg_elbo", "train/consistency", "train/mutual_information",
+               "train/temperature", "train/pi", "train/grad_norm",
+               "train/validation_neg_elbo", "interval/test_neg_elbo_seen",
+               "interval/consistency", "samples", "reconstructions"):
+    assert name in tags, name
+  assert len(acc.Tensors("samples")) == 3
+
+
+def test_sample_pngs_written(dry_run):
+  workdir, _, _ = dry_run
+  assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
+      "interval-000.png", "interval-001.png", "interval-002.png"]
+
+
+def test_export_loads_and_samples(dry_run):
+  workdir, _, _ = dry_run
+  loaded = tf.saved_model.load(os.path.join(workdir, "export"))
+  out = loaded.signatures["sample"](num_samples=tf.constant(5), component=tf.constant(1),
+                                    seed=tf.constant(0))
+  images = out["images"].numpy()
+  assert images.shape == (5, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+  assert set(out["component"].numpy()) == {1}
+
+
+def test_workdir_with_another_config_is_refused(dry_run):
+  workdir, _, _ = dry_run
+  other = config_lib.Config(order=(1, 2), **TINY)
+  with pytest.raises(lifelong.RunError, match="another configuration"):
+    lifelong.run(other, workdir, out=open(os.devnull, "w"))

@@ -1,0 +1,298 @@
+"""The lifelong stream: distributions, the schedule of intervals, tf.data pipelines.
+
+`build_stream(config)` turns a dataset into distributions (method.md
+sections 1 and 7) and a schedule of intervals over them:
+
+- `mnist`, `fashion_mnist`, `folder:PATH`, `npz:PATH`: one distribution per
+  class / folder / distribution id, scheduled by `config.order` (default: all
+  ids in increasing order), truncated to `config.num_intervals`.
+- `rotated_mnist`: one distribution per digit and angle, id
+  `digit * len(angles) + angle_index`; `config.num_intervals` (default 70)
+  intervals, each drawn uniformly with replacement with
+  `np.random.default_rng(config.seed)`. An explicit `config.order` replaces
+  the draws.
+- `svhn_mnist`, `fashion_mnist_mnist`: distribution 0 is all of SVHN (or
+  Fashion-MNIST), 1 is all of MNIST, both as 32x32 RGB.
+
+An interval whose distribution was scheduled before is flagged `is_new=False`.
+Each distribution's validation split is `config.validation_fraction` of its
+training split, chosen by a permutation with a fixed seed (not `config.seed`),
+so it is the same in every run; its test split is the source's test split for
+that class (for folders and .npz files: the held-out share, see sources.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lifelong.config import Config
+from tf_lifelong.data import transforms
+from tf_lifelong.data.sources import DataError, SourceData, Split, holdout, load_source
+
+ROTATED_MNIST_INTERVALS = 70
+"""Intervals drawn for rotated_mnist when `config.num_intervals` is None."""
+_VALIDATION_SALT = 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Distribution:
+  """One distribution P*_c of the stream with its three splits."""
+
+  id: int
+  name: str
+  train: Split
+  validation: Split
+  test: Split
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Interval:
+  """One interval of the schedule: its position, distribution, and newness."""
+
+  index: int
+  distribution: Distribution
+  is_new: bool
+
+  @property
+  def distribution_id(self) -> int:
+    return self.distribution.id
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stream:
+  """A dataset's distributions (all of them, by id) and the schedule over them."""
+
+  name: str
+  image_shape: tuple[int, int, int]
+  distributions: dict[int, Distribution]
+  intervals: tuple[Interval, ...]
+
+  def __iter__(self) -> Iterator[Interval]:
+    return iter(self.intervals)
+
+  def __len__(self) -> int:
+    return len(self.intervals)
+
+  @property
+  def scheduled_ids(self) -> tuple[int, ...]:
+    """Distribution ids in schedule order (repeats included)."""
+    return tuple(i.distribution_id for i in self.intervals)
+
+
+# ----------------------------------------------------------- distributions
+def _validation(train: Split, key: int, fraction: float) -> tuple[Split, Split]:
+  """Holds `fraction` of `train` out for validation; keyed, not seeded by the run."""
+  kept, held = holdout(len(train), fraction, (_VALIDATION_SALT, key))
+  return train.take(kept), train.take(held)
+
+
+def _distribution(ident: int, name: str, train: Split, test: Split,
+                  fraction: float) -> Distribution:
+  """A distribution whose train split gives up a validation share (keyed by its id)."""
+  train, validation = _validation(train, ident, fraction)
+  return Distribution(ident, name, train, validation, test)
+
+
+def _plain(split: Split) -> Split:
+  """The split without per-example distribution ids (its distribution is known)."""
+  return Split(split.images, split.labels)
+
+
+def _per_group(source: SourceData, names: dict[int, str],
+               fraction: float) -> dict[int, Distribution]:
+  """One distribution per group id (class, folder or npz id) of `source`."""
+  out = {}
+  for ident, name in names.items():
+    train = _plain(source.train.take(source.train.groups == ident))
+    test = _plain(source.test.take(source.test.groups == ident))
+    out[ident] = _distribution(ident, name, train, test, fraction)
+  return out
+
+
+def _class_distributions(config: Config, name: str) -> dict[int, Distribution]:
+  source = load_source(name, config.data_dir, config.download)
+  if name == "mnist":
+    names = {k: f"digit {c}" for k, c in enumerate(source.class_names)}
+  else:
+    names = dict(enumerate(source.class_names))
+  return _per_group(source, names, config.validation_fraction)
+
+
+def _file_distributions(config: Config) -> dict[int, Distribution]:
+  source = load_source(config.dataset)
+  ids = sorted(set(np.unique(source.train.groups)) | set(np.unique(source.test.groups)))
+  if config.dataset.startswith("folder:"):
+    names = {int(i): source.class_names[i] for i in ids}
+  else:
+    names = {int(i): f"distribution {i}" for i in ids}
+  return _per_group(source, names, config.validation_fraction)
+
+
+def _rotated_distributions(config: Config) -> dict[int, Distribution]:
+  """Digit x angle; the validation images of a digit are the same at every angle."""
+  source = load_source("mnist", config.data_dir, config.download)
+  digits = range(len(source.class_names))
+  train = {d: _validation(source.train.take(source.train.labels == d), d,
+                          config.validation_fraction) for d in digits}
+  test = {d: source.test.take(source.test.labels == d) for d in digits}
+  out = {}
+  for a, angle in enumerate(config.angles):
+    for d in digits:
+      splits = [_rotated(s, angle) for s in (*train[d], test[d])]
+      ident = d * len(config.angles) + a
+      out[ident] = Distribution(ident, f"digit {d} at {angle:g} degrees", *splits)
+  return out
+
+
+def _rotated(split: Split, angle: float) -> Split:
+  return Split(transforms.rotate(split.images, angle), split.labels)
+
+
+def _two_domains(config: Config, first: str) -> dict[int, Distribution]:
+  """Distribution 0: all of `first`; 1: all of MNIST; both 32x32 RGB."""
+  out = {}
+  for ident, name in enumerate((first, "mnist")):
+    source = load_source(name, config.data_dir, config.download)
+    # Split the small uint8 originals first, then make each split 32x32 RGB.
+    d = _distribution(ident, name, _plain(source.train), _plain(source.test),
+                      config.validation_fraction)
+    out[ident] = Distribution(ident, name, *(_rgb32(s) for s in (d.train, d.validation, d.test)))
+  return out
+
+
+def _rgb32(split: Split) -> Split:
+  return Split(transforms.to_rgb32(split.images), split.labels)
+
+
+def _distributions(config: Config) -> dict[int, Distribution]:
+  dataset = config.dataset
+  if dataset in ("mnist", "fashion_mnist"):
+    return _class_distributions(config, dataset)
+  if dataset == "rotated_mnist":
+    return _rotated_distributions(config)
+  if dataset == "svhn_mnist":
+    return _two_domains(config, "svhn")
+  if dataset == "fashion_mnist_mnist":
+    return _two_domains(config, "fashion_mnist")
+  if dataset.startswith(("folder:", "npz:")):
+    return _file_distributions(config)
+  raise DataError(f"unknown dataset {dataset!r}")
+
+
+# ---------------------------------------------------------------- schedule
+def _order(config: Config, ids: list[int]) -> tuple[int, ...]:
+  """The distribution ids of the intervals, in order."""
+  if config.order is not None:
+    order = tuple(config.order)
+  elif config.dataset == "rotated_mnist":
+    count = config.num_intervals or ROTATED_MNIST_INTERVALS
+    draws = np.random.default_rng(config.seed).integers(0, len(ids), size=count)
+    return tuple(ids[i] for i in draws)
+  else:
+    order = tuple(ids)
+  if config.num_intervals is not None:
+    if config.num_intervals > len(order):
+      raise DataError(f"num_intervals={config.num_intervals} but the order of {config.dataset} "
+                      f"has only {len(order)} intervals; lower num_intervals or give a longer "
+                      "--order")
+    order = order[:config.num_intervals]
+  return order
+
+
+def _check(config: Config, distributions: dict[int, Distribution],
+           order: tuple[int, ...]) -> None:
+  known = sorted(distributions)
+  ids = ", ".join(map(str, known)) if len(known) <= 12 else f"{known[0]}..{known[-1]}"
+  for ident in order:
+    if ident not in distributions:
+      raise DataError(f"order names distribution {ident}, but {config.dataset} has ids "
+                      f"{ids} ({len(known)} distributions); fix --order")
+  for d in distributions.values():
+    sizes = {"train": len(d.train), "validation": len(d.validation), "test": len(d.test)}
+    empty = [k for k, v in sizes.items() if v == 0]
+    if empty:
+      raise DataError(f"distribution {d.id} ({d.name}) of {config.dataset} has an empty "
+                      f"{' and '.join(empty)} split ({sizes}); it needs at least 3 examples "
+                      "(more in folder/npz sources)")
+
+
+def build_stream(config: Config) -> Stream:
+  """Builds the stream of `config.dataset` (see the module docstring).
+
+  Args:
+    config: uses dataset, data_dir, order, num_intervals, angles, seed,
+      validation_fraction and download.
+
+  Returns:
+    The Stream, with every distribution of the dataset in `distributions`.
+
+  Raises:
+    DataError: data missing or malformed, an order naming an unknown
+      distribution, or a distribution with an empty split.
+  """
+  distributions = _distributions(config)
+  order = _order(config, sorted(distributions))
+  _check(config, distributions, order)
+  seen: set[int] = set()
+  intervals = []
+  for index, ident in enumerate(order):
+    intervals.append(Interval(index, distributions[ident], ident not in seen))
+    seen.add(ident)
+  first = next(iter(distributions.values()))
+  return Stream(config.dataset, tuple(first.train.images.shape[1:]), distributions,
+                tuple(intervals))
+
+
+# ---------------------------------------------------------------- tf.data
+def as_dataset(split: Split, batch_size: int, *, shuffle: bool, seed: int | None = None,
+               repeat: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
+  """A tf.data pipeline of (images float32 [B, H, W, C] in [0, 1], labels int64 [B]).
+
+  The uint8 images stay in memory (on the CPU); the pipeline shuffles and
+  batches example indices, gathers each batch and only then casts and scales
+  it, so its cost per example is a few bytes of index work.
+
+  Args:
+    split: the examples.
+    batch_size: examples per batch.
+    shuffle: reshuffle the examples every epoch.
+    seed: shuffle seed; the same seed gives the same batches. None: random.
+    repeat: repeat the epochs forever.
+    drop_remainder: drop each epoch's last, smaller batch.
+
+  Returns:
+    The tf.data.Dataset.
+
+  Raises:
+    DataError: the split is empty, or smaller than one batch with
+      drop_remainder and no repeat (the dataset would be empty). With repeat,
+      batches run across epoch boundaries, so every batch is full.
+  """
+  n = len(split)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+  if n == 0 or (drop_remainder and not repeat and n < batch_size):
+    raise DataError(f"a split of {n} examples yields no batch of {batch_size}"
+                    f"{' with drop_remainder' if n else ''}")
+  with tf.device("/cpu:0"):
+    images = tf.constant(split.images)
+    labels = tf.constant(split.labels)
+  index = tf.data.Dataset.range(n)
+  if shuffle:
+    if seed is None:
+      seed = int(np.random.default_rng().integers(2**31 - 1))
+    index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    index = index.repeat()
+  index = index.batch(batch_size, drop_remainder=drop_remainder)
+
+  def gather(batch):
+    pixels = tf.cast(tf.gather(images, batch), tf.float32) / 255.0
+    return pixels, tf.gather(labels, batch)
+
+  return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                   deterministic=True).prefetch(tf.data.AUTOTUNE)

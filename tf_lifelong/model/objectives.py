@@ -1,0 +1,177 @@
+"""The terms of the objective as pure functions of tensors (method.md sections 3-4).
+
+Every function returns NAMED per-example terms of shape [B] (a dict); the
+reduction over the batch (sum / global batch size) is the caller's. Notation:
+B examples, J categories of z_d (J_T <= J for the teacher), F dimensions of
+z_c, D pixels. Reference: Ramapuram, Gregorova, Kalousis, "Lifelong
+Generative Modeling", eq. 2 (ELBO), eq. 3 (consistency), section 4.1 (mutual
+information).
+
+No Keras layers or models here: tensors and TFP distributions only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from tf_lifelong.model import latents
+
+
+def reconstruction_nll(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """-log p(x|z) for independent Bernoullis with continuous targets in [0, 1].
+
+  -sum_d [x_d log sigmoid(a_d) + (1 - x_d) log(1 - sigmoid(a_d))], summed
+  over all pixels; x and logits a [B, H, W, C] (or [B, D]); returns [B].
+  """
+  x = tf.cast(x, logits.dtype)
+  nll = tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+  return tf.reduce_sum(tf.reshape(nll, [tf.shape(nll)[0], -1]), axis=-1)
+
+
+def kl_continuous(loc: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+  """KL(N(mu, diag(sigma^2)) || N(0, I)) analytic; loc, scale [B, F] -> [B].
+
+  = 0.5 * sum_f (mu_f^2 + sigma_f^2 - 1 - 2 log sigma_f).
+  """
+  posterior = latents.continuous_posterior(loc, scale)
+  prior = latents.continuous_prior(loc.shape[-1], loc.dtype)
+  return posterior.kl_divergence(prior)
+
+
+def kl_discrete(logits: tf.Tensor) -> tf.Tensor:
+  """KL(Cat(softmax(l)) || Uniform(J)) analytic; logits [B, J] -> [B].
+
+  = sum_j p_j log p_j + log J, between the underlying categoricals (the
+  relaxed densities have no closed-form KL; method.md section 3).
+  """
+  log_p = tf.nn.log_softmax(logits, axis=-1)
+  return tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1) + math.log(logits.shape[-1])
+
+
+def neg_elbo_terms(x, decoder_logits, logits, loc, scale) -> dict[str, tf.Tensor]:
+  """-ELBO(x) = -log p(x|z) + KL_c + KL_d for one sample z (paper eq. 2).
+
+  Args:
+    x: targets [B, H, W, C] in [0, 1].
+    decoder_logits: Bernoulli logits of p(x|z) for the sampled z, like x.
+    logits: encoder logits of q(z_d|x), [B, J].
+    loc, scale: q(z_c|x) parameters, [B, F].
+
+  Returns:
+    dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo.
+  """
+  rec = reconstruction_nll(x, decoder_logits)
+  kl_c = kl_continuous(loc, scale)
+  kl_d = kl_discrete(logits)
+  return {"reconstruction": rec, "kl_continuous": kl_c, "kl_discrete": kl_d,
+          "neg_elbo": rec + kl_c + kl_d}
+
+
+def padded_teacher_log_probs(teacher_logits: tf.Tensor, num_categories: int,
+                             eps: float) -> tf.Tensor:
+  """log q_T(z_d|x) over the student's J categories (method.md section 4).
+
+  The teacher's probabilities softmax(l_T) [B, J_T] are padded with `eps`
+  for the J - J_T new categories and renormalised:
+  p = [softmax(l_T), eps, ..., eps] / (1 + (J - J_T) eps). Returns [B, J].
+  """
+  log_p = tf.nn.log_softmax(teacher_logits, axis=-1)
+  extra = num_categories - teacher_logits.shape[-1]
+  if extra < 0:
+    raise ValueError(f"teacher has {teacher_logits.shape[-1]} categories, student {num_categories}")
+  if extra == 0:
+    return log_p
+  pad = tf.fill([tf.shape(log_p)[0], extra], tf.cast(math.log(eps), log_p.dtype))
+  return tf.concat([log_p, pad], axis=-1) - math.log1p(extra * eps)
+
+
+def categorical_kl(log_p: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+  """KL(p || q) = sum_j p_j (log p_j - log q_j) from log-probabilities [B, J] -> [B]."""
+  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def gaussian_kl(loc_p, scale_p, loc_q, scale_q) -> tf.Tensor:
+  """KL(N(loc_p, scale_p^2) || N(loc_q, scale_q^2)), diagonal, all [B, F] -> [B]."""
+  p = latents.continuous_posterior(loc_p, scale_p)
+  return p.kl_divergence(latents.continuous_posterior(loc_q, scale_q))
+
+
+def consistency_terms(student_logits, teacher_logits, *, eps: float, direction: str = "reverse",
+                      student_gaussian=None, teacher_gaussian=None) -> dict[str, tf.Tensor]:
+  """Posterior consistency between student and teacher (paper eq. 3, appendix 7.0.2, 7.3).
+
+  Discrete: reverse KL(q_S(z_d|x) || q_T(z_d|x)) (default) or forward
+  KL(q_T || q_S), with q_T padded by `padded_teacher_log_probs`. Optional
+  Gaussian term KL(q_S(z_c|x) || q_T(z_c|x)) (same direction) when both
+  (loc, scale) pairs are given. Not masked: the caller keeps synthetic rows.
+
+  Args:
+    student_logits: [B, J].
+    teacher_logits: [B, J_T], J_T <= J.
+    eps: probability given to each category the teacher lacks.
+    direction: "reverse" or "forward".
+    student_gaussian, teacher_gaussian: optional (loc [B, F], scale [B, F]).
+
+  Returns:
+    dict of [B]: consistency_discrete, consistency_gaussian (zeros when
+    off), consistency (their sum).
+  """
+  if direction not in ("reverse", "forward"):
+    raise ValueError(f"direction must be reverse or forward, not {direction!r}")
+  log_s = tf.nn.log_softmax(student_logits, axis=-1)
+  log_t = padded_teacher_log_probs(teacher_logits, student_logits.shape[-1], eps)
+  reverse = direction == "reverse"
+  discrete = categorical_kl(log_s, log_t) if reverse else categorical_kl(log_t, log_s)
+  if student_gaussian is None or teacher_gaussian is None:
+    gaussian = tf.zeros_like(discrete)
+  elif reverse:
+    gaussian = gaussian_kl(*student_gaussian, *teacher_gaussian)
+  else:
+    gaussian = gaussian_kl(*teacher_gaussian, *student_gaussian)
+  return {"consistency_discrete": discrete, "consistency_gaussian": gaussian,
+          "consistency": discrete + gaussian}
+
+
+def batch_marginal_sum(logits: tf.Tensor) -> tf.Tensor:
+  """sum_b softmax(l(x_b)), [B, J] -> [J]; divided by the (global) B it is q(z_d)."""
+  return tf.reduce_sum(tf.nn.softmax(logits, axis=-1), axis=0)
+
+
+def mutual_information_terms(logits: tf.Tensor, marginal: tf.Tensor) -> dict[str, tf.Tensor]:
+  """Per-example share of the batch estimate of I(z_d; x) (section 4.1 of the paper).
+
+  I = H(pbar) - mean_b H(p_b), p_b = softmax(l(x_b)), pbar = mean_b p_b.
+  Since H(pbar) = mean_b [-sum_j p_bj log pbar_j], the per-example term
+  mi_b = -sum_j p_bj log pbar_j - H(p_b) averages to I exactly. `marginal`
+  is pbar [J], the mean over the whole (global) batch, so that N replicas
+  give the same estimate as one device.
+
+  Args:
+    logits: [B, J].
+    marginal: pbar, [J].
+
+  Returns:
+    dict of [B]: mutual_information, conditional_entropy (H(p_b)).
+  """
+  log_p = tf.nn.log_softmax(logits, axis=-1)
+  p = tf.exp(log_p)
+  entropy = -tf.reduce_sum(p * log_p, axis=-1)
+  cross = -tf.reduce_sum(tf.math.xlogy(p, marginal[tf.newaxis, :]), axis=-1)
+  return {"mutual_information": cross - entropy, "conditional_entropy": entropy}
+
+
+def student_loss(neg_elbo, consistency, mutual_information, omega, *, gamma: float,
+                 lam: float) -> tf.Tensor:
+  """loss_b = -ELBO_b + gamma [omega_b == 0] consistency_b - lambda mi_b (method.md section 4).
+
+  All arguments [B]; omega is 1 for real rows and 0 for synthetic ones.
+  Returns [B].
+  """
+  return neg_elbo + gamma * masked_consistency(consistency, omega) - lam * mutual_information
+
+
+def masked_consistency(consistency, omega) -> tf.Tensor:
+  """consistency_b on synthetic rows (omega == 0), 0 on real rows; [B]."""
+  return tf.where(tf.equal(omega, 0), consistency, tf.zeros_like(consistency))

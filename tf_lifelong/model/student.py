@@ -1,0 +1,340 @@
+"""The student: a VAE with discrete + continuous latents trained with replay.
+
+method.md sections 4-5; Ramapuram, Gregorova, Kalousis, "Lifelong Generative
+Modeling", section 4 (student-teacher, eq. 3), section 4.1 (mutual
+information). The frozen teacher (a previous student, `handover.py`) generates
+the synthetic share of every batch inside the compiled training step.
+
+One training step, with b real rows and k distinct distributions seen before
+the current one:
+
+1. n_syn synthetic rows from the teacher: z_d one-hot uniform over its J_T
+   categories, z_c ~ N(0, I_F), x = sigmoid(teacher decoder logits) (the
+   Bernoulli mean; Bernoulli pixels with `replay_sample_pixels`). With
+   `synthetic_batch_size(B) = round(B k / (k + 1))` the synthetic fraction is
+   pi = k / (k + 1) of the global batch B = config.batch_size; the data
+   pipeline is batched with `real_batch_size(B)` rows.
+2. omega = 1 on real rows, 0 on synthetic rows.
+3. loss_b = -ELBO_b + gamma [omega_b = 0] KL(q_S(z_d|x_b) || q_T(z_d|x_b))
+   - lambda mi_b, one reparameterised sample (relaxed z_d at temperature
+   tau(t), t this student's own step counter).
+4. loss = sum_b loss_b / B_global, B_global = real + synthetic rows of ALL
+   replicas. Keras 3 sums the replicas' gradients, so dividing each
+   replica's sum by the global count gives the gradient of the global mean,
+   the same as one device on the whole batch. The batch-norm statistics
+   (`synchronized=True`) and the marginal q(z_d) of the mutual information
+   (an all-reduce of sum_b softmax(l_b)) are global too, so 1 and N replicas
+   compute the same loss and gradients (tested).
+
+The trackers report global means per example: loss = neg_elbo +
+gamma * consistency - lambda * mutual_information, where consistency is the
+sum over synthetic rows divided by B_global (its contribution to the loss).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_lifelong.model import evaluation, latents, networks, objectives
+
+TERMS = ("loss", "neg_elbo", "reconstruction", "kl_continuous", "kl_discrete", "consistency",
+         "mutual_information")
+"""Per-example terms reported by the training step (global means)."""
+
+
+def _all_reduce_sum(value):
+  """Sum over the replicas in sync (identity on one replica or outside a replica context)."""
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return value
+  return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _replica():
+  """(replica id as a Python int, number of replicas in sync)."""
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None or ctx.num_replicas_in_sync == 1:
+    return 0, 1
+  return int(tf.get_static_value(ctx.replica_id_in_sync_group)), ctx.num_replicas_in_sync
+
+
+def _images(data):
+  """Images from a batch that is images or (images, labels[, weights])."""
+  if isinstance(data, (tuple, list)):
+    data = data[0]
+  return tf.cast(data, tf.float32)
+
+
+def binarize(x, seed):
+  """Dynamic binarisation: x_bin ~ Bernoulli(x) elementwise, stateless `seed` [2]."""
+  return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="tf_lifelong")
+class LifelongVAE(keras.Model):
+  """Student VAE with latent [z_d (J categories), z_c (F dims)] and an optional teacher.
+
+  Attributes:
+    encoder, decoder: the networks (`networks.build_networks`).
+    teacher: frozen LifelongVAE with J_T <= J categories, or None.
+    num_categories: J.
+    num_seen: k, distinct distributions seen before the current interval
+      (0 for the first student); the synthetic fraction is k / (k + 1).
+    student_step: this student's training steps (drives the temperature).
+  """
+
+  def __init__(self, encoder, decoder, config, num_categories, image_shape, teacher=None,
+               num_seen=0, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    if num_seen > 0 and teacher is None:
+      raise ValueError(f"num_seen={num_seen} needs a teacher to replay the seen distributions")
+    self.encoder = encoder
+    self.decoder = decoder
+    self.config = config
+    self.num_categories = int(num_categories)
+    self.image_shape = tuple(int(d) for d in image_shape)
+    self.continuous_dim = int(config.continuous_dim)
+    self.arch = encoder.arch
+    self.num_seen = int(num_seen) if teacher is not None else 0
+    self.teacher = teacher
+    if teacher is not None:
+      teacher.trainable = False
+    self.seed_generator = keras.random.SeedGenerator(config.seed if seed is None else seed)
+    self.student_step = self.add_weight(
+        shape=(), dtype="int64", initializer="zeros", trainable=False, name="student_step",
+        aggregation="only_first_replica")
+    self.trackers = {name: keras.metrics.Mean(name=name)
+                     for name in (*TERMS, "temperature", "pi", "grad_norm")}
+    self.built = True
+
+  # ------------------------------------------------------------------ sizes
+  @property
+  def replay_fraction(self) -> float:
+    """pi = k / (k + 1)."""
+    return self.num_seen / (self.num_seen + 1)
+
+  def synthetic_batch_size(self, global_batch_size: int) -> int:
+    """round(B k / (k + 1)) synthetic rows in a global batch of B (at most B - 1)."""
+    if self.num_seen == 0:
+      return 0
+    n = int(global_batch_size * self.num_seen / (self.num_seen + 1) + 0.5)
+    return min(n, global_batch_size - 1)
+
+  def real_batch_size(self, global_batch_size: int) -> int:
+    """B - synthetic_batch_size(B): the batch size of the real data pipeline."""
+    return global_batch_size - self.synthetic_batch_size(global_batch_size)
+
+  # --------------------------------------------------------------- Keras API
+  @property
+  def metrics(self):
+    return list(self.trackers.values())
+
+  @property
+  def student_variables(self):
+    """The trainable variables of the student's own networks (never the teacher's)."""
+    return self.encoder.trainable_weights + self.decoder.trainable_weights
+
+  def call(self, x, training=False):
+    """Deterministic reconstruction logits [B, H, W, C]: z = [one_hot(argmax l), mu]."""
+    logits, loc, _ = self.encoder(x, training=training)
+    z_d = tf.one_hot(tf.argmax(logits, -1), self.num_categories, dtype=loc.dtype)
+    return self.decoder(tf.concat([z_d, loc], -1), training=training)
+
+  def encode(self, x):
+    """(logits [B, J], loc [B, F], scale [B, F]) of q(z|x), inference mode."""
+    return self.encoder(tf.cast(x, tf.float32), training=False)
+
+  def temperature(self):
+    """tau of the Gumbel-softmax at this student's current step."""
+    return latents.temperature(self.student_step, self.config)
+
+  # ---------------------------------------------------------------- sampling
+  def decode_prior(self, num: int, seed, component=None, training=False):
+    """Decoder logits for z_d one-hot (uniform over J, or `component`), z_c ~ N(0, I).
+
+    Args:
+      num: rows to generate (Python int).
+      seed: stateless seed [2].
+      component: None (uniform over J) or a category index.
+      training: passed to the decoder.
+
+    Returns:
+      Bernoulli logits [num, H, W, C].
+    """
+    seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if component is None:
+      index = tf.random.stateless_uniform([num], seed_d, 0, self.num_categories, tf.int32)
+    else:
+      index = tf.fill([num], tf.cast(component, tf.int32))
+    z_d = tf.one_hot(index, self.num_categories)
+    z_c = tf.random.stateless_normal([num, self.continuous_dim], seed_c)
+    return self.decoder(tf.concat([z_d, z_c], -1), training=training)
+
+  def sample(self, num: int, component=None, seed=None):
+    """Images in [0, 1], [num, H, W, C]: Bernoulli means sigmoid(decoder(z)), z ~ prior."""
+    seed = evaluation.stateless_seed(self, seed)
+    return tf.sigmoid(self.decode_prior(num, seed, component))
+
+  def replay_batch(self, real, seed):
+    """Appends this replica's synthetic rows from the teacher to the real rows.
+
+    Args:
+      real: real images [b, H, W, C].
+      seed: stateless seed [2].
+
+    Returns:
+      (x [b + n, H, W, C], omega [b + n]) with omega 1 on real, 0 on synthetic rows.
+    """
+    replica, replicas = _replica()
+    total = self.synthetic_batch_size(self.config.batch_size)
+    n = total // replicas + (1 if replica < total % replicas else 0)
+    ones = tf.ones(tf.shape(real)[:1])
+    if self.teacher is None or n == 0:
+      return real, ones
+    synthetic = self.teacher_samples(n, seed)
+    return tf.concat([real, synthetic], 0), tf.concat([ones, tf.zeros([n])], 0)
+
+  def teacher_samples(self, num: int, seed=None):
+    """Synthetic images of the teacher, [num, H, W, C] (method.md section 5).
+
+    z_d one-hot uniform over the teacher's J_T categories, z_c ~ N(0, I),
+    x = sigmoid(teacher decoder logits), or x ~ Bernoulli(that) with
+    config.replay_sample_pixels. `seed`: None (the student's generator), an
+    int or a stateless [2] tensor.
+    """
+    if self.teacher is None:
+      raise ValueError("this student has no teacher")
+    seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(
+        evaluation.stateless_seed(self, seed), 2))
+    mean = tf.sigmoid(self.teacher.decode_prior(num, seed_z, training=False))
+    return binarize(mean, seed_x) if self.config.replay_sample_pixels else mean
+
+  def draw_noise(self, batch, seed):
+    """Noise of one reparameterised sample: gumbel [B, J], normal [B, F]."""
+    seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    return {"gumbel": latents.gumbel_noise([batch, self.num_categories], seed_d),
+            "normal": tf.random.stateless_normal([batch, self.continuous_dim], seed_c)}
+
+  # -------------------------------------------------------------- objective
+  def per_example_terms(self, x, omega, noise, training=True):
+    """Named per-example terms [B] of the student objective for a given batch and noise.
+
+    Args:
+      x: images [B, H, W, C] (real and synthetic rows; the Bernoulli targets).
+      omega: [B], 1 real, 0 synthetic.
+      noise: dict from `draw_noise` (gumbel [B, J], normal [B, F]).
+      training: batch-norm mode of the student's networks.
+
+    Returns:
+      dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo,
+      consistency (0 on real rows), mutual_information, conditional_entropy,
+      loss. The marginal of the MI term is the global batch's.
+    """
+    logits, loc, scale = self.encoder(x, training=training)
+    z_d = latents.relaxed_one_hot_sample(logits, self.temperature(), noise["gumbel"])
+    z_c = latents.gaussian_sample(loc, scale, noise["normal"])
+    dec = self.decoder(tf.concat([z_d, z_c], -1), training=training)
+    terms = objectives.neg_elbo_terms(x, dec, logits, loc, scale)
+    count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
+    marginal = _all_reduce_sum(objectives.batch_marginal_sum(logits)) / count
+    terms.update(objectives.mutual_information_terms(logits, marginal))
+    if self.teacher is None:
+      terms["consistency"] = tf.zeros_like(terms["neg_elbo"])
+    else:
+      t_logits, t_loc, t_scale = self.teacher.encoder(x, training=False)
+      gaussian = self.config.consistency_gaussian
+      cons = objectives.consistency_terms(
+          logits, t_logits, eps=self.config.teacher_pad_eps,
+          direction=self.config.consistency_kl,
+          student_gaussian=(loc, scale) if gaussian else None,
+          teacher_gaussian=(t_loc, t_scale) if gaussian else None)
+      terms["consistency"] = objectives.masked_consistency(cons["consistency"], omega)
+    terms["loss"] = objectives.student_loss(
+        terms["neg_elbo"], terms["consistency"], terms["mutual_information"], omega,
+        gamma=self.config.consistency_weight, lam=self.config.mi_weight)
+    return terms
+
+  def loss_and_gradients(self, x, omega, noise):
+    """This replica's loss (sum / global batch size), its gradients and the terms.
+
+    Returns:
+      (loss scalar, gradients aligned with `student_variables`, terms dict,
+      global row count). Summing loss and gradients over replicas gives those
+      of one device on the whole batch.
+    """
+    with tf.GradientTape() as tape:
+      terms = self.per_example_terms(x, omega, noise, training=True)
+      count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
+      loss = tf.reduce_sum(terms["loss"]) / count
+    grads = tape.gradient(loss, self.student_variables)
+    return loss, grads, terms, count
+
+  # ------------------------------------------------------------------ steps
+  def _step_seed(self):
+    """A fresh stateless seed per step, distinct on each replica."""
+    seed = tf.cast(self.seed_generator.next(), tf.int64)
+    replica, _ = _replica()
+    return tf.random.experimental.stateless_fold_in(seed, replica)
+
+  def train_step(self, data):
+    seed_replay, seed_bin, seed_noise = tf.unstack(
+        tf.random.experimental.stateless_split(self._step_seed(), 3))
+    x, omega = self.replay_batch(_images(data), seed_replay)
+    if self.config.binarize:
+      x = binarize(x, seed_bin)
+    noise = self.draw_noise(tf.shape(x)[0], seed_noise)
+    tau = self.temperature()
+    _, grads, terms, count = self.loss_and_gradients(x, omega, noise)
+    self.optimizer.apply(grads, self.student_variables)
+    self.student_step.assign_add(1)
+    sums = tf.stack([tf.reduce_sum(terms[name]) for name in TERMS]
+                    + [tf.reduce_sum(1.0 - omega)])
+    means = tf.unstack(_all_reduce_sum(sums) / count)
+    for name, value in zip(TERMS, means):
+      self.trackers[name].update_state(value)
+    self.trackers["pi"].update_state(means[-1])
+    self.trackers["temperature"].update_state(tau)
+    _, replicas = _replica()
+    full_grads = _all_reduce_sum(grads) if replicas > 1 else grads
+    self.trackers["grad_norm"].update_state(tf.linalg.global_norm(full_grads))
+    return {m.name: m.result() for m in self.metrics}
+
+  def test_step(self, data):
+    """-ELBO with a hard z_d on real rows (method.md section 3); updates the ELBO trackers."""
+    seed_bin, seed = tf.unstack(tf.random.experimental.stateless_split(self._step_seed(), 2))
+    x = _images(data)
+    if self.config.binarize:
+      x = binarize(x, seed_bin)
+    terms = evaluation.neg_elbo_terms(self, x, "sample", seed)
+    count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
+    names = ("neg_elbo", "reconstruction", "kl_continuous", "kl_discrete")
+    sums = tf.stack([tf.reduce_sum(terms[name]) for name in names])
+    means = tf.unstack(_all_reduce_sum(sums) / count)
+    for name, value in zip(names, means):
+      self.trackers[name].update_state(value)
+    self.trackers["loss"].update_state(means[0])
+    return {m.name: m.result() for m in self.metrics}
+
+
+def compile_student(model: LifelongVAE, config) -> LifelongVAE:
+  """Compiles `model` with a fresh Adam(config.learning_rate); returns it.
+
+  Call inside the strategy scope the model was built in. jit_compile and
+  steps_per_execution come from `config` (XLA fails under MirroredStrategy
+  on CPU; see docs/stack-notes.md).
+  """
+  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+  return model
+
+
+def new_student(config, image_shape) -> LifelongVAE:
+  """The first interval's model: a plain compiled VAE, J = 1, no teacher, pi = 0.
+
+  Call inside the caller's strategy scope.
+  """
+  encoder, decoder = networks.build_networks(config.resolved_arch, image_shape, 1,
+                                             config.continuous_dim, config)
+  model = LifelongVAE(encoder, decoder, config, num_categories=1, image_shape=image_shape)
+  return compile_student(model, config)
