@@ -26,6 +26,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 ARCHS = ("mlp", "conv")
 CONSISTENCY_KLS = ("reverse", "forward")
 GROW_INITS = ("glorot", "keep_old")
+BASELINES = ("none", "naive", "batch_vae")
 
 DEFAULT_ANGLES = (30.0, 70.0, 130.0, 200.0, 250.0)
 
@@ -97,6 +98,12 @@ class Config:
   grow_init: str = "glorot"
   """glorot: re-initialise the grown layers; keep_old: copy the old slice and
   initialise only the new rows/columns."""
+
+  baseline: str = "none"
+  """none: the lifelong model; naive: sequential fine-tuning with no teacher and
+  no replay (the lower bound); batch_vae: all the stream's distributions at once
+  in one interval, J = their number, budget = intervals x max_steps (the upper
+  bound)."""
 
   # --- optimisation and interval length (method.md section 6) ---
   batch_size: int = 128
@@ -186,6 +193,8 @@ def validate(c: Config) -> None:
   _check(c.consistency_kl in CONSISTENCY_KLS,
          f"consistency_kl must be one of {', '.join(CONSISTENCY_KLS)}, "
          f"not {c.consistency_kl!r}")
+  _check(c.baseline in BASELINES,
+         f"baseline must be one of {', '.join(BASELINES)}, not {c.baseline!r}")
   _check(c.grow_init in GROW_INITS,
          f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}")
   for name in ("batch_size", "patience", "eval_every", "max_steps_per_interval",

@@ -12,8 +12,9 @@ import pytest
 
 from tf_lifelong.config import Config
 
+from ..paths import MNIST_DIR
+
 IMAGE_SHAPE = (5, 7, 1)
-MNIST_DIR = "/work/shared/data/mnist"
 
 
 def make_config(**overrides) -> Config:
@@ -44,12 +45,12 @@ def log_softmax(a):
 
 
 def _dense(layer, h):
-  kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+  kernel, bias = (w.numpy().astype(np.float64) for w in layer.weights)
   return h @ kernel + bias
 
 
 def _bn_inference(layer, h):
-  gamma, beta, mean, var = (np.asarray(w, np.float64) for w in layer.get_weights())
+  gamma, beta, mean, var = (w.numpy().astype(np.float64) for w in layer.weights)
   return (h - mean) / np.sqrt(var + layer.epsilon) * gamma + beta
 
 
@@ -78,9 +79,11 @@ def randomize_batch_norm(network, rng):
   """Non-trivial BN parameters and moving statistics so that inference mode is tested."""
   for layer in network.layers:
     if layer.__class__.__name__ == "BatchNormalization":
-      shapes = [w.shape for w in layer.get_weights()]
-      layer.set_weights([rng.uniform(0.5, 1.5, shapes[0]), rng.normal(0, 0.3, shapes[1]),
-                         rng.normal(0, 0.5, shapes[2]), rng.uniform(0.5, 2.0, shapes[3])])
+      gamma, beta, mean, var = layer.weights
+      gamma.assign(rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32))
+      beta.assign(rng.normal(0, 0.3, beta.shape).astype(np.float32))
+      mean.assign(rng.normal(0, 0.5, mean.shape).astype(np.float32))
+      var.assign(rng.uniform(0.5, 2.0, var.shape).astype(np.float32))
 
 
 def _read_idx(path):

@@ -18,7 +18,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from tf_lifelong.config import Config  # noqa: E402
-from tf_lifelong.model import handover, new_student  # noqa: E402
+from tf_lifelong.model.handover import handover, new_student  # noqa: E402
 
 B, F, IMAGE = 8, 4, (5, 7, 1)
 

@@ -145,3 +145,22 @@ def test_grow_slice():
                                 [[0, 1, 2, -1], [3, 4, 5, -1]])
   with pytest.raises(ValueError):
     handover.grow_slice(fresh, old, -1, 0)
+
+
+def test_keep_old_on_conv_kernels():
+  config = make_config(arch="conv", conv_filters=2, grow_init="keep_old")
+  old = handover.new_student(config, (8, 8, 3))
+  for var in old.student_variables:
+    var.assign(np.random.default_rng(0).normal(size=var.shape).astype(np.float32))
+  new = handover.handover(old, is_new=True, config=config)
+  a = old.encoder.latent_projection.kernel.numpy()          # [1, 1, 4, 1 + 2F]
+  b = new.encoder.latent_projection.kernel.numpy()
+  assert b.shape == a.shape[:-1] + (a.shape[-1] + 1,)
+  np.testing.assert_array_equal(b[..., :1], a[..., :1])
+  np.testing.assert_array_equal(b[..., 2:], a[..., 1:])
+  a = old.decoder.latent_input.kernel.numpy()               # [1, 1, 1 + F, 4]
+  b = new.decoder.latent_input.kernel.numpy()
+  np.testing.assert_array_equal(b[:, :, :1], a[:, :, :1])
+  np.testing.assert_array_equal(b[:, :, 2:], a[:, :, 1:])
+  x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype(np.float32)
+  assert new(x).shape == (2, 8, 8, 3)

@@ -1,5 +1,6 @@
 """The student's objective, replay and Keras plumbing (method.md sections 4-5)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -182,3 +183,17 @@ def test_jit_compiled_step(rng):
   data = rng.uniform(size=(2 * model.real_batch_size(B), *IMAGE_SHAPE)).astype(np.float32)
   logs = model.fit(data, batch_size=model.real_batch_size(B), verbose=0).history
   assert np.isfinite(logs["loss"][-1])
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")
+def test_keras_file_round_trip(rng, tmp_path):
+  model = make_student(make_config(), J, rng, teacher_categories=J_T)
+  model.save(tmp_path / "student.keras")
+  loaded = keras.models.load_model(tmp_path / "student.keras")
+  assert (loaded.num_categories, loaded.num_seen, loaded.teacher.num_categories) == (J, J_T, J_T)
+  assert not loaded.teacher.trainable
+  for a, b in zip(model.weights, loaded.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  x = rng.uniform(size=(B, *IMAGE_SHAPE)).astype(np.float32)
+  np.testing.assert_array_equal(model(x), loaded(x))

@@ -31,7 +31,14 @@ import tensorflow as tf
 
 from tf_lifelong.config import Config
 from tf_lifelong.data import transforms
-from tf_lifelong.data.sources import DataError, SourceData, Split, holdout, load_source
+from tf_lifelong.data.sources import (
+    DataError,
+    SourceData,
+    Split,
+    concat_splits,
+    holdout,
+    load_source,
+)
 
 ROTATED_MNIST_INTERVALS = 70
 """Intervals drawn for rotated_mnist when `config.num_intervals` is None."""
@@ -245,6 +252,23 @@ def build_stream(config: Config) -> Stream:
   first = next(iter(distributions.values()))
   return Stream(config.dataset, tuple(first.train.images.shape[1:]), distributions,
                 tuple(intervals))
+
+
+def joint(stream: Stream) -> Stream:
+  """The batch baseline's stream: one interval holding every scheduled distribution.
+
+  Its distribution (id -1) pools the train, validation and test splits of the
+  distinct distributions of `stream`'s schedule; `distributions` is unchanged,
+  so evaluation still sees each distribution on its own.
+  """
+  ids = list(dict.fromkeys(stream.scheduled_ids))
+  parts = [stream.distributions[i] for i in ids]
+  pooled = Distribution(
+      -1, "all of " + ", ".join(d.name for d in parts),
+      concat_splits([d.train for d in parts]),
+      concat_splits([d.validation for d in parts]),
+      concat_splits([d.test for d in parts]))
+  return dataclasses.replace(stream, intervals=(Interval(0, pooled, True),))
 
 
 # ---------------------------------------------------------------- tf.data

@@ -77,8 +77,7 @@ def transfer_weights(old, new, *, grow_init: str = "glorot", insert_at: int = 0)
                          f"{old_var.shape} -> {new_var.shape}")
       if grow_init == "keep_old":
         axis = new.GROWN_KERNEL_AXIS if len(new_var.shape) > 1 else -1
-        new_var.assign(grow_slice(old_var.numpy(),
-                                  new_var.numpy(), axis, insert_at))
+        new_var.assign(grow_slice(old_var.numpy(), new_var.numpy(), axis, insert_at))
       elif grow_init != "glorot":
         raise ValueError(f"grow_init must be glorot or keep_old, not {grow_init!r}")
 
@@ -113,9 +112,11 @@ def handover(student: LifelongVAE, *, is_new: bool, config) -> LifelongVAE:
 
   1. teacher <- frozen copy of `student` (separate variables);
   2. J <- J_T + 1 if `is_new` else J_T;
-  3. every weight of unchanged shape copied from the student; the grown
-     layers (encoder.latent_projection, decoder.latent_input) per
-     config.grow_init;
+  3. every weight (variable) of unchanged shape copied from the student;
+     the grown ones, encoder.latent_projection's kernel and bias and
+     decoder.latent_input's kernel, per config.grow_init (glorot: fresh
+     Glorot kernel, zero bias; keep_old: old slices kept). The bias of
+     decoder.latent_input keeps its shape [width] and is copied;
   4. fresh Adam(config.learning_rate), batch-norm moving statistics reset,
      step counter (temperature) at 0, k = J_T (see the module docstring). The
      random stream continues from the student's.

@@ -59,6 +59,14 @@ class _Network(keras.Model):
     return {"image_shape": self.image_shape, "num_categories": self.num_categories,
             "continuous_dim": self.continuous_dim, "width": self.width, "name": self.name}
 
+  def build_with_zeros(self):
+    """Creates the variables by calling the network once on zeros (inference mode)."""
+    if self.GROWN_LAYER == "latent_projection":
+      self(ops.zeros((1, *self.image_shape)), training=False)
+    else:
+      self(ops.zeros((1, self.num_categories + self.continuous_dim)), training=False)
+    return self
+
   @property
   def grown_layer(self):
     """The layer whose shape depends on J (re-initialised when J grows)."""
@@ -229,6 +237,4 @@ def build_networks(arch: str, image_shape, num_categories: int, continuous_dim: 
   width = config.hidden_units if arch == "mlp" else config.conv_filters
   encoder = encoder_cls(image_shape, num_categories, continuous_dim, width, name="encoder")
   decoder = decoder_cls(image_shape, num_categories, continuous_dim, width, name="decoder")
-  encoder(ops.zeros((1, *encoder.image_shape)), training=False)
-  decoder(ops.zeros((1, num_categories + continuous_dim)), training=False)
-  return encoder, decoder
+  return encoder.build_with_zeros(), decoder.build_with_zeros()

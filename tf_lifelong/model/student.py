@@ -36,6 +36,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_lifelong import config as config_lib
 from tf_lifelong.model import evaluation, latents, networks, objectives
 
 TERMS = ("loss", "neg_elbo", "reconstruction", "kl_continuous", "kl_discrete", "consistency",
@@ -75,6 +76,20 @@ def binarize(x, seed):
 class LifelongVAE(keras.Model):
   """Student VAE with latent [z_d (J categories), z_c (F dims)] and an optional teacher.
 
+  Build it inside the strategy scope it will train in (`new_student`,
+  `handover.handover` do and also compile it).
+
+  Args:
+    encoder, decoder: built networks from `networks.build_networks` with J
+      = `num_categories` and F = config.continuous_dim.
+    config: the run's Config (gamma, lambda, consistency options, teacher_pad_eps,
+      temperature schedule, replay_sample_pixels, binarize, batch_size, seed).
+    num_categories: J.
+    image_shape: (H, W, C).
+    teacher: a frozen LifelongVAE (set non-trainable here) or None.
+    num_seen: k >= 0; needs a teacher when positive.
+    seed: seed of the SeedGenerator (default config.seed).
+
   Attributes:
     encoder, decoder: the networks (`networks.build_networks`).
     teacher: frozen LifelongVAE with J_T <= J categories, or None.
@@ -108,6 +123,27 @@ class LifelongVAE(keras.Model):
                      for name in (*TERMS, "temperature", "pi", "grad_norm")}
     self.built = True
 
+  def get_config(self):
+    serialize = keras.saving.serialize_keras_object
+    return {"encoder": serialize(self.encoder), "decoder": serialize(self.decoder),
+            "config": self.config.to_dict(), "num_categories": self.num_categories,
+            "image_shape": self.image_shape, "num_seen": self.num_seen,
+            "teacher": None if self.teacher is None else serialize(self.teacher),
+            "name": self.name}
+
+  @classmethod
+  def from_config(cls, config):
+    """Rebuilds the model (networks built, weights fresh) from `get_config` output."""
+    values = dict(config)
+    for key in ("encoder", "decoder", "teacher"):
+      if values.get(key) is not None:
+        values[key] = keras.saving.deserialize_keras_object(values[key])
+    for network in (values["encoder"], values["decoder"]):
+      if not network.built:
+        network.build_with_zeros()
+    values["config"] = config_lib.Config.from_dict(values["config"])
+    return cls(**values)
+
   # ------------------------------------------------------------------ sizes
   @property
   def replay_fraction(self) -> float:
@@ -115,7 +151,11 @@ class LifelongVAE(keras.Model):
     return self.num_seen / (self.num_seen + 1)
 
   def synthetic_batch_size(self, global_batch_size: int) -> int:
-    """round(B k / (k + 1)) synthetic rows in a global batch of B (at most B - 1)."""
+    """round(B k / (k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
+
+    The training step adds this many rows (split over the replicas) for
+    B = config.batch_size, whatever the size of the real batch it gets.
+    """
     if self.num_seen == 0:
       return 0
     n = int(global_batch_size * self.num_seen / (self.num_seen + 1) + 0.5)
