@@ -113,3 +113,24 @@ def test_workdir_with_another_config_is_refused(dry_run):
   other = config_lib.Config(order=(1, 2), **TINY)
   with pytest.raises(lifelong.RunError, match="another configuration"):
     lifelong.run(other, workdir, out=open(os.devnull, "w"))
+
+
+def test_it_remembers_with_replay_and_forgets_without(tmp_path):
+  """Digit 0 then digit 1: replay with consistency keeps digit 0, naive training loses it.
+
+  Measured (seeds 1, 2): digit 0 test -ELBO after digit 1 is 140-141 nats with
+  replay and 360-363 without (129-130 before digit 1). Asserted with headroom.
+  """
+  settings = dict(dataset="mnist", data_dir=paths.DATA_ROOT, order=(0, 1), batch_size=64,
+                  hidden_units=128, continuous_dim=8, learning_rate=1e-3, eval_every=100,
+                  max_steps_per_interval=400, patience=10, eval_examples=300,
+                  validation_synthetic_examples=300, seed=1)
+  after = {}
+  for baseline in ("none", "naive"):
+    rows = lifelong.run(config_lib.Config(baseline=baseline, **settings),
+                        str(tmp_path / baseline), out=open(os.devnull, "w"))
+    after[baseline] = rows[-1]["neg_elbo_per_distribution"]["0"]
+    if baseline == "naive":
+      assert rows[-1]["synthetic_examples"] == 0
+  assert after["none"] < 200
+  assert after["naive"] > after["none"] + 100

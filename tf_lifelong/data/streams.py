@@ -54,6 +54,13 @@ class Distribution:
   train: Split
   validation: Split
   test: Split
+  members: tuple[int, ...] = ()
+  """For a pooled distribution (the batch baseline's), the ids it pools."""
+
+  @property
+  def member_ids(self) -> tuple[int, ...]:
+    """The stream distribution ids this distribution stands for."""
+    return self.members or (self.id,)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -267,7 +274,7 @@ def joint(stream: Stream) -> Stream:
       -1, "all of " + ", ".join(d.name for d in parts),
       concat_splits([d.train for d in parts]),
       concat_splits([d.validation for d in parts]),
-      concat_splits([d.test for d in parts]))
+      concat_splits([d.test for d in parts]), members=tuple(ids))
   return dataclasses.replace(stream, intervals=(Interval(0, pooled, True),))
 
 

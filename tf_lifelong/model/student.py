@@ -369,12 +369,26 @@ def compile_student(model: LifelongVAE, config) -> LifelongVAE:
   return model
 
 
-def new_student(config, image_shape) -> LifelongVAE:
-  """The first interval's model: a plain compiled VAE, J = 1, no teacher, pi = 0.
+def new_student(config, image_shape, num_categories: int = 1) -> LifelongVAE:
+  """The first interval's model: a plain compiled VAE, no teacher, pi = 0.
 
-  Call inside the caller's strategy scope.
+  J = 1 for a lifelong run; the batch baseline starts with J = the number of
+  distributions. Call inside the caller's strategy scope.
   """
-  encoder, decoder = networks.build_networks(config.resolved_arch, image_shape, 1,
+  encoder, decoder = networks.build_networks(config.resolved_arch, image_shape, num_categories,
                                              config.continuous_dim, config)
-  model = LifelongVAE(encoder, decoder, config, num_categories=1, image_shape=image_shape)
+  model = LifelongVAE(encoder, decoder, config, num_categories=num_categories,
+                      image_shape=image_shape)
   return compile_student(model, config)
+
+
+def without_teacher(model: LifelongVAE, config) -> LifelongVAE:
+  """The same networks as a compiled student with no teacher and no replay.
+
+  The naive sequential baseline: after the hand-over has grown J, training
+  sees only the current interval's data (pi = 0, no consistency term).
+  """
+  plain = LifelongVAE(model.encoder, model.decoder, config, num_categories=model.num_categories,
+                      image_shape=model.image_shape)
+  plain.seed_generator.state.assign(model.seed_generator.state.value)
+  return compile_student(plain, config)
