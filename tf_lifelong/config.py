@@ -126,6 +126,8 @@ class Config:
   """Split the CPU into N logical devices (a testing aid for `mirrored`)."""
   jit_compile: bool = False
   steps_per_execution: int = 1
+  threads: int = 0
+  """CPU threads for TensorFlow's ops (intra- and inter-op); 0: TensorFlow decides."""
   seed: int = 0
   deterministic: bool = False
   checkpoint_every: int = 1000
@@ -201,7 +203,7 @@ def validate(c: Config) -> None:
                "continuous_dim", "hidden_units", "conv_filters",
                "tau_update_every", "steps_per_execution"):
     _check(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
-  for name in ("consistency_weight", "mi_weight", "tau_rate", "checkpoint_every",
+  for name in ("consistency_weight", "mi_weight", "tau_rate", "checkpoint_every", "threads",
                "num_cpu_devices", "min_steps_per_interval",
                "validation_synthetic_examples"):
     _check(getattr(c, name) >= 0, f"{name} must not be negative, got {getattr(c, name)}")

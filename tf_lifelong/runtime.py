@@ -36,10 +36,22 @@ def configure(config: config_lib.Config) -> None:
   """
   if config.num_cpu_devices > 1:
     split_cpu(config.num_cpu_devices)
+  if config.threads:
+    set_threads(config.threads)
   seed_everything(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   tf.config.list_logical_devices()  # Initialises the devices now, with this layout.
+
+
+def set_threads(n: int) -> None:
+  """Caps TensorFlow's op threads (e.g. 1 to run two experiments on two cores)."""
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+  except RuntimeError as e:
+    if tf.config.threading.get_intra_op_parallelism_threads() != n:
+      raise RuntimeSetupError(f"cannot set {n} threads after TensorFlow started: {e}") from None
 
 
 def seed_everything(seed: int) -> None:

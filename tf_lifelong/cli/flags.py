@@ -102,6 +102,9 @@ def define_run_flags() -> None:
   flags.DEFINE_integer("max_steps_per_interval", d.max_steps_per_interval,
                        "Upper bound on the training steps of one interval.")
   flags.DEFINE_integer("seed", d.seed, "Seed of the schedule, initialisation and sampling.")
+  flags.DEFINE_integer("threads", d.threads,
+                       "CPU threads for TensorFlow ops (0: all cores); 1 lets two runs "
+                       "share a 2-core machine.")
   flags.DEFINE_bool("deterministic", d.deterministic,
                     "Enable TensorFlow's op determinism (slower) and seed everything.")
   flags.DEFINE_bool("binarize", d.binarize,
@@ -119,7 +122,7 @@ _SIMPLE = (
     "dataset", "data_dir", "num_intervals", "strategy", "num_cpu_devices", "arch",
     "batch_size", "learning_rate", "continuous_dim", "consistency_weight", "mi_weight",
     "consistency_kl", "consistency_gaussian", "patience", "eval_every",
-    "max_steps_per_interval", "seed", "deterministic", "binarize", "jit_compile",
+    "max_steps_per_interval", "seed", "threads", "deterministic", "binarize", "jit_compile",
     "eval_examples",
 )
 
