@@ -95,6 +95,10 @@ def define_run_flags() -> None:
                     "forward = KL(teacher||student).")
   flags.DEFINE_bool("consistency_gaussian", d.consistency_gaussian,
                     "Add the Gaussian z_c term to the consistency KL.")
+  flags.DEFINE_enum("baseline", d.baseline, list(config_lib.BASELINES),
+                    "none: the lifelong model; naive: sequential training with no teacher "
+                    "and no replay (lower bound); batch_vae: all distributions at once, "
+                    "one category each, at the whole stream's step budget (upper bound).")
   flags.DEFINE_integer("patience", d.patience,
                        "Validation evaluations without improvement before an interval ends.")
   flags.DEFINE_integer("eval_every", d.eval_every,
@@ -121,7 +125,7 @@ def define_run_flags() -> None:
 _SIMPLE = (
     "dataset", "data_dir", "num_intervals", "strategy", "num_cpu_devices", "arch",
     "batch_size", "learning_rate", "continuous_dim", "consistency_weight", "mi_weight",
-    "consistency_kl", "consistency_gaussian", "patience", "eval_every",
+    "consistency_kl", "consistency_gaussian", "baseline", "patience", "eval_every",
     "max_steps_per_interval", "seed", "threads", "deterministic", "binarize", "jit_compile",
     "eval_examples",
 )
