@@ -31,6 +31,7 @@ import tensorflow as tf
 from tf_lifelong import (
   __version__,
   artifacts,
+  checkpoints,
   evaluate,
   metrics,
   progress,
@@ -88,6 +89,11 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
   runtime.check_batch_divides(config, strategy)
   chief = runtime.is_chief(strategy)
   stream = streams.build_stream(config)
+  if config.baseline == "batch_vae":
+    # One interval with everything, at the budget of the whole stream.
+    config = dataclasses.replace(
+        config, max_steps_per_interval=config.max_steps_per_interval * len(stream))
+    stream = streams.joint(stream)
   if chief:
     _prepare_workdir(config, workdir, overwrite)
   ctx = Context(config, workdir, stream,
@@ -132,12 +138,9 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
   start = time.monotonic()
   teacher_seen = list(ctx.seen)
   with strategy.scope():
-    if ctx.student is None:
-      ctx.student = student_lib.new_student(config, ctx.stream.image_shape)
-    else:
-      ctx.student = handover.handover(ctx.student, is_new=interval.is_new, config=config)
+    ctx.student = _next_student(ctx.student, interval, ctx.stream, config)
   if interval.is_new:
-    ctx.seen.append(interval.distribution_id)
+    ctx.seen.extend(interval.distribution.member_ids)
   _call(hooks, "before_interval", ctx)
   dist = interval.distribution
   shown.start_interval(interval.index,
@@ -180,6 +183,19 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
       f"consistency {_fmt(row['consistency'])}")
   if chief:
     _record(ctx, row, writer)
+
+
+def _next_student(student, interval: streams.Interval, stream: streams.Stream,
+                  config: config_lib.Config):
+  """The interval's student: a new one, or the hand-over from the last one."""
+  if student is None:
+    # The batch baseline's one interval pools all distributions: one category each.
+    categories = len(interval.distribution.member_ids)
+    return student_lib.new_student(config, stream.image_shape, categories)
+  student = handover.handover(student, is_new=interval.is_new, config=config)
+  if config.baseline == "naive":
+    student = student_lib.without_teacher(student, config)
+  return student
 
 
 def _validation_fn(student, dist: streams.Distribution, config: config_lib.Config):
@@ -237,13 +253,9 @@ def reconstruction_grid(student, stream: streams.Stream, seen: Sequence[int],
 
 
 def _checkpoint(ctx: Context) -> None:
-  folder = os.path.join(ctx.workdir, "checkpoints")
-  ckpt = tf.train.Checkpoint(student=ctx.student)
-  path = ckpt.write(os.path.join(folder, f"interval-{ctx.interval.index:03d}"))
-  artifacts.write_json(os.path.join(folder, "latest.json"), {
-      "checkpoint": os.path.basename(path), "interval": ctx.interval.index,
-      "num_categories": int(ctx.student.num_categories), "seen": ctx.seen,
-      "global_step": ctx.global_step})
+  checkpoints.save(ctx.workdir, ctx.student, {
+      "interval": ctx.interval.index, "seen": ctx.seen, "global_step": ctx.global_step,
+      "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen}})
 
 
 def _export(ctx: Context) -> None:

@@ -26,9 +26,10 @@ def quiet_tensorflow(verbose: bool) -> None:
 
 def user_errors() -> tuple[type[BaseException], ...]:
   """The exception types that mean bad input, not a bug (imported lazily)."""
-  from tf_lifelong import config, lifelong
+  from tf_lifelong import checkpoints, config, lifelong, tuning
   from tf_lifelong.data import sources
-  return (config.ConfigError, sources.DataError, lifelong.RunError)
+  return (config.ConfigError, sources.DataError, lifelong.RunError, checkpoints.CheckpointError,
+          tuning.TuneError)
 
 
 @contextlib.contextmanager

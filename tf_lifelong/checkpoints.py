@@ -1,0 +1,276 @@
+"""Checkpoints of the student (with its frozen teacher) and restoring them.
+
+    path = save(workdir, student, {"interval": 2, "seen": [3, 7], "global_step": 180})
+    student, config, state = restore_student(workdir)            # the latest
+    student, config, state = restore_student(workdir, "interval-001")
+
+A checkpoint is `tf.train.Checkpoint(student=student, seed_state=...)` written
+under `workdir/checkpoints/NAME` (NAME defaults to `interval-XXX`); the
+student's object graph holds its encoder, decoder, step counter, optimizer
+and teacher (whose own graph holds its encoder and decoder). Keras'
+`SeedGenerator` is not tracked by TensorFlow, so its state is saved beside the
+student as `seed_state`: a restored student continues the same random stream.
+
+Beside each checkpoint, `NAME.json` records what is needed to rebuild the
+model before restoring its weights, and `latest.json` is a copy of the newest
+one (both written atomically, after the checkpoint files, so that a reader
+following `latest.json` always finds a complete checkpoint):
+
+- `checkpoint`: NAME; `interval`: its interval index; `global_step`;
+- `num_categories` (J), `teacher_num_categories` (J_T, or null without a
+  teacher), `num_seen` (k, the student's count of distributions seen before its
+  interval), `seen` (the distribution ids seen so far, in order of arrival);
+- `arch`, `image_shape`, `continuous_dim`; any other key the caller put in
+  `state` (e.g. `distribution_names`).
+
+`restore_student` reads `workdir/config.json`, rebuilds the student with J
+categories (and its teacher with J_T) through the model package's
+constructors, restores the weights and checks that every variable of the
+rebuilt model received a value (`assert_existing_objects_matched`). Only the
+optimizer's slot variables (Adam moments, created at the first step) may stay
+unrestored; the restored student's optimizer starts them afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+
+from tf_lifelong import __version__, artifacts
+from tf_lifelong import config as config_lib
+
+FOLDER = "checkpoints"
+LATEST = "latest.json"
+FORMAT_VERSION = 1
+_REQUIRED_STATE = ("interval", "seen", "global_step")
+
+
+class CheckpointError(Exception):
+  """A workdir or checkpoint that cannot be restored; the message says why."""
+
+
+def folder(workdir: str) -> str:
+  """The checkpoint folder of a workdir."""
+  return os.path.join(workdir, FOLDER)
+
+
+def _trackables(student) -> dict[str, Any]:
+  """What a checkpoint holds: the student and its seed generator's state."""
+  return {"student": student, "seed_state": student.seed_generator.state}
+
+
+def save(workdir: str, student, state: dict[str, Any]) -> str:
+  """Writes a checkpoint of `student` (and its teacher) and its state record.
+
+  Args:
+    workdir: the run's workdir; the checkpoint goes under workdir/checkpoints/.
+    student: a LifelongVAE.
+    state: the run's state: `interval` (index), `seen` (distribution ids seen
+      so far) and `global_step` are required; `checkpoint` (the name, default
+      `interval-XXX`) and any JSON-serialisable extras are optional. The
+      model's own facts (J, J_T, k, arch, shapes) are added here.
+
+  Returns:
+    The checkpoint's path prefix (workdir/checkpoints/NAME).
+
+  Raises:
+    ValueError: a required state key is missing.
+  """
+  missing = [key for key in _REQUIRED_STATE if key not in state]
+  if missing:
+    raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
+  name = state.get("checkpoint") or f"interval-{int(state['interval']):03d}"
+  teacher = student.teacher
+  record = {
+      **state,
+      "checkpoint": name,
+      "interval": int(state["interval"]),
+      "global_step": int(state["global_step"]),
+      "seen": [int(i) for i in state["seen"]],
+      "num_categories": int(student.num_categories),
+      "teacher_num_categories": None if teacher is None else int(teacher.num_categories),
+      "num_seen": int(student.num_seen),
+      "arch": student.arch,
+      "image_shape": [int(d) for d in student.image_shape],
+      "continuous_dim": int(student.continuous_dim),
+      "format_version": FORMAT_VERSION,
+      "tf_lifelong_version": __version__,
+  }
+  path = tf.train.Checkpoint(**_trackables(student)).write(os.path.join(folder(workdir), name))
+  artifacts.write_json(os.path.join(folder(workdir), f"{name}.json"), record)
+  artifacts.write_json(os.path.join(folder(workdir), LATEST), record)
+  return path
+
+
+def available(workdir: str) -> list[str]:
+  """Names of the checkpoints in a workdir that have a state record, sorted."""
+  try:
+    names = os.listdir(folder(workdir))
+  except OSError:
+    return []
+  return sorted(n[:-len(".json")] for n in names
+                if n.endswith(".json") and n != LATEST
+                and os.path.exists(os.path.join(folder(workdir), n[:-len(".json")] + ".index")))
+
+
+def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
+  """The state record of the latest (or the named) checkpoint.
+
+  Raises:
+    CheckpointError: no workdir, no checkpoint, or an unreadable record.
+  """
+  if not os.path.isdir(workdir):
+    raise CheckpointError(f"no workdir {workdir}")
+  if checkpoint is None:
+    path = os.path.join(folder(workdir), LATEST)
+    if not os.path.exists(path):
+      raise CheckpointError(f"{workdir} holds no checkpoint yet ({path} is missing); a run "
+                            "checkpoints after each interval")
+  else:
+    name = os.path.basename(checkpoint.rstrip("/"))
+    for suffix in (".index", ".json"):
+      name = name.removesuffix(suffix)
+    path = os.path.join(folder(workdir), f"{name}.json")
+    if not os.path.exists(path):
+      names = available(workdir)
+      raise CheckpointError(f"no checkpoint {checkpoint!r} in {folder(workdir)}; "
+                            f"available: {', '.join(names) if names else 'none'}")
+  try:
+    with open(path) as f:
+      state = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"cannot read {path}: {e}") from None
+  missing = [key for key in ("checkpoint", "num_categories", "teacher_num_categories",
+                             "num_seen", "arch", "image_shape", *_REQUIRED_STATE)
+             if key not in state]
+  if missing:
+    raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+  return state
+
+
+def read_config(workdir: str) -> config_lib.Config:
+  """The run's configuration, workdir/config.json.
+
+  Raises:
+    CheckpointError: no workdir or no readable config.json.
+    config.ConfigError: a config.json that is not a valid configuration.
+  """
+  if not os.path.isdir(workdir):
+    raise CheckpointError(f"no workdir {workdir}")
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError as e:
+    raise CheckpointError(f"cannot read {path} ({e.strerror}); is {workdir} the workdir "
+                          "of a tf_lifelong run?") from None
+  return config_lib.Config.from_json(text)
+
+
+def build_student(config: config_lib.Config, state: dict[str, Any]):
+  """A compiled student (and teacher) with the sizes of `state`; weights fresh.
+
+  Call inside the strategy scope the student should live in (if any).
+  """
+  from tf_lifelong.model import networks  # noqa: PLC0415
+  from tf_lifelong.model import student as student_lib  # noqa: PLC0415
+
+  arch, shape = state["arch"], tuple(int(d) for d in state["image_shape"])
+  j, j_teacher = int(state["num_categories"]), state["teacher_num_categories"]
+  teacher = None
+  if j_teacher is not None:
+    t_encoder, t_decoder = networks.build_networks(arch, shape, int(j_teacher),
+                                                   config.continuous_dim, config)
+    teacher = student_lib.LifelongVAE(t_encoder, t_decoder, config,
+                                      num_categories=int(j_teacher), image_shape=shape,
+                                      name="teacher")
+    teacher.trainable = False
+  encoder, decoder = networks.build_networks(arch, shape, j, config.continuous_dim, config)
+  model = student_lib.LifelongVAE(encoder, decoder, config, num_categories=j,
+                                  image_shape=shape, teacher=teacher,
+                                  num_seen=int(state["num_seen"]))
+  return student_lib.compile_student(model, config)
+
+
+def restore_student(workdir: str, checkpoint: str | None = None):
+  """Rebuilds the student of a workdir's latest (or named) checkpoint.
+
+  Args:
+    workdir: the run's workdir (holds config.json and checkpoints/).
+    checkpoint: a checkpoint name such as `interval-002`; None: the latest.
+
+  Returns:
+    (student, config, state): the compiled LifelongVAE with its teacher (if it
+    had one) and every weight restored, the run's Config, and the
+    checkpoint's state record.
+
+  Raises:
+    CheckpointError: missing workdir, config or checkpoint, or a checkpoint
+      that does not fit the configuration.
+    config.ConfigError: an invalid config.json.
+  """
+  config = read_config(workdir)
+  state = read_state(workdir, checkpoint)
+  if int(state.get("continuous_dim", config.continuous_dim)) != config.continuous_dim:
+    raise CheckpointError(f"checkpoint {state['checkpoint']} has continuous_dim "
+                          f"{state['continuous_dim']}, config.json {config.continuous_dim}")
+  prefix = os.path.join(folder(workdir), state["checkpoint"])
+  if not os.path.exists(prefix + ".index"):
+    raise CheckpointError(f"checkpoint files {prefix}.* are missing")
+  student = build_student(config, state)
+  try:
+    status = tf.train.Checkpoint(**_trackables(student)).read(prefix)
+    status.expect_partial()  # Adam's slots: created at the first step, not before.
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise CheckpointError(f"checkpoint {prefix} does not fit the model of {workdir}/"
+                          f"config.json: {_first_sentence(e)}") from None
+  return student, config, state
+
+
+def _first_sentence(error: BaseException, limit: int = 300) -> str:
+  """The start of an error message, without the variable values TensorFlow appends."""
+  text = " ".join(str(error).split()) or type(error).__name__
+  text = text.split(" Showing ")[0].split(" [<")[0]
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
+def export_metadata(config: config_lib.Config, state: dict[str, Any]) -> dict[str, Any]:
+  """The metadata stored with a SavedModel exported from a checkpoint."""
+  names = state.get("distribution_names") or {}
+  return {"version": __version__, "distributions_seen": list(state["seen"]),
+          "distribution_names": {str(k): v for k, v in names.items()},
+          "config": config.to_dict(), "checkpoint": state["checkpoint"],
+          "interval": state["interval"], "global_step": state["global_step"]}
+
+
+def export_checkpoint(workdir: str, checkpoint: str | None = None,
+                      output: str | None = None) -> str:
+  """Exports the student of a checkpoint as a serving SavedModel (tf_lifelong.export).
+
+  Args:
+    workdir: the run's workdir.
+    checkpoint: a checkpoint name; None: the latest.
+    output: the export directory; None: workdir/export.
+
+  Returns:
+    The absolute path of the export.
+
+  Raises:
+    CheckpointError, config.ConfigError: as `restore_student`.
+  """
+  from tf_lifelong import export  # noqa: PLC0415
+
+  student, config, state = restore_student(workdir, checkpoint)
+  try:
+    return export.export(student.encoder, student.decoder,
+                         num_categories=int(student.num_categories),
+                         continuous_dim=config.continuous_dim,
+                         image_shape=tuple(student.image_shape),
+                         metadata=export_metadata(config, state),
+                         path=output or os.path.join(workdir, "export"))
+  except OSError as e:
+    raise CheckpointError(f"cannot write the export: {e}") from None

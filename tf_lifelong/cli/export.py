@@ -1,0 +1,64 @@
+"""bin/export: writes the serving SavedModel of a run's checkpoint.
+
+    bin/export --workdir=runs/mnist-20261129-101500                 # latest checkpoint
+    bin/export --workdir=W --checkpoint=interval-003 --output=/srv/models/lgm/1
+
+Restores the student of the checkpoint (its configuration from W/config.json)
+and writes a SavedModel with the signatures sample, encode, reconstruct, elbo
+and metadata (docs/serving.md) to --output (default W/export).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from tf_lifelong.cli import errors
+from tf_lifelong.cli import flags as run_flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and "
+                      "checkpoints/).")
+  flags.DEFINE_string("checkpoint", None, "A checkpoint name in W/checkpoints, e.g. "
+                      "interval-003. Default: the latest (W/checkpoints/latest.json).")
+  flags.DEFINE_string("output", None, "Directory of the SavedModel. Default: W/export. An "
+                      "existing export there is replaced once the new one is complete.")
+  flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  errors.quiet_tensorflow(FLAGS.verbose)
+  with errors.reported("export", FLAGS.verbose):
+    if not FLAGS.workdir:
+      print("export: error: --workdir is required\nTry --help.", file=sys.stderr)
+      sys.exit(2)
+    with errors.native_stderr_silenced(not FLAGS.verbose):
+      from tf_lifelong import checkpoints  # noqa: PLC0415
+
+    path = checkpoints.export_checkpoint(FLAGS.workdir, FLAGS.checkpoint, FLAGS.output)
+    print(path)
+
+
+def entry() -> None:
+  define_flags()
+  run_flags.show_in_help(__name__)
+  app.run(main, flags_parser=_parse)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """absl's parser, with a one-line error for an unknown or malformed flag."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"export: error: {e}\nTry --help.", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  entry()
