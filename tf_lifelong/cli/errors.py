@@ -69,3 +69,23 @@ def reported(program: str, verbose: bool):
       raise
     print(f"{program}: error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
+  """absl's app.run, with the flags of `help_modules` under --help and a
+  one-line error (exit 2) for an unknown or malformed flag."""
+  from absl import app, flags  # noqa: PLC0415
+
+  from tf_lifelong.cli import flags as run_flags  # noqa: PLC0415
+
+  for module in help_modules:
+    run_flags.show_in_help(module)
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f"{program}: error: {e}\nTry --help.", file=sys.stderr)
+      sys.exit(2)
+
+  app.run(main, flags_parser=parse)

@@ -15,7 +15,6 @@ import sys
 from absl import app, flags
 
 from tf_lifelong.cli import errors
-from tf_lifelong.cli import flags as run_flags
 
 FLAGS = flags.FLAGS
 
@@ -47,17 +46,8 @@ def main(argv: list[str]) -> None:
 
 def entry() -> None:
   define_flags()
-  run_flags.show_in_help(__name__)
-  app.run(main, flags_parser=_parse)
+  errors.run_app("export", main, (__name__,))
 
-
-def _parse(argv: list[str]) -> list[str]:
-  """absl's parser, with a one-line error for an unknown or malformed flag."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f"export: error: {e}\nTry --help.", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ tensorboard/, samples/ and export/ (a SavedModel).
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
 
 from tf_lifelong.cli import errors
@@ -38,17 +36,8 @@ def main(argv: list[str]) -> None:
 
 def entry() -> None:
   run_flags.define_run_flags()
-  run_flags.show_in_help(run_flags.__name__)
-  app.run(main, flags_parser=_parse)
+  errors.run_app("train", main, (run_flags.__name__,))
 
-
-def _parse(argv: list[str]) -> list[str]:
-  """absl's parser, with a one-line error for an unknown or malformed flag."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f"train: error: {e}\nTry --help.", file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == "__main__":
