@@ -120,18 +120,7 @@ def main(argv: list[str]) -> None:
 
 def entry() -> None:
   define_flags()
-  run_flags.show_in_help(run_flags.__name__)
-  run_flags.show_in_help(__name__)
-  app.run(main, flags_parser=_parse)
-
-
-def _parse(argv: list[str]) -> list[str]:
-  """absl's parser, with a one-line error for an unknown or malformed flag."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    print(f"experiment: error: {e}\nTry --help.", file=sys.stderr)
-    sys.exit(2)
+  errors.run_app("experiment", main, (run_flags.__name__, __name__))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,320 @@
+"""Runs an experiment: every variant for every seed, then the report.
+
+    summary = run_experiment("mnist_sequential", base_config, seeds=[0, 1],
+                             variants=VARIANTS, output="results/mnist")
+
+Layout of `output` (OUT):
+
+- `OUT/experiment.json`: preset, seeds, variants, options, the base
+  configuration and every invocation (its command line and wall time);
+- `OUT/runs/classifier/`: the consistent-sampling classifier, trained once;
+- `OUT/runs/<variant>/seed-<n>/`: one lifelong run (`lifelong.run`'s files),
+  plus `result.json` (the final metrics and the end-of-run extras, written
+  last: its presence marks the run finished), `run_config.json` (the run's
+  own configuration: `bin/train --config_file` repeats it elsewhere) and `extras/`;
+- `OUT/report.md`, `OUT/summary.json`, `OUT/figures/` (report.py).
+
+Everything heavy (checkpoints, exports, TensorBoard logs, the classifier) lies
+under `OUT/runs/`, which a repository can ignore while keeping the report.
+
+A run whose `result.json` holds the same configuration is skipped, so an
+experiment killed half-way resumes at run granularity; an unfinished run is
+started afresh. With `parallel` > 1 runs go to that many subprocesses
+(`python -m tf_lifelong.experiments.runner SPEC`), each logging to its
+`log.txt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from tf_lifelong import artifacts
+from tf_lifelong import config as config_lib
+from tf_lifelong.experiments import presets
+from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
+
+RESULT = "result.json"
+RUN_CONFIG = "run_config.json"
+SPEC = "spec.json"
+LOG = "log.txt"
+EXPERIMENT = "experiment.json"
+CLASSIFIER = os.path.join("runs", "classifier")
+IGNORED_FIELDS = ("threads", "data_dir", "download")
+"""Config fields that do not change a run's result (a finished run is kept)."""
+FINAL_KEYS = ("test_neg_elbo_seen", "test_neg_elbo_full", "consistency",
+              "best_validation_neg_elbo", "num_categories")
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class ExperimentError(Exception):
+  """The experiment cannot go on, or some runs failed; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """One run of an experiment: a variant, a seed, where, and its configuration."""
+
+  variant: str
+  seed: int
+  workdir: str
+  config: config_lib.Config
+  options: ExtrasOptions
+  classifier_dir: str | None = None
+
+  def to_json(self) -> str:
+    return json.dumps({**dataclasses.asdict(self), "config": self.config.to_dict(),
+                       "options": dataclasses.asdict(self.options)}, indent=2)
+
+  @classmethod
+  def from_json(cls, text: str) -> RunSpec:
+    v = json.loads(text)
+    return cls(v["variant"], v["seed"], v["workdir"], config_lib.Config.from_dict(v["config"]),
+               ExtrasOptions(**v["options"]), v["classifier_dir"])
+
+
+def run_dir(output: str, variant: str, seed: int) -> str:
+  return os.path.join(output, "runs", variant, f"seed-{seed}")
+
+
+def plan(base: config_lib.Config, seeds: Sequence[int], variants: Sequence[str], output: str,
+         options: ExtrasOptions, classifier_dir: str | None = None) -> list[RunSpec]:
+  """The runs, seed-major: for seed in seeds, for variant in variants."""
+  return [RunSpec(v, s, run_dir(output, v, s),
+                  presets.variant_config(dataclasses.replace(base, seed=s), v), options,
+                  classifier_dir) for s in seeds for v in variants]
+
+
+def _comparable(config: dict) -> dict:
+  return {k: v for k, v in config.items() if k not in IGNORED_FIELDS}
+
+
+def read_result(workdir: str) -> dict | None:
+  path = os.path.join(workdir, RESULT)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def is_finished(spec: RunSpec) -> bool:
+  """Whether `spec.workdir` holds a finished run of the same configuration."""
+  result = read_result(spec.workdir)
+  return (result is not None and _comparable(result["config"])
+          == _comparable(json.loads(spec.config.to_json())))
+
+
+def train_command(spec: RunSpec) -> str:
+  """The bin/train command line that repeats this run (into a new workdir)."""
+  return shlex.join(["bin/train", f"--config_file={os.path.join(spec.workdir, RUN_CONFIG)}"])
+
+
+def run_one(spec: RunSpec, out=None) -> dict:
+  """Runs `spec` with lifelong.run and its end-of-run extras; writes result.json."""
+  from tf_lifelong import lifelong, sampling_metrics  # noqa: PLC0415
+
+  start = time.monotonic()
+  artifacts.write_text(os.path.join(spec.workdir, RUN_CONFIG), spec.config.to_json() + "\n")
+
+  def classifier():
+    if spec.classifier_dir is None:
+      return None
+    return sampling_metrics.Classifier.load(spec.classifier_dir)
+
+  hook = FinalExtras(spec.options, classifier)
+  rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
+  result = {"variant": spec.variant, "seed": spec.seed, "config": spec.config.to_dict(),
+            "intervals": len(rows), "final": {k: rows[-1].get(k) for k in FINAL_KEYS},
+            "extras": hook.result, "wall_seconds": round(time.monotonic() - start, 1),
+            "command": train_command(spec)}
+  artifacts.write_json(os.path.join(spec.workdir, RESULT), result)
+  return result
+
+
+def ensure_classifier(base: config_lib.Config, output: str, options: ExtrasOptions,
+                      out=None) -> str:
+  """Trains (once) the sampling classifier over all of the stream's distributions."""
+  from tf_lifelong import sampling_metrics  # noqa: PLC0415
+  from tf_lifelong.data import streams  # noqa: PLC0415
+
+  folder = os.path.join(output, CLASSIFIER)
+  stream = streams.build_stream(base)
+  ids = tuple(sorted(stream.distributions))
+  if sampling_metrics.Classifier.exists(folder):
+    if sampling_metrics.Classifier.load(folder).class_ids == ids:
+      return folder
+  _say(out, f"training the sampling classifier on {len(ids)} distributions")
+  classifier = sampling_metrics.train_classifier(
+      stream, ids, epochs=options.classifier_epochs,
+      max_per_class=options.classifier_max_per_class, seed=base.seed)
+  classifier.save(folder)
+  _say(out, f"classifier test accuracy {classifier.test_accuracy:.4f}")
+  return folder
+
+
+def run_experiment(preset: str, base: config_lib.Config, *, seeds: Sequence[int],
+                   variants: Sequence[str], output: str, options: ExtrasOptions | None = None,
+                   parallel: int = 1, command: str | None = None, out=None) -> dict:
+  """Runs the experiment's unfinished runs, then builds the report.
+
+  Args:
+    preset: the preset's name (recorded; `base` already holds its fields).
+    base: the configuration every run starts from (variants change it, seeds set `seed`).
+    seeds: run seeds.
+    variants: names from presets.VARIANTS.
+    output: the experiment folder OUT (see the module docstring).
+    options: the end-of-run extras' budgets (default ExtrasOptions()).
+    parallel: runs at once; > 1 uses subprocesses (give them threads=1 on 2 cores).
+    command: the command line to record; default sys.argv.
+    out: progress stream (default sys.stdout).
+
+  Returns:
+    The summary (as OUT/summary.json).
+
+  Raises:
+    ExperimentError: OUT holds another preset, or some runs failed (the report
+      is built from the others first).
+  """
+  from tf_lifelong import runtime  # noqa: PLC0415
+  from tf_lifelong.experiments import report  # noqa: PLC0415
+
+  out = out or sys.stdout
+  options = options or ExtrasOptions()
+  start = time.monotonic()
+  command = command or shlex.join(sys.argv)
+  record = _start_record(output, preset, base, seeds, variants, options)
+  runtime.configure(base)
+  classifier_dir = ensure_classifier(base, output, options, out)
+  specs = plan(base, seeds, variants, output, options, classifier_dir)
+  pending = [s for s in specs if not is_finished(s)]
+  _say(out, f"{preset}: {len(specs)} runs, {len(specs) - len(pending)} already finished")
+  for spec in pending:
+    shutil.rmtree(spec.workdir, ignore_errors=True)
+  if parallel > 1:
+    failed = _run_parallel(pending, parallel, out)
+  else:
+    failed = _run_sequential(pending, out)
+  record["invocations"].append({"command": command, "runs": len(pending), "failed": len(failed),
+                                "wall_seconds": round(time.monotonic() - start, 1)})
+  artifacts.write_json(os.path.join(output, EXPERIMENT), record)
+  summary = report.build_report(output)
+  if failed:
+    raise ExperimentError("runs failed: " + "; ".join(failed) + f"; the report of the others "
+                          f"is in {output}; run again to retry the failed ones")
+  return summary
+
+
+def _start_record(output, preset, base, seeds, variants, options) -> dict:
+  path = os.path.join(output, EXPERIMENT)
+  record = {"invocations": []}
+  if os.path.exists(path):
+    with open(path) as f:
+      record = json.load(f)
+    if record.get("preset") != preset:
+      raise ExperimentError(f"{output} holds the experiment {record.get('preset')!r}, not "
+                            f"{preset!r}; choose another --output")
+  record.update(preset=preset, seeds=list(seeds), variants=list(variants),
+                options=dataclasses.asdict(options), base_config=base.to_dict())
+  artifacts.write_json(path, record)
+  return record
+
+
+def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
+  import keras  # noqa: PLC0415
+
+  from tf_lifelong import lifelong  # noqa: PLC0415
+
+  failed = []
+  for k, spec in enumerate(specs):
+    _say(out, f"[{k + 1}/{len(specs)}] {spec.variant}, seed {spec.seed}: {spec.workdir}")
+    keras.backend.clear_session()
+    try:
+      result = run_one(spec, out)
+    except lifelong.RunError as e:
+      failed.append(f"{spec.variant} seed {spec.seed} ({e})")
+      continue
+    _say(out, _done_line(spec, result))
+  return failed
+
+
+def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      p for p in (_REPO, os.environ.get("PYTHONPATH")) if p))
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  queue, running, failed = list(specs), {}, []
+  main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _interrupted) if main else None
+  try:
+    while queue or running:
+      while queue and len(running) < parallel:
+        spec = queue.pop(0)
+        running[_launch(spec, env)] = spec
+        _say(out, f"started {spec.variant}, seed {spec.seed}: log in "
+                  f"{os.path.join(spec.workdir, LOG)}")
+      time.sleep(1.0)
+      for process in [p for p in running if p.poll() is not None]:
+        spec = running.pop(process)
+        result = read_result(spec.workdir)
+        if process.returncode != 0 or result is None:
+          failed.append(f"{spec.variant} seed {spec.seed} (exit {process.returncode}, see "
+                        f"{os.path.join(spec.workdir, LOG)})")
+        else:
+          _say(out, _done_line(spec, result))
+  finally:
+    if main:
+      signal.signal(signal.SIGTERM, previous)
+    for process in running:
+      process.terminate()
+      process.wait()
+  return failed
+
+
+def _interrupted(signum, frame):
+  """SIGTERM to the parent ends its runs too (they restart when the experiment does)."""
+  del signum, frame
+  raise KeyboardInterrupt
+
+
+def _launch(spec: RunSpec, env: dict) -> subprocess.Popen:
+  os.makedirs(spec.workdir, exist_ok=True)
+  path = os.path.join(spec.workdir, SPEC)
+  artifacts.write_text(path, spec.to_json() + "\n")
+  with open(os.path.join(spec.workdir, LOG), "w") as log:
+    return subprocess.Popen([sys.executable, "-m", "tf_lifelong.experiments.runner", path],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _done_line(spec: RunSpec, result: dict) -> str:
+  final = result["final"]
+  return (f"done {spec.variant}, seed {spec.seed} in {result['wall_seconds']:.0f} s: "
+          f"test -ELBO {final['test_neg_elbo_full']:.2f}, "
+          f"IWAE {result['extras']['iwae_log_likelihood']:.2f}")
+
+
+def _say(out, text: str) -> None:
+  if out is not None:
+    print(text, file=out, flush=True)
+
+
+def worker_main(argv: Sequence[str]) -> int:
+  """`python -m tf_lifelong.experiments.runner SPEC`: one run in its own process."""
+  if len(argv) != 2:
+    print("usage: python -m tf_lifelong.experiments.runner SPEC.json", file=sys.stderr)
+    return 2
+  with open(argv[1]) as f:
+    spec = RunSpec.from_json(f.read())
+  run_one(spec, out=sys.stdout)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(worker_main(sys.argv))
