@@ -55,3 +55,61 @@ def test_order_naming_an_unknown_distribution(tmp_path):
   result = _train("--dataset=mnist", f"--data_dir={paths.DATA_ROOT}", "--order=3,12",
                   f"--workdir={tmp_path}/w")
   assert result.returncode == 2 and "12" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------- a workdir that holds a run
+def _fake_run(folder, finished: bool, **config) -> str:
+  """A workdir as a run leaves it (config.json, metrics.jsonl, latest.json), no weights."""
+  import json
+
+  from tf_lifelong import config as config_lib
+
+  os.makedirs(os.path.join(folder, "checkpoints"))
+  with open(os.path.join(folder, "config.json"), "w") as f:
+    f.write(config_lib.Config(dataset="mnist", seed=3, **config).to_json())
+  with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps({"interval": i}) + "\n" for i in range(3))
+  record = {"checkpoint": "interval-002", "phase": "end", "interval": 2, "seen": [0, 1, 2],
+            "global_step": 90, "num_categories": 3, "teacher_num_categories": 3, "num_seen": 3,
+            "arch": "mlp", "image_shape": [28, 28, 1], "finished": finished}
+  with open(os.path.join(folder, "checkpoints", "latest.json"), "w") as f:
+    json.dump(record, f)
+  return str(folder)
+
+
+def test_help_explains_the_resume_flags():
+  out = _train("--help").stdout
+  assert "--checkpoint_every:" in out and "--[no]overwrite:" in out
+  assert "resumes the run there" in " ".join(out.split())
+
+
+def test_a_finished_run_is_answered_without_tensorflow(tmp_path):
+  """`bin/train --workdir=W` on a finished run: exit 0 at once, TensorFlow never imported."""
+  workdir = _fake_run(tmp_path / "w", finished=True)
+  code = ("import sys; from tf_lifelong.cli import train\n"
+          f"sys.argv = ['train', '--workdir={workdir}']\n"
+          "try:\n  train.entry()\nexcept SystemExit as e:\n  print('exit', e.code)\n"
+          "print('tensorflow' in sys.modules)")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=paths.REPO)
+  assert result.stdout.splitlines() == [
+      f"{workdir} holds a finished run (3 intervals, exported to {workdir}/export); nothing "
+      "to do (--overwrite runs it again)", "exit None", "False"], result.stderr
+
+
+def test_resume_refusals_need_no_tensorflow(tmp_path):
+  workdir = _fake_run(tmp_path / "w", finished=False)
+  result = _train(f"--workdir={workdir}", "--seed=9", "--patience=7")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines() == [
+      f"train: error: {workdir} holds a run with another configuration (patience: 5 there, 7 "
+      "here, seed: 3 there, 9 here); run with its settings to resume it, choose another "
+      "--workdir, or pass --overwrite to start afresh"]
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write("{not json")
+  result = _train(f"--workdir={workdir}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"train: error: {workdir}/config.json: "
+                                                 "configuration is not valid JSON"), lines
+  assert lines[0].endswith("pass --overwrite to start afresh")

@@ -4,6 +4,20 @@
     student, config, state = restore_student(workdir)            # the latest
     student, config, state = restore_student(workdir, "interval-001")
 
+A lifelong run (lifelong.py, docs/reliability.md) writes three kinds, told
+apart by the record's `phase`:
+
+- `interval-XXX-start` (`start`): the interval's student right after the
+  hand-over, before it trains;
+- `interval-XXX-step-NNNNNN` (`train`): at an evaluation boundary inside the
+  interval, with early stopping's state (`early_stopping`) and its best
+  weights in `NAME.best.npz`;
+- `interval-XXX` (`end`, also every record without a phase): after the
+  interval was trained, evaluated and recorded.
+
+`start` and `train` checkpoints are transient: each new checkpoint removes the
+older ones (`remove_superseded`); the `end` ones stay, one per interval.
+
 A checkpoint is `tf.train.Checkpoint(student=student, seed_state=...)` written
 under `workdir/checkpoints/NAME` (NAME defaults to `interval-XXX`); the
 student's object graph holds its encoder, decoder, step counter, optimizer
@@ -20,24 +34,32 @@ following `latest.json` always finds a complete checkpoint):
 - `num_categories` (J), `teacher_num_categories` (J_T, or null without a
   teacher), `num_seen` (k, the student's count of distributions seen before its
   interval), `seen` (the distribution ids seen so far, in order of arrival);
-- `arch`, `image_shape`, `continuous_dim`; any other key the caller put in
-  `state` (e.g. `distribution_names`).
+- `arch`, `image_shape`, `continuous_dim`, `optimizer_built` (whether the
+  optimizer's slots exist and are saved); any other key the caller put in
+  `state` (e.g. `phase`, `distribution_names`);
+- `finished`: true in `latest.json` once the run has exported its model
+  (`mark_finished`).
 
 `restore_student` reads `workdir/config.json`, rebuilds the student with J
 categories (and its teacher with J_T) through the model package's
 constructors, restores the weights and checks that every variable of the
-rebuilt model received a value (`assert_existing_objects_matched`). Only the
-optimizer's slot variables (Adam moments, created at the first step) may stay
-unrestored; the restored student's optimizer starts them afresh.
+rebuilt model received a value (`assert_existing_objects_matched`). The
+optimizer's slot variables (Adam moments, created at the first step) are
+built before the read when the record says they were saved, so that they are
+restored and checked too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
+from collections.abc import Sequence
 from typing import Any
 
-import tensorflow as tf
+import numpy as np
 
 from tf_lifelong import __version__, artifacts
 from tf_lifelong import config as config_lib
@@ -46,6 +68,9 @@ FOLDER = "checkpoints"
 LATEST = "latest.json"
 FORMAT_VERSION = 1
 _REQUIRED_STATE = ("interval", "seen", "global_step")
+BEST_WEIGHTS = ".best.npz"
+"""Suffix of the file holding early stopping's best weights of a `train` checkpoint."""
+_TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+))(?:\.|_temp|$)")
 
 
 class CheckpointError(Exception):
@@ -62,7 +87,8 @@ def _trackables(student) -> dict[str, Any]:
   return {"student": student, "seed_state": student.seed_generator.state}
 
 
-def save(workdir: str, student, state: dict[str, Any]) -> str:
+def save(workdir: str, student, state: dict[str, Any],
+         best_weights: Sequence[np.ndarray] | None = None) -> str:
   """Writes a checkpoint of `student` (and its teacher) and its state record.
 
   Args:
@@ -72,6 +98,8 @@ def save(workdir: str, student, state: dict[str, Any]) -> str:
       so far) and `global_step` are required; `checkpoint` (the name, default
       `interval-XXX`) and any JSON-serialisable extras are optional. The
       model's own facts (J, J_T, k, arch, shapes) are added here.
+    best_weights: early stopping's best weights (`get_weights()`), written to
+      `NAME.best.npz` (for `train` checkpoints).
 
   Returns:
     The checkpoint's path prefix (workdir/checkpoints/NAME).
@@ -96,10 +124,20 @@ def save(workdir: str, student, state: dict[str, Any]) -> str:
       "arch": student.arch,
       "image_shape": [int(d) for d in student.image_shape],
       "continuous_dim": int(student.continuous_dim),
+      "optimizer_built": bool(getattr(student.optimizer, "built", False)),
+      "best_weights": None,
       "format_version": FORMAT_VERSION,
       "tf_lifelong_version": __version__,
   }
+  import tensorflow as tf  # noqa: PLC0415 - reading records needs no TensorFlow.
+
   path = tf.train.Checkpoint(**_trackables(student)).write(os.path.join(folder(workdir), name))
+  if best_weights is not None:
+    record["best_weights"] = name + BEST_WEIGHTS
+    with artifacts.atomic_path(os.path.join(folder(workdir), record["best_weights"])) as tmp:
+      with open(tmp, "wb") as f:
+        np.savez(f, *best_weights)
+  # The records last: a checkpoint counts once its record (and latest.json) name it.
   artifacts.write_json(os.path.join(folder(workdir), f"{name}.json"), record)
   artifacts.write_json(os.path.join(folder(workdir), LATEST), record)
   return path
@@ -214,21 +252,83 @@ def restore_student(workdir: str, checkpoint: str | None = None):
   """
   config = read_config(workdir)
   state = read_state(workdir, checkpoint)
+  return restore(workdir, state, config), config, state
+
+
+def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
+  """Rebuilds the student of the checkpoint that `state` records, with `config`.
+
+  Call inside the strategy scope the student should live in (if any).
+
+  Raises:
+    CheckpointError: the checkpoint's files are missing or do not fit the model.
+  """
   if int(state.get("continuous_dim", config.continuous_dim)) != config.continuous_dim:
     raise CheckpointError(f"checkpoint {state['checkpoint']} has continuous_dim "
                           f"{state['continuous_dim']}, config.json {config.continuous_dim}")
   prefix = os.path.join(folder(workdir), state["checkpoint"])
   if not os.path.exists(prefix + ".index"):
     raise CheckpointError(f"checkpoint files {prefix}.* are missing")
+  import tensorflow as tf  # noqa: PLC0415 - reading records needs no TensorFlow.
+
   student = build_student(config, state)
+  if state.get("optimizer_built"):
+    student.optimizer.build(student.student_variables)  # So that Adam's slots are read too.
   try:
     status = tf.train.Checkpoint(**_trackables(student)).read(prefix)
-    status.expect_partial()  # Adam's slots: created at the first step, not before.
+    status.expect_partial()  # Adam's slots, if the checkpoint was taken before the first step.
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise CheckpointError(f"checkpoint {prefix} does not fit the model of {workdir}/"
                           f"config.json: {_first_sentence(e)}") from None
-  return student, config, state
+  return student
+
+
+def read_best_weights(workdir: str, state: dict[str, Any]) -> list[np.ndarray] | None:
+  """Early stopping's best weights saved with a `train` checkpoint (None if none).
+
+  Raises:
+    CheckpointError: the file the record names cannot be read.
+  """
+  name = state.get("best_weights")
+  if not name:
+    return None
+  path = os.path.join(folder(workdir), name)
+  try:
+    with np.load(path) as arrays:
+      return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+  except (OSError, ValueError, KeyError) as e:
+    raise CheckpointError(f"cannot read {path}: {e}") from None
+
+
+def mark_finished(workdir: str, **extra: Any) -> None:
+  """Marks the run finished in latest.json (with `extra` keys, e.g. the export path)."""
+  state = read_state(workdir)
+  artifacts.write_json(os.path.join(folder(workdir), LATEST),
+                       {**state, **extra, "finished": True})
+
+
+def remove_superseded(workdir: str, keep: str) -> None:
+  """Removes the files of every transient (start/step) checkpoint but `keep`.
+
+  Also removes what an interrupted write of one left behind (files without a
+  record, TensorFlow's `_temp` folders). The `end` checkpoints stay.
+  """
+  base = folder(workdir)
+  try:
+    names = os.listdir(base)
+  except OSError:
+    return
+  for name in names:
+    match = _TRANSIENT.match(name)
+    if match is None or match.group(1) == keep:
+      continue
+    path = os.path.join(base, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      with contextlib.suppress(OSError):  # Gone already: never fatal.
+        os.remove(path)
 
 
 def _first_sentence(error: BaseException, limit: int = 300) -> str:

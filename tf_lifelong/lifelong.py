@@ -11,6 +11,15 @@
    scalars and images, a sample grid PNG, a checkpoint.
 After the last interval the student is exported as a SavedModel.
 
+Checkpoints (docs/reliability.md): one at each hand-over (`interval-XXX-start`),
+one at each evaluation boundary where the global step passes a multiple of
+`config.checkpoint_every` (`interval-XXX-step-NNNNNN`, with early stopping's
+state), one after each interval (`interval-XXX`). A workdir holding a checkpoint
+of the same configuration is resumed from the latest one (resume.py); a
+finished one is left alone. Each interval's random state is a function of
+(seed, interval) (`_reseed`), so that a resumed run redoes what was lost as the
+uninterrupted run did it. No checkpoint with non-finite weights is written.
+
 Hooks (objects with optional `before_interval(context)` / `after_interval(context,
 row)` methods) let experiments add metrics without touching the loop.
 """
@@ -18,9 +27,9 @@ row)` methods) let experiments add metrics without touching the loop.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +44,7 @@ from tf_lifelong import (
   evaluate,
   metrics,
   progress,
+  resume,
   runtime,
   summaries,
   training,
@@ -67,12 +77,28 @@ class Context:
   rows: list[dict] = dataclasses.field(default_factory=list)
   matrix: metrics.ElboMatrix | None = None
   global_step: int = 0
+  """Training steps of the intervals before the current one (after it, once it ended)."""
   result: training.IntervalResult | None = None
+  chief: bool = True
+  last_checkpoint: str | None = None
+  """The newest checkpoint written or restored (named in error messages)."""
+
+
+@dataclasses.dataclass
+class _Resumed:
+  """An interval interrupted after its hand-over: its teacher's seen ids, training state."""
+
+  teacher_seen: list[int]
+  train_state: training.TrainState | None
 
 
 def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
         verbose: bool = False, hooks: Sequence[Any] = (), out=None) -> list[dict]:
   """Runs the lifelong stream of `config`, writing into `workdir`.
+
+  A workdir holding a checkpoint of the same configuration is resumed from its
+  latest checkpoint; a finished one is left as it is (its rows are returned).
+  `overwrite` starts afresh, removing what another run left there.
 
   Returns:
     The metrics rows, one per interval (as in workdir/metrics.jsonl).
@@ -88,15 +114,21 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
     raise RunError(str(e)) from None
   runtime.check_batch_divides(config, strategy)
   chief = runtime.is_chief(strategy)
+  try:
+    start = resume.prepare(config, workdir, overwrite, chief)
+  except resume.WorkdirError as e:
+    raise RunError(str(e)) from None
+  if start.finished:
+    if chief:
+      print(resume.finished_message(workdir, start), file=out or sys.stdout, flush=True)
+    return start.rows
   stream = streams.build_stream(config)
   if config.baseline == "batch_vae":
     # One interval with everything, at the budget of the whole stream.
     config = dataclasses.replace(
         config, max_steps_per_interval=config.max_steps_per_interval * len(stream))
     stream = streams.joint(stream)
-  if chief:
-    _prepare_workdir(config, workdir, overwrite)
-  ctx = Context(config, workdir, stream,
+  ctx = Context(config, workdir, stream, rows=list(start.rows), chief=chief,
                 matrix=metrics.ElboMatrix(sorted(stream.distributions)))
   writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=chief)
   shown = progress.Progress(len(stream), config.max_steps_per_interval, stream=out,
@@ -105,47 +137,84 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
   shown.message(f"tf_lifelong {__version__}: {config.dataset}, {len(stream)} intervals, "
                 f"{config.resolved_arch} model, strategy {config.strategy} "
                 f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}")
-  for interval in stream:
+  resumed = _restore(ctx, start, strategy, shown) if start.state is not None else None
+  for interval in stream.intervals[start.next_interval:]:
     ctx.interval = interval
-    _run_interval(ctx, strategy, evaluator, writer, shown, hooks, chief)
+    _run_interval(ctx, strategy, evaluator, writer, shown, hooks, resumed)
+    resumed = None
   if chief:
+    ctx.interval = stream.intervals[-1]
     _export(ctx)
+    checkpoints.mark_finished(workdir, export=os.path.join(workdir, "export"))
     shown.message("\n" + progress.table(ctx.rows, SUMMARY_COLUMNS))
     shown.message(f"done: {workdir}")
   writer.close()
   return ctx.rows
 
 
-def _prepare_workdir(config: config_lib.Config, workdir: str, overwrite: bool) -> None:
-  path = os.path.join(workdir, "config.json")
+def _restore(ctx: Context, start: resume.Start, strategy,
+             shown: progress.Progress) -> _Resumed | None:
+  """Restores the run from `start.state`; the interrupted interval's state, if any."""
+  state = start.state
+  for row in ctx.rows:
+    ctx.matrix.add(row["distribution"], {int(k): math.nan if v is None else v
+                                         for k, v in row["neg_elbo_per_distribution"].items()})
+  step = int(state.get("step", 0))
   try:
-    os.makedirs(workdir, exist_ok=True)
-    if os.path.exists(path) and not overwrite:
-      with open(path) as f:
-        previous = json.load(f)
-      if previous != json.loads(config.to_json()):
-        raise RunError(f"{workdir} holds a run with another configuration; choose "
-                       "another --workdir or pass --overwrite")
-    artifacts.write_text(path, config.to_json() + "\n")
-  except OSError as e:
-    raise RunError(f"cannot write the workdir {workdir}: {e.strerror}") from None
+    with strategy.scope():
+      ctx.student = checkpoints.restore(ctx.workdir, state, ctx.config)
+    best = checkpoints.read_best_weights(ctx.workdir, state)
+  except checkpoints.CheckpointError as e:
+    raise RunError(f"cannot resume {ctx.workdir}: {e}; pass --overwrite to start afresh") from None
+  ctx.seen = [int(i) for i in state["seen"]]
+  ctx.global_step = int(state["global_step"]) - step
+  ctx.last_checkpoint = state["checkpoint"]
+  shown.message(f"resuming from checkpoint {state['checkpoint']} (interval "
+                f"{state['interval']}, step {step}, global step {state['global_step']})")
+  if start.phase == "end":
+    return None
+  train_state = None
+  if start.phase == "train":
+    stopping = state["early_stopping"]
+    result = training.IntervalResult(
+        steps=step, best_step=int(stopping["best_step"]),
+        best_validation=math.inf if stopping["best_validation"] is None
+        else float(stopping["best_validation"]),
+        grad_norms=[float(g) for g in stopping["grad_norms"]])
+    train_state = training.TrainState(result, int(stopping["bad_evals"]), best)
+  return _Resumed([int(i) for i in state["teacher_seen"]], train_state)
+
+
+def _reseed(config: config_lib.Config, index: int) -> None:
+  """Seeds every generator from (seed, interval): the interval's randomness (e.g.
+  the fresh weights of a hand-over) does not depend on what ran before in this
+  process, so a resumed run redoes it as the uninterrupted run did."""
+  runtime.seed_everything(int(np.random.SeedSequence([config.seed, index]).generate_state(1)[0]))
 
 
 def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
                   writer: summaries.SummaryWriter, shown: progress.Progress,
-                  hooks: Sequence[Any], chief: bool) -> None:
+                  hooks: Sequence[Any], resumed: _Resumed | None) -> None:
   interval, config = ctx.interval, ctx.config
   start = time.monotonic()
-  teacher_seen = list(ctx.seen)
-  with strategy.scope():
-    ctx.student = _next_student(ctx.student, interval, ctx.stream, config)
-  if interval.is_new:
-    ctx.seen.extend(interval.distribution.member_ids)
+  _reseed(config, interval.index)
+  if resumed is None:
+    teacher_seen = list(ctx.seen)
+    with strategy.scope():
+      ctx.student = _next_student(ctx.student, interval, ctx.stream, config)
+    if interval.is_new:
+      ctx.seen.extend(interval.distribution.member_ids)
+    resume.kill_point("handover", interval.index)
+    _checkpoint(ctx, "start", teacher_seen)
+    train_state = None
+  else:
+    teacher_seen, train_state = resumed.teacher_seen, resumed.train_state
   _call(hooks, "before_interval", ctx)
   dist = interval.distribution
   shown.start_interval(interval.index,
                        f"{dist.name} (id {dist.id}, {'new' if interval.is_new else 'repeat'}), "
-                       f"J = {ctx.student.num_categories}")
+                       f"J = {ctx.student.num_categories}"
+                       + (f", resumed at step {train_state.result.steps}" if train_state else ""))
   validation = _validation_fn(ctx.student, dist, config)
 
   def on_eval(step: int, logs: dict) -> None:
@@ -154,20 +223,43 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
     shown.update(step, {"loss": logs.get("loss"), "-elbo": logs.get("neg_elbo"),
                         "val -elbo": logs.get("validation_neg_elbo")})
 
+  def on_boundary(state: training.TrainState) -> None:
+    step = state.result.steps
+    resume.kill_point("train", interval.index, step)
+    every, total = config.checkpoint_every, ctx.global_step + step
+    if every and total // every > (total - config.eval_every) // every:
+      _checkpoint(ctx, "train", teacher_seen, state)
+
   try:
-    result = training.train_interval(ctx.student, interval, config, validation, on_eval)
+    result = training.train_interval(ctx.student, interval, config, validation, on_eval,
+                                     resume=train_state, on_boundary=on_boundary)
   except training.NonFiniteLossError as e:
-    raise RunError(f"interval {interval.index}: {e}; the last good checkpoint is in "
-                   f"{ctx.workdir}/checkpoints") from None
+    raise _non_finite(ctx, e.step, e.what) from None
   ctx.global_step += result.steps
   ctx.result = result
+  row = _row(ctx, evaluator, teacher_seen, result, time.monotonic() - start)
+  _call(hooks, "after_interval", ctx, row)
+  ctx.rows.append(row)
+  shown.end_interval(
+      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
+      f"{row['test_neg_elbo_seen']:.2f}, full {row['test_neg_elbo_full']:.2f}, "
+      f"consistency {_fmt(row['consistency'])}")
+  if ctx.chief:
+    _record(ctx, row, writer)
+
+
+def _row(ctx: Context, evaluator: evaluate.Evaluator, teacher_seen: Sequence[int],
+         result: training.IntervalResult, seconds: float) -> dict:
+  """The interval's metrics row, from the test sets (adds the row of the -ELBO matrix)."""
+  interval = ctx.interval
+  dist = interval.distribution
   assessment = evaluator.assess(ctx.student, teacher_seen)
   ctx.matrix.add(dist.id, assessment.neg_elbo)
-  row = {
+  return {
       "interval": interval.index, "distribution": dist.id, "is_new": interval.is_new,
       "num_categories": int(ctx.student.num_categories), "steps": result.steps,
       "real_examples": result.real_examples, "synthetic_examples": result.synthetic_examples,
-      "wall_seconds": round(time.monotonic() - start, 2),
+      "wall_seconds": round(seconds, 2),
       "test_neg_elbo_seen": assessment.pooled(ctx.seen),
       "test_neg_elbo_full": assessment.pooled(evaluator.ids),
       "consistency": assessment.consistency, "grad_norm": result.grad_norm,
@@ -175,14 +267,15 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
       "stopped_early": result.stopped_early, "grad_norms": result.grad_norms,
       "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
   }
-  _call(hooks, "after_interval", ctx, row)
-  ctx.rows.append(row)
-  shown.end_interval(
-      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
-      f"{row['test_neg_elbo_seen']:.2f}, full {row['test_neg_elbo_full']:.2f}, "
-      f"consistency {_fmt(row['consistency'])}")
-  if chief:
-    _record(ctx, row, writer)
+
+
+def _non_finite(ctx: Context, step: int, what: str) -> RunError:
+  """The one-line error of a non-finite loss or weight, naming where and the last checkpoint."""
+  where = (f"{ctx.workdir}/checkpoints/{ctx.last_checkpoint}" if ctx.last_checkpoint
+           else "none was written")
+  return RunError(f"interval {ctx.interval.index} ({ctx.interval.distribution.name}), step "
+                  f"{step} (global step {ctx.global_step + step}): {what}; the run stopped. "
+                  f"The last good checkpoint: {where}")
 
 
 def _next_student(student, interval: streams.Interval, stream: streams.Stream,
@@ -223,6 +316,7 @@ def _record(ctx: Context, row: dict, writer: summaries.SummaryWriter) -> None:
   workdir, index = ctx.workdir, ctx.interval.index
   artifacts.write_metrics(workdir, ctx.rows)
   artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
+  resume.kill_point("record", index)
   scalars = {k: v for k, v in row.items()
              if isinstance(v, (int, float)) and not isinstance(v, bool)}
   writer.scalars(scalars, index, prefix="interval/")
@@ -232,7 +326,7 @@ def _record(ctx: Context, row: dict, writer: summaries.SummaryWriter) -> None:
   recon = reconstruction_grid(ctx.student, ctx.stream, ctx.seen)
   writer.image("reconstructions", summaries.image_grid(recon), index,
                "pairs of rows: test images of each seen distribution, reconstructions")
-  _checkpoint(ctx)
+  _checkpoint(ctx, "end")
 
 
 def sample_grid(student, columns: int, seed: int) -> np.ndarray:
@@ -252,10 +346,44 @@ def reconstruction_grid(student, stream: streams.Stream, seen: Sequence[int],
   return np.stack(rows)
 
 
-def _checkpoint(ctx: Context) -> None:
-  checkpoints.save(ctx.workdir, ctx.student, {
-      "interval": ctx.interval.index, "seen": ctx.seen, "global_step": ctx.global_step,
-      "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen}})
+def _checkpoint(ctx: Context, phase: str, teacher_seen: Sequence[int] = (),
+                train_state: training.TrainState | None = None) -> None:
+  """Saves a `start`, `train` or `end` checkpoint (chief only); never non-finite weights.
+
+  Raises:
+    RunError: the student's weights or optimizer state are not finite.
+  """
+  if not ctx.chief:
+    return
+  index = ctx.interval.index
+  step = train_state.result.steps if train_state is not None else 0
+  if not _finite(ctx.student, train_state):
+    raise _non_finite(ctx, step, "the weights are not finite")
+  name = {"start": f"interval-{index:03d}-start", "end": f"interval-{index:03d}",
+          "train": f"interval-{index:03d}-step-{step:06d}"}[phase]
+  state = {
+      "checkpoint": name, "phase": phase, "interval": index, "step": step, "seen": ctx.seen,
+      "teacher_seen": list(teacher_seen), "global_step": ctx.global_step + step,
+      "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen}}
+  best = None
+  if train_state is not None:
+    result = train_state.result
+    state["early_stopping"] = {
+        "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
+        "best_step": result.best_step, "bad_evals": train_state.bad_evals,
+        "grad_norms": result.grad_norms}
+    best = train_state.best_weights
+  checkpoints.save(ctx.workdir, ctx.student, state, best_weights=best)
+  ctx.last_checkpoint = name
+  checkpoints.remove_superseded(ctx.workdir, keep=name)
+
+
+def _finite(student, train_state: training.TrainState | None) -> bool:
+  """Whether every float weight, optimizer variable and best weight is finite."""
+  arrays = [*student.get_weights(), *(v.numpy() for v in student.optimizer.variables)]
+  if train_state is not None and train_state.best_weights is not None:
+    arrays += train_state.best_weights
+  return all(np.isfinite(a).all() for a in map(np.asarray, arrays) if a.dtype.kind == "f")
 
 
 def _export(ctx: Context) -> None:
@@ -266,11 +394,12 @@ def _export(ctx: Context) -> None:
               "distribution_names": {str(i): ctx.stream.distributions[i].name
                                      for i in ctx.seen},
               "config": ctx.config.to_dict()}
-  export.export(student.encoder, student.decoder,
-                num_categories=int(student.num_categories),
-                continuous_dim=ctx.config.continuous_dim,
-                image_shape=tuple(ctx.stream.image_shape), metadata=metadata,
-                path=os.path.join(ctx.workdir, "export"))
+  with resume.kill_inside_export(ctx.interval.index):
+    export.export(student.encoder, student.decoder,
+                  num_categories=int(student.num_categories),
+                  continuous_dim=ctx.config.continuous_dim,
+                  image_shape=tuple(ctx.stream.image_shape), metadata=metadata,
+                  path=os.path.join(ctx.workdir, "export"))
 
 
 def _call(hooks: Sequence[Any], name: str, *args) -> None:

@@ -6,11 +6,17 @@ training mix has not improved for `patience` evaluations, or after
 (weight 1 - pi) plus a fixed synthetic validation set drawn once from the
 teacher (weight pi); the test set is never looked at. The best weights of the
 interval are restored at its end.
+
+Early stopping's state (`TrainState`) is handed to `on_boundary` at each
+evaluation that training goes on from, so that the run can checkpoint it; given
+back as `resume`, training goes on from there with the batches an uninterrupted
+run would have seen.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +33,17 @@ EvalFn = Callable[[], float]
 
 
 class NonFiniteLossError(RuntimeError):
-  """The training loss became NaN or infinite."""
+  """The training loss (or the validation -ELBO, or the weights) became NaN or infinite.
+
+  Attributes:
+    step: the step in the interval at which it was seen (an evaluation boundary).
+    what: what was not finite, e.g. "the training loss is nan".
+  """
+
+  def __init__(self, step: int, what: str):
+    super().__init__(f"{what} at step {step}")
+    self.step = step
+    self.what = what
 
 
 @dataclasses.dataclass
@@ -45,19 +61,40 @@ class IntervalResult:
   stopped_early: bool = False
 
 
+@dataclasses.dataclass
+class TrainState:
+  """Early stopping's state at an evaluation boundary: what a mid-interval checkpoint keeps.
+
+  `result` holds the steps done so far, the best validation value and step and
+  the gradient norms of the evaluations so far; `bad_evals` counts the
+  evaluations since the best one; `best_weights` are the student's weights
+  (`get_weights()`) at the best evaluation.
+  """
+
+  result: IntervalResult
+  bad_evals: int = 0
+  best_weights: list[np.ndarray] | None = None
+
+
+BoundaryFn = Callable[[TrainState], None]
+"""Called at an evaluation boundary after which training goes on (to checkpoint)."""
+
+
 class _IntervalCallback(keras.callbacks.Callback):
   """Evaluates the validation mix every epoch (= `eval_every` steps), keeps the
   best weights, stops after `patience` evaluations without improvement."""
 
-  def __init__(self, validation: EvalFn, config: config_lib.Config, result: IntervalResult,
-               on_eval: Callable[[int, dict], None] | None):
+  def __init__(self, validation: EvalFn, config: config_lib.Config, state: TrainState,
+               on_eval: Callable[[int, dict], None] | None, on_boundary: BoundaryFn | None,
+               last_step: int):
     super().__init__()
     self.validation = validation
     self.config = config
-    self.result = result
+    self.state = state
+    self.result = state.result
     self.on_eval = on_eval
-    self.best_weights = None
-    self.bad_evals = 0
+    self.on_boundary = on_boundary
+    self.last_step = last_step
 
   def on_epoch_end(self, epoch, logs=None):
     logs = dict(logs or {})
@@ -66,28 +103,66 @@ class _IntervalCallback(keras.callbacks.Callback):
     loss = logs.get("loss", math.nan)
     if not math.isfinite(loss):
       self.model.stop_training = True
-      raise NonFiniteLossError(f"the training loss is {loss} at step {steps}")
+      raise NonFiniteLossError(steps, f"the training loss is {loss}")
     if "grad_norm" in logs:
       self.result.grad_norms.append(float(logs["grad_norm"]))
     value = self.validation()
+    if not math.isfinite(value):
+      self.model.stop_training = True
+      raise NonFiniteLossError(steps, f"the validation -ELBO is {value}")
     logs["validation_neg_elbo"] = value
     if value < self.result.best_validation:
       self.result.best_validation, self.result.best_step = value, steps
-      self.best_weights = self.model.get_weights()
-      self.bad_evals = 0
+      self.state.best_weights = self.model.get_weights()
+      self.state.bad_evals = 0
     else:
-      self.bad_evals += 1
+      self.state.bad_evals += 1
     if self.on_eval is not None:
       self.on_eval(steps, logs)
-    if (self.bad_evals >= self.config.patience
+    if (self.state.bad_evals >= self.config.patience
         and steps >= self.config.min_steps_per_interval):
       self.result.stopped_early = True
       self.model.stop_training = True
+    elif steps < self.last_step and self.on_boundary is not None:
+      self.on_boundary(self.state)
+
+
+_log = logging.getLogger(__name__)
+_said_no_xla = False
+
+
+def use_xla_where_it_works(student: keras.Model) -> bool:
+  """Turns the student's XLA (jit_compile) off where it fails; returns whether it is on.
+
+  XLA fails with more than one replica on CPU devices (MirroredStrategy over
+  logical CPUs: "Trying to access resource ... located in device CPU:1 from
+  device CPU:0", docs/stack-notes.md). There the step runs as a plain
+  TensorFlow graph instead, and the log says so once per process.
+  """
+  global _said_no_xla
+  if not student.jit_compile:
+    return False
+  strategy = student.distribute_strategy
+  if strategy.num_replicas_in_sync <= 1:
+    return True
+  devices = strategy.extended.worker_devices
+  if not any(tf.DeviceSpec.from_string(d).device_type == "CPU" for d in devices):
+    return True
+  student.jit_compile = False
+  if student.train_function is not None:
+    student.make_train_function(force=True)
+  if not _said_no_xla:
+    _said_no_xla = True
+    _log.warning("jit_compile: XLA does not work with %d replicas on CPU devices; training "
+                 "without XLA", strategy.num_replicas_in_sync)
+  return False
 
 
 def train_interval(student: keras.Model, interval: streams.Interval,
                    config: config_lib.Config, validation: EvalFn,
-                   on_eval: Callable[[int, dict], None] | None = None) -> IntervalResult:
+                   on_eval: Callable[[int, dict], None] | None = None, *,
+                   resume: TrainState | None = None,
+                   on_boundary: BoundaryFn | None = None) -> IntervalResult:
   """Trains `student` on one interval (with the replay its train_step makes).
 
   Args:
@@ -96,22 +171,37 @@ def train_interval(student: keras.Model, interval: streams.Interval,
     config: batch size, eval_every, patience, max_steps_per_interval, seed.
     validation: returns the validation -ELBO of the current training mix.
     on_eval: called after each evaluation with (step in interval, logs).
+    resume: the state of a mid-interval checkpoint (its student restored):
+      training goes on from `resume.result.steps`, with the same batches an
+      uninterrupted run would see there.
+    on_boundary: called with the TrainState after each evaluation that
+      training goes on from (not after the last one, nor when stopping).
 
   Returns:
     The interval's IntervalResult; the student holds its best weights.
+
+  Raises:
+    NonFiniteLossError: the training loss or the validation -ELBO is not finite.
   """
-  result = IntervalResult()
+  state = resume or TrainState(IntervalResult())
+  result = state.result
   n_real = student.real_batch_size(config.batch_size)
   n_syn = config.batch_size - n_real
-  data = streams.as_dataset(interval.distribution.train, n_real, shuffle=True,
-                            seed=config.seed * 100003 + interval.index, repeat=True,
-                            drop_remainder=True).map(lambda x, y: x)
-  callback = _IntervalCallback(validation, config, result, on_eval)
   epochs = max(1, config.max_steps_per_interval // config.eval_every)
-  student.fit(data, epochs=epochs, steps_per_epoch=config.eval_every, verbose=0, shuffle=False,
-              callbacks=[callback])
-  if callback.best_weights is not None:
-    student.set_weights(callback.best_weights)
+  done = result.steps // config.eval_every
+  if done < epochs:
+    data = streams.as_dataset(interval.distribution.train, n_real, shuffle=True,
+                              seed=config.seed * 100003 + interval.index, repeat=True,
+                              drop_remainder=True).map(lambda x, y: x)
+    if result.steps:
+      data = data.skip(result.steps)  # The batches the interrupted run had used.
+    callback = _IntervalCallback(validation, config, state, on_eval, on_boundary,
+                                 epochs * config.eval_every)
+    use_xla_where_it_works(student)
+    student.fit(data, epochs=epochs, initial_epoch=done, steps_per_epoch=config.eval_every,
+                verbose=0, shuffle=False, callbacks=[callback])
+  if state.best_weights is not None:
+    student.set_weights(state.best_weights)
   result.real_examples = result.steps * n_real
   result.synthetic_examples = result.steps * n_syn
   if result.grad_norms:

@@ -24,12 +24,23 @@ def quiet_tensorflow(verbose: bool) -> None:
     warnings.filterwarnings("ignore", module="keras")
 
 
+_USER_ERRORS = {
+    "tf_lifelong.config": "ConfigError", "tf_lifelong.data.sources": "DataError",
+    "tf_lifelong.lifelong": "RunError", "tf_lifelong.checkpoints": "CheckpointError",
+    "tf_lifelong.tuning": "TuneError", "tf_lifelong.resume": "WorkdirError",
+    "tf_lifelong.runtime": "RuntimeSetupError",
+}
+"""Module -> the exception type of its user messages."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
-  """The exception types that mean bad input, not a bug (imported lazily)."""
-  from tf_lifelong import checkpoints, config, lifelong, tuning
-  from tf_lifelong.data import sources
-  return (config.ConfigError, sources.DataError, lifelong.RunError, checkpoints.CheckpointError,
-          tuning.TuneError)
+  """The exception types that mean bad input, not a bug.
+
+  Only those of modules already imported: an error can only come from a module
+  that was, and importing the others (TensorFlow among them) would cost seconds.
+  """
+  return tuple(getattr(sys.modules[name], kind) for name, kind in _USER_ERRORS.items()
+               if name in sys.modules)
 
 
 @contextlib.contextmanager

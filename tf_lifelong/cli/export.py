@@ -38,6 +38,9 @@ def main(argv: list[str]) -> None:
       print("export: error: --workdir is required\nTry --help.", file=sys.stderr)
       sys.exit(2)
     with errors.native_stderr_silenced(not FLAGS.verbose):
+      # TensorFlow loads here, where its native start-up lines are silenced.
+      import tensorflow  # noqa: F401, PLC0415
+
       from tf_lifelong import checkpoints  # noqa: PLC0415
 
     path = checkpoints.export_checkpoint(FLAGS.workdir, FLAGS.checkpoint, FLAGS.output)

@@ -2,7 +2,9 @@
 
 Each flag is named as the `Config` field it sets. A flag given on the command
 line overrides `--config_file` (a JSON config such as a run's `config.json` or
-`bin/tune`'s `best_config.json`), which overrides the defaults.
+`bin/tune`'s `best_config.json`), which overrides the defaults. bin/train on a
+workdir that holds a run starts from that run's `config.json` instead of the
+defaults, so that `bin/train --workdir=W` alone resumes it.
 """
 
 from __future__ import annotations
@@ -115,10 +117,33 @@ def define_run_flags() -> None:
                     "Dynamically binarise the Bernoulli targets (off: continuous pixels "
                     "as targets, the paper's convention).")
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+  flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
+                       "Training steps per call of the compiled step (Keras).")
+  flags.DEFINE_enum("grow_init", d.grow_init, list(config_lib.GROW_INITS),
+                    "Hand-over of the layers that grow with J: glorot re-initialises them "
+                    "(the paper); keep_old keeps the old slices and initialises only the "
+                    "new category's rows/columns.")
+  flags.DEFINE_integer("hidden_units", d.hidden_units, "Width of the mlp's hidden layers.")
+  flags.DEFINE_float("tau_min", d.tau_min, "Floor of the Gumbel-softmax temperature.")
+  flags.DEFINE_float("teacher_pad_eps", d.teacher_pad_eps,
+                     "Probability given to the teacher's missing (new) categories in the "
+                     "consistency KL, before renormalising.")
+  flags.DEFINE_bool("replay_sample_pixels", d.replay_sample_pixels,
+                    "Synthetic pixels as Bernoulli samples instead of Bernoulli means.")
+  flags.DEFINE_integer("validation_synthetic_examples", d.validation_synthetic_examples,
+                       "Size of the fixed synthetic validation set drawn from the teacher.")
+  flags.DEFINE_integer("min_steps_per_interval", d.min_steps_per_interval,
+                       "Early stopping may not end an interval before this many steps.")
   flags.DEFINE_integer("eval_examples", None,
                        "Cap on test examples per distribution when evaluating after each "
                        "interval (default: all).")
-  flags.DEFINE_bool("overwrite", False, "Start afresh in a workdir that holds another run.")
+  flags.DEFINE_integer("checkpoint_every", d.checkpoint_every,
+                       "Also checkpoint every N training steps, at the next evaluation "
+                       "(0: only at hand-overs and after each interval).")
+  flags.DEFINE_bool("overwrite", False,
+                    "Start afresh in a workdir that holds a run, removing its checkpoints, "
+                    "metrics, summaries, samples and export. Without it, bin/train on a "
+                    "workdir resumes the run there (same configuration) or refuses.")
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
 
@@ -127,19 +152,30 @@ _SIMPLE = (
     "batch_size", "learning_rate", "continuous_dim", "consistency_weight", "mi_weight",
     "consistency_kl", "consistency_gaussian", "baseline", "patience", "eval_every",
     "max_steps_per_interval", "seed", "threads", "deterministic", "binarize", "jit_compile",
-    "eval_examples",
+    "eval_examples", "checkpoint_every", "steps_per_execution", "grow_init", "hidden_units",
+    "tau_min", "teacher_pad_eps", "replay_sample_pixels", "validation_synthetic_examples",
+    "min_steps_per_interval",
 )
 
 
-def config_from_flags() -> config_lib.Config:
-  """Builds the run's Config: defaults < --config_file < flags given explicitly."""
+def config_from_flags(base_file: str | None = None) -> config_lib.Config:
+  """Builds the run's Config: defaults < --config_file < flags given explicitly.
+
+  Args:
+    base_file: a JSON configuration to start from when --config_file is not
+      given (bin/train passes the config.json of the workdir it resumes).
+  """
   values: dict = {}
-  if FLAGS.config_file:
+  path = FLAGS.config_file or base_file
+  if path:
     try:
-      with open(FLAGS.config_file) as f:
+      with open(path) as f:
         values = config_lib.Config.from_json(f.read()).to_dict()
     except OSError as e:
-      raise config_lib.ConfigError(f"cannot read --config_file: {e}") from None
+      raise config_lib.ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    except config_lib.ConfigError as e:
+      hint = "" if FLAGS.config_file else "; pass --overwrite to start afresh"
+      raise config_lib.ConfigError(f"{path}: {e}{hint}") from None
   for name in _SIMPLE:
     if FLAGS[name].present or name not in values:
       values[name] = FLAGS[name].value

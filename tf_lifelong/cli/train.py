@@ -3,12 +3,18 @@
     bin/train                                  # Fashion-MNIST, one class per interval
     bin/train --dataset=mnist --order=3,7,3    # repeats allowed
     bin/train --dataset=svhn_mnist --strategy=mirrored
+    bin/train --workdir=W                      # resumes the interrupted run in W
 
 Writes into --workdir: config.json, metrics.csv / metrics.jsonl, checkpoints/,
-tensorboard/, samples/ and export/ (a SavedModel).
+tensorboard/, samples/ and export/ (a SavedModel). On a workdir that holds a run,
+the flags start from its config.json: the run resumes from its latest
+checkpoint, a finished one is left alone (exit 0), and flags that change its
+configuration are refused unless --overwrite (docs/reliability.md).
 """
 
 from __future__ import annotations
+
+import os
 
 from absl import app, flags
 
@@ -23,15 +29,29 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   errors.quiet_tensorflow(FLAGS.verbose)
   with errors.reported("train", FLAGS.verbose):
-    config = run_flags.config_from_flags()
+    config = run_flags.config_from_flags(base_file=_stored_config())
+    workdir = FLAGS.workdir or run_flags.default_workdir(config)
+    from tf_lifelong import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
+
+    start = resume.prepare(config, workdir, FLAGS.overwrite, chief=False)  # Only looks.
+    if start.finished:
+      print(resume.finished_message(workdir, start))
+      return
     with errors.native_stderr_silenced(not FLAGS.verbose):
       # TensorFlow loads and initialises its devices here, after the flags are checked.
       from tf_lifelong import lifelong, runtime
 
       runtime.configure(config)
 
-    workdir = FLAGS.workdir or run_flags.default_workdir(config)
     lifelong.run(config, workdir, overwrite=FLAGS.overwrite, verbose=FLAGS.verbose)
+
+
+def _stored_config() -> str | None:
+  """The config.json of the run in --workdir, unless --config_file or --overwrite."""
+  if not FLAGS.workdir or FLAGS.config_file or FLAGS.overwrite:
+    return None
+  path = os.path.join(FLAGS.workdir, "config.json")
+  return path if os.path.isfile(path) else None
 
 
 def entry() -> None:

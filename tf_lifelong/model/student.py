@@ -43,6 +43,10 @@ TERMS = ("loss", "neg_elbo", "reconstruction", "kl_continuous", "kl_discrete", "
          "mutual_information")
 """Per-example terms reported by the training step (global means)."""
 
+FUSED_ADAM = True
+"""`train_step` applies a plain Adam with TensorFlow's fused kernel (`_apply_adam_fused`).
+Read when the step is traced; False gives Keras' own Adam update (for comparisons)."""
+
 
 def _all_reduce_sum(value):
   """Sum over the replicas in sync (identity on one replica or outside a replica context)."""
@@ -257,7 +261,7 @@ class LifelongVAE(keras.Model):
             "normal": tf.random.stateless_normal([batch, self.continuous_dim], seed_c)}
 
   # -------------------------------------------------------------- objective
-  def per_example_terms(self, x, omega, noise, training=True):
+  def per_example_terms(self, x, omega, noise, training=True, num_real=None):
     """Named per-example terms [B] of the student objective for a given batch and noise.
 
     Args:
@@ -265,6 +269,11 @@ class LifelongVAE(keras.Model):
       omega: [B], 1 real, 0 synthetic.
       noise: dict from `draw_noise` (gumbel [B, J], normal [B, F]).
       training: batch-norm mode of the student's networks.
+      num_real: None, or the number of leading rows that are real (omega 1
+        exactly on rows [0, num_real), as `replay_batch` lays them out). Then
+        the teacher's encoder runs on the synthetic rows only, the only ones
+        the masked consistency keeps; the terms are the same (a speed-up,
+        method.md section 4 is unchanged).
 
     Returns:
       dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo,
@@ -282,21 +291,29 @@ class LifelongVAE(keras.Model):
     if self.teacher is None:
       terms["consistency"] = tf.zeros_like(terms["neg_elbo"])
     else:
-      t_logits, t_loc, t_scale = self.teacher.encoder(x, training=False)
+      # With num_real, rows [num_real, B) are the synthetic ones: only they need
+      # the teacher (the teacher's batch norm is in inference mode, so each row's
+      # posterior does not depend on the others); real rows get 0 as the mask does.
+      rows = (lambda t: t) if num_real is None else (lambda t: t[num_real:])
+      t_logits, t_loc, t_scale = self.teacher.encoder(rows(x), training=False)
       gaussian = self.config.consistency_gaussian
       cons = objectives.consistency_terms(
-          logits, t_logits, eps=self.config.teacher_pad_eps,
+          rows(logits), t_logits, eps=self.config.teacher_pad_eps,
           direction=self.config.consistency_kl,
-          student_gaussian=(loc, scale) if gaussian else None,
-          teacher_gaussian=(t_loc, t_scale) if gaussian else None)
-      terms["consistency"] = objectives.masked_consistency(cons["consistency"], omega)
+          student_gaussian=(rows(loc), rows(scale)) if gaussian else None,
+          teacher_gaussian=(t_loc, t_scale) if gaussian else None)["consistency"]
+      if num_real is not None:
+        cons = tf.concat([tf.zeros([num_real], cons.dtype), cons], 0)
+      terms["consistency"] = objectives.masked_consistency(cons, omega)
     terms["loss"] = objectives.student_loss(
         terms["neg_elbo"], terms["consistency"], terms["mutual_information"], omega,
         gamma=self.config.consistency_weight, lam=self.config.mi_weight)
     return terms
 
-  def loss_and_gradients(self, x, omega, noise):
+  def loss_and_gradients(self, x, omega, noise, num_real=None):
     """This replica's loss (sum / global batch size), its gradients and the terms.
+
+    `num_real`: see `per_example_terms`.
 
     Returns:
       (loss scalar, gradients aligned with `student_variables`, terms dict,
@@ -304,7 +321,7 @@ class LifelongVAE(keras.Model):
       of one device on the whole batch.
     """
     with tf.GradientTape() as tape:
-      terms = self.per_example_terms(x, omega, noise, training=True)
+      terms = self.per_example_terms(x, omega, noise, training=True, num_real=num_real)
       count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
       loss = tf.reduce_sum(terms["loss"]) / count
     grads = tape.gradient(loss, self.student_variables)
@@ -318,15 +335,25 @@ class LifelongVAE(keras.Model):
     return tf.random.experimental.stateless_fold_in(seed, replica)
 
   def train_step(self, data):
+    """One step: replay, loss, gradients, update, trackers; all inside the compiled graph.
+
+    Performance (docs/performance.md): the teacher's encoder sees only the
+    synthetic rows (`num_real`), and a plain Adam is applied with one fused
+    kernel per variable (`_apply_adam_fused`) instead of a dozen elementwise
+    ops; the update is Keras' Adam formula.
+    """
     seed_replay, seed_bin, seed_noise = tf.unstack(
         tf.random.experimental.stateless_split(self._step_seed(), 3))
-    x, omega = self.replay_batch(_images(data), seed_replay)
+    real = _images(data)
+    num_real = real.shape[0] if real.shape[0] is not None else tf.shape(real)[0]
+    x, omega = self.replay_batch(real, seed_replay)
     if self.config.binarize:
       x = binarize(x, seed_bin)
     noise = self.draw_noise(tf.shape(x)[0], seed_noise)
     tau = self.temperature()
-    _, grads, terms, count = self.loss_and_gradients(x, omega, noise)
-    self.optimizer.apply(grads, self.student_variables)
+    _, grads, terms, count = self.loss_and_gradients(x, omega, noise, num_real=num_real)
+    if not (FUSED_ADAM and _apply_adam_fused(self.optimizer, grads, self.student_variables)):
+      self.optimizer.apply(grads, self.student_variables)
     self.student_step.assign_add(1)
     sums = tf.stack([tf.reduce_sum(terms[name]) for name in TERMS]
                     + [tf.reduce_sum(1.0 - omega)])
@@ -355,6 +382,50 @@ class LifelongVAE(keras.Model):
       self.trackers[name].update_state(value)
     self.trackers["loss"].update_state(means[0])
     return {m.name: m.result() for m in self.metrics}
+
+
+def _apply_adam_fused(optimizer, grads, variables) -> bool:
+  """Applies a plain Adam with one fused kernel per variable; False if it cannot.
+
+  Keras' Adam issues about a dozen elementwise ops per variable, each a pass
+  over memory; TensorFlow's ResourceApplyAdam does the same update in one
+  pass: alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), m += (g - m)(1 -
+  beta_1), v += (g^2 - v)(1 - beta_2), var -= alpha m / (sqrt(v) + epsilon),
+  t = iterations + 1, on the optimizer's own m and v; then iterations += 1 as
+  Keras does. The only difference is rounding: the kernel forms 1 - beta in
+  float32 from the float32 beta (Keras rounds it from float64), so results
+  agree with Keras' Adam to float32 rounding, like any fusion (XLA's too).
+
+  Only for `keras.optimizers.Adam` itself with nothing on top (no clipping,
+  weight decay, EMA, AMSGrad, gradient accumulation or loss scaling), built,
+  outside any distribution strategy, on dense float32 gradients. Otherwise
+  returns False and the caller uses `optimizer.apply`.
+  """
+  if (type(optimizer) is not keras.optimizers.Adam or not optimizer.built
+      or tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
+      or optimizer.amsgrad or optimizer.clipnorm or optimizer.clipvalue
+      or optimizer.global_clipnorm or optimizer.weight_decay or optimizer.use_ema
+      or optimizer.gradient_accumulation_steps or optimizer.loss_scale_factor
+      or any(not isinstance(g, tf.Tensor) or g.dtype != tf.float32 for g in grads)
+      or any(v.dtype != "float32" or getattr(v, "overwrite_with_gradient", False)
+             for v in variables)):
+    return False
+  with tf.name_scope("fused_adam"):
+    local_step = tf.cast(optimizer.iterations + 1, tf.float32)
+    beta_1 = tf.constant(optimizer.beta_1, tf.float32)
+    beta_2 = tf.constant(optimizer.beta_2, tf.float32)
+    epsilon = tf.constant(optimizer.epsilon, tf.float32)
+    lr = tf.cast(optimizer.learning_rate, tf.float32)
+    beta_1_power, beta_2_power = tf.pow(beta_1, local_step), tf.pow(beta_2, local_step)
+    for grad, variable in zip(grads, variables):
+      index = optimizer._get_variable_index(variable)
+      tf.raw_ops.ResourceApplyAdam(
+          var=variable.value.handle, m=optimizer._momentums[index].value.handle,
+          v=optimizer._velocities[index].value.handle, beta1_power=beta_1_power,
+          beta2_power=beta_2_power, lr=lr, beta1=beta_1, beta2=beta_2, epsilon=epsilon,
+          grad=grad)
+    optimizer.iterations.assign_add(1)
+  return True
 
 
 def compile_student(model: LifelongVAE, config) -> LifelongVAE:

@@ -1,0 +1,102 @@
+"""Helpers of the tests that run bin/train in subprocesses: a tiny run, and the launcher.
+
+Every bin/train start spends about 5 s importing TensorFlow; the tiny run
+(real MNIST digits, a 32-unit MLP, 10-step evaluations, 50 test examples per
+digit) keeps what comes after it to a few seconds per interval. Its
+uninterrupted --deterministic run (`reference_run`) is made once per test
+session and shared by tests/test_resume.py and tests/test_determinism.py, also
+across pytest-xdist workers.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import sys
+
+from tests import paths
+
+TRAIN = os.path.join(paths.REPO, "bin", "train")
+TINY = dict(dataset="mnist", data_dir=paths.DATA_ROOT, order=[3, 7, 3], batch_size=32,
+            hidden_units=32, continuous_dim=4, eval_every=10, max_steps_per_interval=30,
+            patience=2, eval_examples=50, validation_synthetic_examples=50, seed=3, threads=1,
+            checkpoint_every=10)
+"""A tiny run: 3 intervals of 30 steps, a checkpoint at every evaluation (10 steps)."""
+ROW_KEYS = ("interval", "distribution", "is_new", "num_categories", "steps")
+
+
+def config_file(folder, **overrides) -> str:
+  """Writes the tiny run's configuration (with `overrides`) as JSON; returns its path."""
+  path = os.path.join(str(folder), "tiny.json")
+  with open(path, "w") as f:
+    json.dump({**TINY, **overrides}, f)
+  return path
+
+
+def _env(kill_at: str | None) -> dict:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  env.pop("TF_LIFELONG_TEST_KILL_AT", None)
+  if kill_at:
+    env["TF_LIFELONG_TEST_KILL_AT"] = kill_at
+  return env
+
+
+def train(*args, kill_at: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+  """Runs bin/train with `args` (and the kill test hook if given); waits for it."""
+  return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
+                        timeout=timeout, env=_env(kill_at))
+
+
+def start_train(*args, log_path: str) -> subprocess.Popen:
+  """Starts bin/train in the background, its output going to `log_path`."""
+  with open(log_path, "w") as log:  # The child keeps its own copy of the descriptor.
+    return subprocess.Popen([sys.executable, TRAIN, *args], stdout=log,
+                            stderr=subprocess.STDOUT, env=_env(None))
+
+
+def wait(proc: subprocess.Popen, timeout: float = 300) -> int:
+  """Waits for a background run (kills it past `timeout`); its exit status."""
+  try:
+    return proc.wait(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+    raise
+
+
+def metrics(workdir) -> list[dict]:
+  """The rows of workdir/metrics.jsonl."""
+  with open(os.path.join(str(workdir), "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def reference_run(tmp_path_factory) -> str:
+  """The workdir of the tiny run, uninterrupted, with --deterministic (made once).
+
+  Under pytest-xdist the workers share it through their common temporary
+  folder, made by whichever asks first while the others wait on a lock.
+  """
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = tmp_path_factory.getbasetemp().parent
+  else:
+    root = tmp_path_factory.getbasetemp()
+  workdir, done = str(root / "reference"), str(root / "reference.ok")
+  with _locked(str(root / "reference.lock")):
+    if not os.path.exists(done):
+      os.makedirs(str(root), exist_ok=True)
+      result = train(f"--config_file={config_file(root)}", f"--workdir={workdir}",
+                     "--deterministic", "--overwrite")
+      assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+      open(done, "w").close()
+  return workdir
