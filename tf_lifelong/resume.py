@@ -125,6 +125,11 @@ def _latest(workdir: str) -> dict[str, Any] | None:
     raise WorkdirError(f"{e}; pass --overwrite to start afresh") from None
 
 
+RUNTIME_ONLY = frozenset({"threads", "checkpoint_every", "data_dir", "download"})
+"""Fields that change how a run executes or finds its data, not what it computes:
+a run may be resumed with other values of them."""
+
+
 def _check_same_config(config: config_lib.Config, workdir: str) -> None:
   path = os.path.join(workdir, "config.json")
   try:
@@ -134,9 +139,10 @@ def _check_same_config(config: config_lib.Config, workdir: str) -> None:
     raise WorkdirError(f"{workdir} holds checkpoints but {path} is unreadable ({e}); pass "
                        "--overwrite to start afresh") from None
   current = json.loads(config.to_json())
-  if previous == current:
+  keys = sorted(k for k in set(previous) | set(current)
+                if previous.get(k) != current.get(k) and k not in RUNTIME_ONLY)
+  if not keys:
     return
-  keys = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
   diff = ", ".join(f"{k}: {previous.get(k)!r} there, {current.get(k)!r} here" for k in keys[:4])
   more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
   raise WorkdirError(f"{workdir} holds a run with another configuration ({diff}{more}); "
