@@ -26,10 +26,13 @@ row)` methods) let experiments add metrics without touching the loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -138,16 +141,32 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
                 f"{config.resolved_arch} model, strategy {config.strategy} "
                 f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}")
   resumed = _restore(ctx, start, strategy, shown) if start.state is not None else None
-  for interval in stream.intervals[start.next_interval:]:
-    ctx.interval = interval
-    _run_interval(ctx, strategy, evaluator, writer, shown, hooks, resumed)
-    resumed = None
-  if chief:
+  try:
+    for interval in stream.intervals[start.next_interval:]:
+      ctx.interval = interval
+      _run_interval(ctx, strategy, evaluator, writer, shown, hooks, resumed)
+      resumed = None
     ctx.interval = stream.intervals[-1]
-    _export(ctx)
+    _export(ctx)  # Every worker: saving may take part in collectives (multi-worker).
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    if config.strategy != "multi_worker":
+      raise
+    lines = [line.strip() for line in str(e.message).splitlines() if line.strip()] or [""]
+    first = next((line for line in lines if "aborted" in line or "unhealthy" in line),
+                 lines[-1])[:300]
+    raise RunError(
+        f"multi-worker run: another worker is gone or did not answer within "
+        f"{runtime.collective_timeout():.0f} s ({runtime.COLLECTIVE_TIMEOUT_ENV}) in interval "
+        f"{ctx.interval.index if ctx.interval else 0}: {first}. Restart every worker; with the "
+        f"workdir on storage all workers share, the run resumes from its latest checkpoint"
+    ) from None
+  if chief:
     checkpoints.mark_finished(workdir, export=os.path.join(workdir, "export"))
     shown.message("\n" + progress.table(ctx.rows, SUMMARY_COLUMNS))
     shown.message(f"done: {workdir}")
+  else:
+    print(f"worker done (not the chief; nothing written): {len(ctx.rows)} intervals, "
+          f"{ctx.global_step} steps", file=out or sys.stdout, flush=True)
   writer.close()
   return ctx.rows
 
@@ -246,6 +265,7 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
       f"consistency {_fmt(row['consistency'])}")
   if ctx.chief:
     _record(ctx, row, writer)
+  _checkpoint(ctx, "end")
 
 
 def _row(ctx: Context, evaluator: evaluate.Evaluator, teacher_seen: Sequence[int],
@@ -312,7 +332,7 @@ def _validation_fn(student, dist: streams.Distribution, config: config_lib.Confi
 
 
 def _record(ctx: Context, row: dict, writer: summaries.SummaryWriter) -> None:
-  """metrics files, TensorBoard, sample grid, checkpoint."""
+  """metrics files, TensorBoard, sample grid (chief only; the `end` checkpoint follows)."""
   workdir, index = ctx.workdir, ctx.interval.index
   artifacts.write_metrics(workdir, ctx.rows)
   artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
@@ -326,7 +346,6 @@ def _record(ctx: Context, row: dict, writer: summaries.SummaryWriter) -> None:
   recon = reconstruction_grid(ctx.student, ctx.stream, ctx.seen)
   writer.image("reconstructions", summaries.image_grid(recon), index,
                "pairs of rows: test images of each seen distribution, reconstructions")
-  _checkpoint(ctx, "end")
 
 
 def sample_grid(student, columns: int, seed: int) -> np.ndarray:
@@ -348,13 +367,16 @@ def reconstruction_grid(student, stream: streams.Stream, seen: Sequence[int],
 
 def _checkpoint(ctx: Context, phase: str, teacher_seen: Sequence[int] = (),
                 train_state: training.TrainState | None = None) -> None:
-  """Saves a `start`, `train` or `end` checkpoint (chief only); never non-finite weights.
+  """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
+
+  Every worker of a multi-worker run calls it, since reading distributed
+  variables may take part in collectives; only the chief's checkpoint lands in
+  the workdir, the others write to a temporary folder that is then removed
+  (TensorFlow's multi-worker saving rule).
 
   Raises:
     RunError: the student's weights or optimizer state are not finite.
   """
-  if not ctx.chief:
-    return
   index = ctx.interval.index
   step = train_state.result.steps if train_state is not None else 0
   if not _finite(ctx.student, train_state):
@@ -373,9 +395,23 @@ def _checkpoint(ctx: Context, phase: str, teacher_seen: Sequence[int] = (),
         "best_step": result.best_step, "bad_evals": train_state.bad_evals,
         "grad_norms": result.grad_norms}
     best = train_state.best_weights
+  if not ctx.chief:
+    with _scratch() as scratch:
+      checkpoints.save(scratch, ctx.student, state, best_weights=best)
+    return
   checkpoints.save(ctx.workdir, ctx.student, state, best_weights=best)
   ctx.last_checkpoint = name
   checkpoints.remove_superseded(ctx.workdir, keep=name)
+
+
+@contextlib.contextmanager
+def _scratch():
+  """A temporary folder for what a non-chief worker must save but not keep."""
+  folder = tempfile.mkdtemp(prefix="tf_lifelong_worker_")
+  try:
+    yield folder
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _finite(student, train_state: training.TrainState | None) -> bool:
@@ -394,12 +430,19 @@ def _export(ctx: Context) -> None:
               "distribution_names": {str(i): ctx.stream.distributions[i].name
                                      for i in ctx.seen},
               "config": ctx.config.to_dict()}
-  with resume.kill_inside_export(ctx.interval.index):
+  def write(workdir: str) -> None:
     export.export(student.encoder, student.decoder,
                   num_categories=int(student.num_categories),
                   continuous_dim=ctx.config.continuous_dim,
                   image_shape=tuple(ctx.stream.image_shape), metadata=metadata,
-                  path=os.path.join(ctx.workdir, "export"))
+                  path=os.path.join(workdir, "export"))
+
+  if not ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
+    with _scratch() as scratch:
+      write(scratch)
+    return
+  with resume.kill_inside_export(ctx.interval.index):
+    write(ctx.workdir)
 
 
 def _call(hooks: Sequence[Any], name: str, *args) -> None:

@@ -41,7 +41,10 @@ def configure(config: config_lib.Config) -> None:
   seed_everything(config.seed)
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  tf.config.list_logical_devices()  # Initialises the devices now, with this layout.
+  if config.strategy != "multi_worker":
+    # Initialises the devices now, with this layout. MultiWorkerMirroredStrategy
+    # configures the collective ops itself, which must precede the initialisation.
+    tf.config.list_logical_devices()
 
 
 def set_threads(n: int) -> None:
@@ -106,8 +109,29 @@ def make_strategy(config: config_lib.Config) -> tf.distribute.Strategy:
       json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
       raise RuntimeSetupError(f"TF_CONFIG is not valid JSON: {e}") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=collective_timeout())
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
   raise RuntimeSetupError(f"unknown strategy {name!r}")
+
+
+COLLECTIVE_TIMEOUT_ENV = "TF_LIFELONG_COLLECTIVE_TIMEOUT"
+DEFAULT_COLLECTIVE_TIMEOUT = 600.0
+"""Seconds a multi-worker collective waits for its peers (e.g. while the chief
+writes an interval's artifacts) before it fails instead of hanging."""
+
+
+def collective_timeout() -> float:
+  """The collective timeout of multi-worker runs: $TF_LIFELONG_COLLECTIVE_TIMEOUT or 600 s."""
+  value = os.environ.get(COLLECTIVE_TIMEOUT_ENV)
+  try:
+    seconds = float(value) if value else DEFAULT_COLLECTIVE_TIMEOUT
+  except ValueError:
+    raise RuntimeSetupError(f"{COLLECTIVE_TIMEOUT_ENV}={value!r} is not a number of seconds") \
+        from None
+  if seconds <= 0:
+    raise RuntimeSetupError(f"{COLLECTIVE_TIMEOUT_ENV} must be positive, not {value}")
+  return seconds
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

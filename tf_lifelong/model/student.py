@@ -365,7 +365,7 @@ class LifelongVAE(keras.Model):
     _, replicas = _replica()
     full_grads = _all_reduce_sum(grads) if replicas > 1 else grads
     self.trackers["grad_norm"].update_state(tf.linalg.global_norm(full_grads))
-    return {m.name: m.result() for m in self.metrics}
+    return _logs(self.metrics)
 
   def test_step(self, data):
     """-ELBO with a hard z_d on real rows (method.md section 3); updates the ELBO trackers."""
@@ -381,7 +381,20 @@ class LifelongVAE(keras.Model):
     for name, value in zip(names, means):
       self.trackers[name].update_state(value)
     self.trackers["loss"].update_state(means[0])
-    return {m.name: m.result() for m in self.metrics}
+    return _logs(self.metrics)
+
+
+def _logs(metrics) -> dict[str, tf.Tensor]:
+  """The step's logs: each metric's result (the same on every replica).
+
+  Under MultiWorkerMirroredStrategy Keras reduces each log with
+  `strategy.reduce(MEAN, value, axis=0)`, which needs an axis: there each result
+  is given as a [1] vector, whose mean over the replicas is the result again.
+  """
+  strategy = tf.distribute.get_strategy()
+  multi_worker = (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                  and strategy.extended._in_multi_worker_mode())  # noqa: SLF001 - as Keras tells.
+  return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in metrics}
 
 
 def _apply_adam_fused(optimizer, grads, variables) -> bool:
