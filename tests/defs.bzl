@@ -6,7 +6,7 @@ def pytest_test(name, src, deps = [], data = [], tags = [], size = "medium", **k
         srcs = ["//tests:pytest_runner.py", src] + native.glob(["conftest.py"]),
         main = "//tests:pytest_runner.py",
         args = ["$(location %s)" % src],
-        deps = deps + ["//tests:paths"],
+        deps = deps + ([] if ("//tests:paths" in deps or ":paths" in deps) else ["//tests:paths"]),
         data = data,
         tags = tags,
         size = size,
