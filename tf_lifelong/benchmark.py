@@ -24,7 +24,7 @@ benchmark times everything.
 Then the interval benchmark: `lifelong.run` on the first two intervals of the
 stream (the second with a teacher) with bounded steps, once per variant
 (config defaults, XLA, steps_per_execution > 1), each in a fresh Python
-process so that its peak memory (`ru_maxrss`) is its own; with `quick` they
+process so that its peak memory is its own (`peak_rss_mb`); with `quick` they
 run in this process (peak memory then includes the step benchmark's).
 """
 
@@ -574,6 +574,25 @@ def interval_config(settings: Settings, variant: str) -> config_lib.Config:
       **overrides[variant])
 
 
+def peak_rss_mb() -> float:
+  """This process's peak resident set size in MB.
+
+  VmHWM of /proc/self/status where there is one (Linux): the high-water mark
+  of this process image's own memory. `getrusage(RUSAGE_SELF).ru_maxrss`
+  is not: Linux carries it over fork and exec, so a child started by a big
+  parent reports at least the parent's size at the fork; it is the fallback
+  elsewhere.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class _TrainingTimer:
   """While active, times each `training.train_interval` call of a run and its validations.
 
@@ -645,7 +664,7 @@ def run_interval(config: config_lib.Config) -> dict:
           "max_steps_per_interval": config.max_steps_per_interval,
           "intervals": intervals, "run_wall_seconds": wall,
           "run_cpu_seconds": time.process_time() - cpu,
-          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+          "peak_rss_mb": peak_rss_mb()}
 
 
 def interval_child() -> None:
@@ -685,8 +704,9 @@ def measure_intervals(settings: Settings, log=print) -> dict:
   return out
 
 
-def estimate_run(intervals: dict, steps: dict, num_intervals: int = 10) -> dict | None:
-  """Wall time of a default `num_intervals`-interval run, from the default interval variant.
+def estimate_run(intervals: dict, steps: dict, num_intervals: int = 10,
+                 variant: str = "default") -> dict | None:
+  """Wall time of a `num_intervals`-interval run, from one interval-benchmark variant.
 
   The first interval (no teacher) counts once. The second (k = 1) stands for
   each later one, its whole wall time scaled by the step-time ratio of the
@@ -696,7 +716,7 @@ def estimate_run(intervals: dict, steps: dict, num_intervals: int = 10) -> dict 
   time ratio. `worst_case_seconds` also scales every interval to its step
   budget, as if none stopped early.
   """
-  default = intervals.get("default")
+  default = intervals.get(variant)
   if not default or not default["intervals"]:
     return None
   measured = default["intervals"]
@@ -751,8 +771,10 @@ def run(settings: Settings, log=print) -> dict:
   result["lgm_over_pytorch_reference"] = [result["lgm_examples_per_sec"] / r
                                           for r in PYTORCH_REFERENCE_ROWS_PER_SEC]
   result["interval"] = measure_intervals(settings, log) if settings.interval_variants else {}
-  result["estimated_default_run"] = estimate_run(result["interval"], result)
-  result["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  result["estimated_run"] = {variant: estimate_run(result["interval"], result, variant=variant)
+                             for variant in result["interval"]}
+  result["estimated_default_run"] = result["estimated_run"].get("default")
+  result["peak_rss_mb_this_process"] = peak_rss_mb()
   result["benchmark_seconds"] = time.perf_counter() - start
   return result
 

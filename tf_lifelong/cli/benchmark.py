@@ -147,10 +147,11 @@ def summary(result: dict) -> str:
   for name, v in result["interval"].items():
     walls = ", ".join(f"{i['wall_seconds']:.1f} s / {i['steps']} steps" for i in v["intervals"])
     lines.append(f"  interval {name}: {walls}; peak RSS {v['peak_rss_mb']:.0f} MB")
-  estimate = result.get("estimated_default_run")
-  if estimate:
-    lines.append(f"estimated default run: {estimate['seconds'] / 60:.1f} min "
-                 f"(worst case {estimate['worst_case_seconds'] / 60:.1f} min)")
+  for name, estimate in (result.get("estimated_run") or {}).items():
+    if estimate:
+      lines.append(f"estimated {estimate['num_intervals']}-interval run ({name}): "
+                   f"{estimate['seconds'] / 60:.1f} min (worst case "
+                   f"{estimate['worst_case_seconds'] / 60:.1f} min)")
   return "\n".join(lines)
 
 
