@@ -71,6 +71,34 @@ def test_a_run_counts_as_finished_only_with_the_same_configuration(tmp_path):
   assert not runner.is_finished(spec)
 
 
+@pytest.mark.real_data
+def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
+  base = config_lib.Config(dataset="mnist", data_dir=paths.DATA_ROOT, order=(3, 7),
+                           hidden_units=32, continuous_dim=2, batch_size=16, eval_every=10,
+                           max_steps_per_interval=40, checkpoint_every=10, eval_examples=50,
+                           validation_synthetic_examples=50, patience=10)
+  options = extras.ExtrasOptions(iwae_k=4, iwae_examples=20, sampling_n=4)
+  spec = runner.plan(base, [0], ["with_consistency"], str(tmp_path), options)[0]
+  path = tmp_path / "spec.json"
+  path.write_text(spec.to_json())
+  command = [sys.executable, "-m", "tf_lifelong.experiments.runner", str(path)]
+  env = dict(ENV, PYTHONPATH=paths.REPO)
+  killed = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**env, "TF_LIFELONG_TEST_KILL_AT": "train:1:30"})
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  assert not runner.is_finished(spec)
+  first = (tmp_path / "runs" / "with_consistency" / "seed-0" / "metrics.csv").read_text()
+  done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+  assert "resumed at step 20" in done.stdout and "afresh" not in done.stdout
+  assert runner.is_finished(spec)
+  result = runner.read_result(spec.workdir)
+  assert result["intervals"] == 2 and result["extras"]["iwae_log_likelihood"] < 0
+  # The first interval's row was kept, not computed again.
+  after = (tmp_path / "runs" / "with_consistency" / "seed-0" / "metrics.csv").read_text()
+  assert after.splitlines()[:2] == first.splitlines()[:2]
+
+
 # ---------------------------------------------------------------- report
 def test_mean_std_over_curves_of_unequal_length():
   mean, std = figures.mean_std([[1.0, 2.0, None], [3.0], [5.0, 4.0]])
@@ -166,6 +194,13 @@ def test_bad_flags_are_one_line(tmp_path):
   result = _experiment("--preset=mnist_sequential", f"--output={tmp_path}", "--variants=x,naive")
   assert result.returncode == 2 and "variants" in result.stderr and "naive" in result.stderr
   assert "Traceback" not in result.stderr
+  (tmp_path / "experiment.json").write_text('{"preset": "fashion_sequential"}')
+  result = _experiment("--preset=mnist_sequential", f"--output={tmp_path}",
+                       f"--data_dir={paths.DATA_ROOT}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.strip() == (f"experiment: error: {tmp_path} holds the experiment "
+                                   "'fashion_sequential', not 'mnist_sequential'; choose "
+                                   "another --output")
 
 
 @pytest.mark.real_data

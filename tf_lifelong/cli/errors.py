@@ -29,6 +29,7 @@ _USER_ERRORS = {
     "tf_lifelong.lifelong": "RunError", "tf_lifelong.checkpoints": "CheckpointError",
     "tf_lifelong.tuning": "TuneError", "tf_lifelong.resume": "WorkdirError",
     "tf_lifelong.runtime": "RuntimeSetupError",
+    "tf_lifelong.experiments.runner": "ExperimentError",
 }
 """Module -> the exception type of its user messages."""
 

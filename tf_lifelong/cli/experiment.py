@@ -107,14 +107,9 @@ def main(argv: list[str]) -> None:
         classifier_epochs=FLAGS.classifier_epochs,
         classifier_max_per_class=FLAGS.classifier_max_per_class or None)
     seeds = [config.seed + k for k in range(FLAGS.seeds)]
-    try:
-      runner.run_experiment(FLAGS.preset, config, seeds=seeds, variants=variants,
-                            output=FLAGS.output, options=options, parallel=FLAGS.parallel,
-                            command=shlex.join(["bin/experiment", *sys.argv[1:]]),
-                            out=sys.stdout)
-    except runner.ExperimentError as e:
-      print(f"experiment: error: {e}", file=sys.stderr)
-      sys.exit(2)
+    runner.run_experiment(FLAGS.preset, config, seeds=seeds, variants=variants,
+                          output=FLAGS.output, options=options, parallel=FLAGS.parallel,
+                          command=shlex.join(["bin/experiment", *sys.argv[1:]]), out=sys.stdout)
     print(f"report: {FLAGS.output}/report.md")
 
 

@@ -17,9 +17,10 @@ Layout of `output` (OUT):
 Everything heavy (checkpoints, exports, TensorBoard logs, the classifier) lies
 under `OUT/runs/`, which a repository can ignore while keeping the report.
 
-A run whose `result.json` holds the same configuration is skipped, so an
-experiment killed half-way resumes at run granularity; an unfinished run is
-started afresh. With `parallel` > 1 runs go to that many subprocesses
+A run whose `result.json` holds the same configuration is skipped; an
+unfinished one goes on from its last checkpoint (lifelong.run's resume; afresh
+if its workdir holds another configuration), so a killed experiment loses at
+most `checkpoint_every` steps per run. With `parallel` > 1 runs go to that many subprocesses
 (`python -m tf_lifelong.experiments.runner SPEC`), each logging to its
 `log.txt`.
 """
@@ -49,7 +50,7 @@ SPEC = "spec.json"
 LOG = "log.txt"
 EXPERIMENT = "experiment.json"
 CLASSIFIER = os.path.join("runs", "classifier")
-IGNORED_FIELDS = ("threads", "data_dir", "download")
+IGNORED_FIELDS = ("threads", "data_dir", "download", "steps_per_execution")
 """Config fields that do not change a run's result (a finished run is kept)."""
 FINAL_KEYS = ("test_neg_elbo_seen", "test_neg_elbo_full", "consistency",
               "best_validation_neg_elbo", "num_categories")
@@ -120,7 +121,7 @@ def train_command(spec: RunSpec) -> str:
 
 def run_one(spec: RunSpec, out=None) -> dict:
   """Runs `spec` with lifelong.run and its end-of-run extras; writes result.json."""
-  from tf_lifelong import lifelong, sampling_metrics  # noqa: PLC0415
+  from tf_lifelong import lifelong, resume, sampling_metrics  # noqa: PLC0415
 
   start = time.monotonic()
   artifacts.write_text(os.path.join(spec.workdir, RUN_CONFIG), spec.config.to_json() + "\n")
@@ -131,7 +132,14 @@ def run_one(spec: RunSpec, out=None) -> dict:
     return sampling_metrics.Classifier.load(spec.classifier_dir)
 
   hook = FinalExtras(spec.options, classifier)
-  rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
+  try:  # an interrupted run of this configuration goes on from its last checkpoint
+    rows = lifelong.run(spec.config, spec.workdir, hooks=[hook], out=out)
+  except resume.WorkdirError as e:
+    _say(out, f"not resuming ({e}); starting afresh")
+    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
+  if hook.result is None:  # killed after its last interval: the extras need a full run
+    _say(out, "the run ended before its extras; starting afresh")
+    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
   result = {"variant": spec.variant, "seed": spec.seed, "config": spec.config.to_dict(),
             "intervals": len(rows), "final": {k: rows[-1].get(k) for k in FINAL_KEYS},
             "extras": hook.result, "wall_seconds": round(time.monotonic() - start, 1),
@@ -288,7 +296,7 @@ def _launch(spec: RunSpec, env: dict) -> subprocess.Popen:
   os.makedirs(spec.workdir, exist_ok=True)
   path = os.path.join(spec.workdir, SPEC)
   artifacts.write_text(path, spec.to_json() + "\n")
-  with open(os.path.join(spec.workdir, LOG), "w") as log:
+  with open(os.path.join(spec.workdir, LOG), "a") as log:  # a resumed run adds to it
     return subprocess.Popen([sys.executable, "-m", "tf_lifelong.experiments.runner", path],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
 
