@@ -15,6 +15,7 @@ import pytest
 
 from tests import paths
 from tf_lifelong import benchmark
+from tf_lifelong import config as config_lib
 
 BENCHMARK = os.path.join(paths.REPO, "bin", "benchmark")
 
@@ -68,9 +69,10 @@ def test_measures_xla_and_steps_per_execution(quick):
   variants = result["step_variants"]
   assert {(v["jit_compile"], v["steps_per_execution"]) for v in variants.values()} >= {
       (False, 1), (True, 1), (False, 2)}
-  assert set(result["interval"]) == {"default", "xla", "spe"}
+  assert set(result["interval"]) == {"default", "spe1", "xla"}
   assert result["interval"]["xla"]["jit_compile"] is True
-  assert result["interval"]["spe"]["steps_per_execution"] == 2
+  assert result["interval"]["spe1"]["steps_per_execution"] == 1
+  assert result["interval"]["default"]["steps_per_execution"] == config_lib.Config().steps_per_execution
   for run in result["interval"].values():
     assert run["intervals"] and run["intervals"][0]["steps"] > 0
     assert run["peak_rss_mb"] > 100  # TensorFlow alone takes more.

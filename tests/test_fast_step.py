@@ -4,7 +4,9 @@
   same per-example terms;
 - a plain Adam is applied with TensorFlow's fused kernel: one step agrees
   with Keras' own Adam to float32 rounding;
-- XLA falls back, saying so once, under MirroredStrategy on CPU.
+- XLA, and more than one step per execution, fall back, saying so once, under
+  MirroredStrategy with 2 replicas on CPU;
+- steps_per_execution batches steps and changes no result.
 """
 
 import os
@@ -32,7 +34,7 @@ def _student(seed=3, optimizer=None):
   from tf_lifelong.model import student as student_lib
 
   config = config_lib.Config(hidden_units=16, continuous_dim=3, batch_size=10, seed=seed,
-                             learning_rate=1e-3)
+                             learning_rate=1e-3, steps_per_execution=1)
   keras.utils.set_random_seed(seed)
   first = student_lib.new_student(config, (4, 5, 1), 2)
   model = handover.handover(first, is_new=True, config=config)
@@ -122,9 +124,47 @@ _MIRRORED_XLA = textwrap.dedent("""
 """)
 
 
-def test_xla_falls_back_once_under_mirrored_strategy_on_cpu():
+def test_xla_and_steps_per_execution_fall_back_once_under_mirrored_strategy_on_cpu():
   done = subprocess.run([sys.executable, "-c", _MIRRORED_XLA], capture_output=True, text=True,
                         timeout=300, env=_env(), check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   assert done.stdout.split() == ["xla", "False", "xla", "False", "fit", "ok"]
   assert done.stderr.count("XLA does not work with 2 replicas on CPU") == 1
+  # Keras' multi-step loop fails with 2 replicas: the default 10 steps per execution become 1.
+  assert done.stderr.count("steps_per_execution: using 1, not 10: more than one step per "
+                           "execution fails with 2 replicas") == 1
+
+
+def _fit_steps(spe, eval_every, epochs):
+  import keras
+  import tensorflow as tf
+
+  from tf_lifelong import config as config_lib
+  from tf_lifelong.model import student as student_lib
+
+  config = config_lib.Config(hidden_units=16, continuous_dim=3, batch_size=6, seed=5,
+                             steps_per_execution=spe, eval_every=eval_every)
+  keras.utils.set_random_seed(5)
+  model = student_lib.new_student(config, (4, 5, 1))
+  x = np.random.default_rng(2).uniform(size=(60, 4, 5, 1)).astype(np.float32)
+  data = tf.data.Dataset.from_tensor_slices(x).batch(6, drop_remainder=True).repeat()
+  model.fit(data, steps_per_epoch=eval_every, epochs=epochs, verbose=0)
+  return model
+
+
+def test_steps_per_execution_is_lowered_to_a_divisor_of_eval_every(caplog):
+  from tf_lifelong.model import student as student_lib
+
+  student_lib._said_spe = False
+  model = _fit_steps(spe=4, eval_every=6, epochs=2)
+  assert model.steps_per_execution == 2
+  # Keras would run ceil(6 / 4) * 4 = 8 steps per epoch at 4 steps per execution.
+  assert int(model.optimizer.iterations.numpy()) == 12
+  assert "using 2, not 4: it does not divide eval_every = 6" in caplog.text
+
+
+def test_steps_per_execution_changes_no_result():
+  one, three = _fit_steps(spe=1, eval_every=6, epochs=1), _fit_steps(spe=3, eval_every=6, epochs=1)
+  assert three.steps_per_execution == 3
+  for a, b in zip(one.student_variables, three.student_variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)

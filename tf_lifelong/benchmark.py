@@ -82,8 +82,9 @@ class Settings:
   eval_every: int = 250
   eval_examples: int | None = None
   validation_synthetic_examples: int = 1000
-  interval_variants: tuple[str, ...] = ("default", "xla", "spe")
-  """default: the config's defaults; xla: jit_compile on; spe: steps_per_execution on."""
+  interval_variants: tuple[str, ...] = ("default", "spe1", "xla")
+  """default: the config's defaults; spe1: steps_per_execution = 1 (no batching of steps);
+  xla: jit_compile on; spe: steps_per_execution = `steps_per_execution`."""
   interval_subprocess: bool = True
   """Run each interval variant in a fresh process (its own peak memory)."""
   interval_count: int = 2
@@ -558,7 +559,7 @@ def _real_rows(split, rows: int, settings: Settings):
 # -------------------------------------------------------------- interval
 def interval_config(settings: Settings, variant: str) -> config_lib.Config:
   """The config of one interval-benchmark run: the first two intervals of the stream."""
-  overrides = {"default": {}, "xla": {"jit_compile": True},
+  overrides = {"default": {}, "xla": {"jit_compile": True}, "spe1": {"steps_per_execution": 1},
                "spe": {"steps_per_execution": settings.steps_per_execution},
                "xla_spe": {"jit_compile": True,
                            "steps_per_execution": settings.steps_per_execution}}

@@ -125,7 +125,9 @@ class Config:
   num_cpu_devices: int = 0
   """Split the CPU into N logical devices (a testing aid for `mirrored`)."""
   jit_compile: bool = False
-  steps_per_execution: int = 1
+  steps_per_execution: int = 10
+  """Training steps per call of the compiled step: the same computation, fewer Python
+  round trips (docs/performance.md); lowered to a divisor of eval_every."""
   threads: int = 0
   """CPU threads for TensorFlow's ops (intra- and inter-op); 0: TensorFlow decides."""
   seed: int = 0

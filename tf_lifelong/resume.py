@@ -125,7 +125,8 @@ def _latest(workdir: str) -> dict[str, Any] | None:
     raise WorkdirError(f"{e}; pass --overwrite to start afresh") from None
 
 
-RUNTIME_ONLY = frozenset({"threads", "checkpoint_every", "data_dir", "download"})
+RUNTIME_ONLY = frozenset({"threads", "checkpoint_every", "data_dir", "download",
+                          "steps_per_execution"})
 """Fields that change how a run executes or finds its data, not what it computes:
 a run may be resumed with other values of them."""
 

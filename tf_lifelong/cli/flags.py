@@ -118,7 +118,9 @@ def define_run_flags() -> None:
                     "as targets, the paper's convention).")
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
   flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
-                       "Training steps per call of the compiled step (Keras).")
+                       "Training steps per call of the compiled step (Keras): the same "
+                       "computation with fewer Python round trips; lowered to a divisor of "
+                       "--eval_every.")
   flags.DEFINE_enum("grow_init", d.grow_init, list(config_lib.GROW_INITS),
                     "Hand-over of the layers that grow with J: glorot re-initialises them "
                     "(the paper); keep_old keeps the old slices and initialises only the "

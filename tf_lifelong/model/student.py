@@ -33,6 +33,9 @@ sum over synthetic rows divided by B_global (its contribution to the loss).
 
 from __future__ import annotations
 
+import logging
+import math
+
 import keras
 import tensorflow as tf
 
@@ -449,8 +452,35 @@ def compile_student(model: LifelongVAE, config) -> LifelongVAE:
   on CPU; see docs/stack-notes.md).
   """
   model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+                jit_compile=config.jit_compile,
+                steps_per_execution=effective_steps_per_execution(config))
   return model
+
+
+_said_spe = False
+
+
+def effective_steps_per_execution(config) -> int:
+  """config.steps_per_execution as it can be used; call in the strategy's scope.
+
+  Training runs epochs of `eval_every` steps; Keras rounds an epoch up to a
+  whole number of executions (25 steps at 10 per execution run 30), so the
+  value used is gcd(steps_per_execution, eval_every). With more than one
+  replica it is 1: Keras 3.15's multi-step loop fails under MirroredStrategy
+  with 2 replicas ("You must feed a value for placeholder tensor"). Either
+  change is said once in the log.
+  """
+  global _said_spe
+  asked = config.steps_per_execution
+  spe, why = math.gcd(asked, config.eval_every), f"it does not divide eval_every = {config.eval_every}"
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  if replicas > 1 and spe > 1:
+    spe, why = 1, f"more than one step per execution fails with {replicas} replicas"
+  if spe != asked and not _said_spe:
+    _said_spe = True
+    logging.getLogger(__name__).warning("steps_per_execution: using %d, not %d: %s",
+                                        spe, asked, why)
+  return spe
 
 
 def new_student(config, image_shape, num_categories: int = 1) -> LifelongVAE:
