@@ -4,6 +4,17 @@ pipeline and one lifelong interval, side by side; writes JSON.
     bin/benchmark --output=benchmark.json                 # the full benchmark (~10 min)
     bin/benchmark --output=b.json --quick                 # a tiny setting (seconds)
     bin/benchmark --output=b.json --nointerval            # the step benchmark only
+    bin/benchmark --output=s.json --devices=1,2           # only the scaling benchmark
+
+With --devices, bin/benchmark runs only the scaling benchmark
+(tf_lifelong/scaling_benchmark.py, docs/scaling.md): the student step with the
+default strategy on one device, then MirroredStrategy over each number of
+devices listed (the first N GPUs, or the CPU split into N logical devices where
+there is no GPU), each in a fresh process; the JSON gives examples/s and the
+speed-up over the one-device default run. --quick, --steps, --rounds,
+--batch_size (the global batch), --hidden_units, --continuous_dim,
+--num_categories, --dataset, --data_dir, --threads and --seed apply; the other
+flags do not.
 
 The student is the one after nine hand-overs (J = 10, k = 9, 115 of 128 rows
 from the teacher); docs/performance.md explains every number.
@@ -68,6 +79,16 @@ def define_flags() -> None:
   flags.DEFINE_integer("threads", d.threads, "TensorFlow op threads (0: all cores).",
                        lower_bound=0)
   flags.DEFINE_integer("seed", d.seed, "Seed of the data order and the initialisation.")
+  flags.DEFINE_list("devices", [],
+                    "Run only the scaling benchmark (docs/scaling.md) over these device counts, "
+                    "e.g. 1,2 (1,2,4,8 on a host with 8 GPUs): the default strategy on one "
+                    "device, then MirroredStrategy over N GPUs (N logical CPUs without a GPU) "
+                    "for each N, each in a fresh process; --batch_size is the global batch. "
+                    "--quick, --steps, --rounds and the model and data flags apply. Empty: the "
+                    "step and interval benchmark.")
+  flags.DEFINE_bool("weak_scaling", True,
+                    "With --devices: also time N > 1 replicas with --batch_size rows each "
+                    "(global batch N x --batch_size).")
   flags.DEFINE_bool("verbose", False, "Show TensorFlow's logging and full tracebacks.")
 
 
@@ -97,6 +118,11 @@ def main(argv: list[str]) -> None:
   errors.quiet_tensorflow(FLAGS.verbose)
   with errors.reported("benchmark", FLAGS.verbose):
     settings = settings_from_flags()
+    devices = None
+    if FLAGS.devices:
+      from tf_lifelong import scaling_benchmark  # noqa: PLC0415 - no TensorFlow import here.
+
+      devices = scaling_benchmark.parse_devices(FLAGS.devices)
     with errors.native_stderr_silenced(not FLAGS.verbose):
       # TensorFlow loads here, its C++ start-up lines silenced.
       import tensorflow as tf  # noqa: PLC0415
@@ -112,10 +138,17 @@ def main(argv: list[str]) -> None:
       print(f"benchmark: [{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr,
             flush=True)
 
-    result = benchmark.run(settings, log=log)
+    if devices:
+      from tf_lifelong import scaling_benchmark  # noqa: PLC0415
+
+      result = scaling_benchmark.run(settings, devices, weak=FLAGS.weak_scaling, log=log)
+      text = scaling_benchmark.summary(result)
+    else:
+      result = benchmark.run(settings, log=log)
+      text = summary(result)
     result["command"] = " ".join(["bin/benchmark", *sys.argv[1:]])
     benchmark.write(result, FLAGS.output)
-    log(summary(result))
+    log(text)
     log(f"wrote {FLAGS.output}")
 
 
