@@ -37,7 +37,7 @@ def _mnist_dir(root, damage=None):
     write_idx(images, np.zeros((500, 4, 3), np.uint8))
     data = open(images, "rb").read()
     with open(images, "wb") as f:
-      f.write(data[:len(data) // 2])
+      f.write(data[: len(data) // 2])
   elif damage == "magic":
     write_idx(images, arrays["train"][1])  # a labels file under the images name
   return str(root)
@@ -76,32 +76,49 @@ def _cases(tmp) -> dict[str, tuple[list[str], str]]:
   blocker.write_text("not a folder")
   tiny = th.config_file(tmp)
   cases = {
-      # First: it splits the CPU into two devices (see tests/cli_batch.py).
-      "replicas": (["--dataset=mnist", f"--data_dir={paths.DATA_ROOT}", "--strategy=mirrored",
-                    "--num_cpu_devices=2", "--batch_size=33"],
-                   "batch_size 33 is not divisible by the 2 replicas of the mirrored strategy"),
-      "data_dir_missing": (["--dataset=mnist", f"--data_dir={tmp}/nowhere"], "not found"),
-      "data_dir_empty": (["--dataset=mnist", f"--data_dir={tmp}/empty"], "--data_dir"),
-      "corrupt_gz": (["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 'c', 'corrupt')}"],
-                     "is corrupt or truncated"),
-      "truncated_gz": (["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 't', 'truncated')}"],
-                       "truncated"),
-      "wrong_magic": (["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 'm', 'magic')}"],
-                      "magic number 2049, expected 2051"),
-      "folder_unreadable": ([f"--dataset={_folder(tmp / 'fu', 'unreadable')}"],
-                            "is not a readable image"),
-      "folder_mixed_sizes": ([f"--dataset={_folder(tmp / 'fm', 'mixed')}"], "8x8"),
-      "npz_lengths": ([f"--dataset={_npz(tmp / 'l.npz', 'lengths')}"], "has 37"),
-      "npz_nan": ([f"--dataset={_npz(tmp / 'n.npz', 'nan')}"], "NaN pixels"),
-      "npz_range": ([f"--dataset={_npz(tmp / 'r.npz', 'range')}"], "must lie in [0, 1]"),
-      "empty_distribution": ([f"--dataset={_npz(tmp / 'e.npz', 'empty_distribution')}"],
-                             "distribution 5 (distribution 5) of npz:"),
-      "negative_weight": (["--mi_weight=-0.5"], "mi_weight must not be negative"),
-      "unwritable_workdir": ([f"--workdir={blocker}/run"], f"cannot write the workdir {blocker}"),
-      "non_finite_loss": ([f"--config_file={tiny}", "--order=3", "--learning_rate=1e30",
-                           "--threads=0"],
-                          "interval 0 (digit 3), step 10 (global step 10): the training loss "
-                          "is nan"),
+    # First: it splits the CPU into two devices (see tests/cli_batch.py).
+    "replicas": (
+      [
+        "--dataset=mnist",
+        f"--data_dir={paths.DATA_ROOT}",
+        "--strategy=mirrored",
+        "--num_cpu_devices=2",
+        "--batch_size=33",
+      ],
+      "batch_size 33 is not divisible by the 2 replicas of the mirrored strategy",
+    ),
+    "data_dir_missing": (["--dataset=mnist", f"--data_dir={tmp}/nowhere"], "not found"),
+    "data_dir_empty": (["--dataset=mnist", f"--data_dir={tmp}/empty"], "--data_dir"),
+    "corrupt_gz": (
+      ["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 'c', 'corrupt')}"],
+      "is corrupt or truncated",
+    ),
+    "truncated_gz": (
+      ["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 't', 'truncated')}"],
+      "truncated",
+    ),
+    "wrong_magic": (
+      ["--dataset=mnist", f"--data_dir={_mnist_dir(tmp / 'm', 'magic')}"],
+      "magic number 2049, expected 2051",
+    ),
+    "folder_unreadable": (
+      [f"--dataset={_folder(tmp / 'fu', 'unreadable')}"],
+      "is not a readable image",
+    ),
+    "folder_mixed_sizes": ([f"--dataset={_folder(tmp / 'fm', 'mixed')}"], "8x8"),
+    "npz_lengths": ([f"--dataset={_npz(tmp / 'l.npz', 'lengths')}"], "has 37"),
+    "npz_nan": ([f"--dataset={_npz(tmp / 'n.npz', 'nan')}"], "NaN pixels"),
+    "npz_range": ([f"--dataset={_npz(tmp / 'r.npz', 'range')}"], "must lie in [0, 1]"),
+    "empty_distribution": (
+      [f"--dataset={_npz(tmp / 'e.npz', 'empty_distribution')}"],
+      "distribution 5 (distribution 5) of npz:",
+    ),
+    "negative_weight": (["--mi_weight=-0.5"], "mi_weight must not be negative"),
+    "unwritable_workdir": ([f"--workdir={blocker}/run"], f"cannot write the workdir {blocker}"),
+    "non_finite_loss": (
+      [f"--config_file={tiny}", "--order=3", "--learning_rate=1e30", "--threads=0"],
+      "interval 0 (digit 3), step 10 (global step 10): the training loss is nan",
+    ),
   }
   for i, (name, (args, words)) in enumerate(cases.items()):
     if not any(a.startswith("--workdir") for a in args):
@@ -117,17 +134,36 @@ def results(tmp_path_factory):
   commands = [args for args, _ in cases.values()]
   commands.append([*cases["unwritable_workdir"][0], "--verbose"])
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  proc = subprocess.run([sys.executable, DRIVER], input=json.dumps(commands),
-                        capture_output=True, text=True, timeout=300, env=env)
+  proc = subprocess.run(
+    [sys.executable, DRIVER],
+    input=json.dumps(commands),
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=env,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout)
   return cases, dict(zip(cases, out)), out[-1], tmp
 
 
-CASES = ("replicas", "data_dir_missing", "data_dir_empty", "corrupt_gz", "truncated_gz",
-         "wrong_magic", "folder_unreadable", "folder_mixed_sizes", "npz_lengths", "npz_nan",
-         "npz_range", "empty_distribution", "negative_weight", "unwritable_workdir",
-         "non_finite_loss")
+CASES = (
+  "replicas",
+  "data_dir_missing",
+  "data_dir_empty",
+  "corrupt_gz",
+  "truncated_gz",
+  "wrong_magic",
+  "folder_unreadable",
+  "folder_mixed_sizes",
+  "npz_lengths",
+  "npz_nan",
+  "npz_range",
+  "empty_distribution",
+  "negative_weight",
+  "unwritable_workdir",
+  "non_finite_loss",
+)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -151,18 +187,23 @@ def test_a_non_finite_loss_keeps_only_good_checkpoints(results):
   _, _, _, tmp = results
   workdir = tmp / f"w{CASES.index('non_finite_loss')}"
   names = sorted(os.listdir(workdir / "checkpoints"))
-  assert names == ["interval-000-start.data-00000-of-00001", "interval-000-start.index",
-                   "interval-000-start.json", "latest.json"]
+  assert names == [
+    "interval-000-start.data-00000-of-00001",
+    "interval-000-start.index",
+    "interval-000-start.json",
+    "latest.json",
+  ]
   assert not (workdir / "metrics.csv").exists()
 
 
 # ------------------------------------------------------------ properties
 @hypothesis.settings(max_examples=15, deadline=None)
-@hypothesis.given(cut=st.floats(0, 1, exclude_max=True), flips=st.lists(
-    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
-    target=st.sampled_from(["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]))
-def test_damaged_idx_files_raise_data_error_or_read_the_same(tmp_path_factory, cut, flips,
-                                                             target):
+@hypothesis.given(
+  cut=st.floats(0, 1, exclude_max=True),
+  flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), max_size=3),
+  target=st.sampled_from(["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]),
+)
+def test_damaged_idx_files_raise_data_error_or_read_the_same(tmp_path_factory, cut, flips, target):
   """Truncating a .gz IDX file or flipping its bytes: a one-line DataError naming the
   file, or (when the damage hits nothing that matters, e.g. the gzip time stamp) the
   same arrays; never another exception."""
@@ -173,7 +214,7 @@ def test_damaged_idx_files_raise_data_error_or_read_the_same(tmp_path_factory, c
   for where, xor in flips:
     data[int(where * len(data))] ^= xor
   if cut:
-    data = data[:max(1, int(cut * len(data)))]
+    data = data[: max(1, int(cut * len(data)))]
   path.write_bytes(bytes(data))
   try:
     loaded = load_source("mnist", str(root))
@@ -184,13 +225,29 @@ def test_damaged_idx_files_raise_data_error_or_read_the_same(tmp_path_factory, c
   np.testing.assert_array_equal(loaded.test.labels, arrays["test"][1])
 
 
-_NPZ_DEFECTS = ("short_ids", "nan", "inf", "above_one", "below_zero", "above_255",
-                "negative_int", "rank2", "empty", "float_ids", "negative_id", "no_ids")
+_NPZ_DEFECTS = (
+  "short_ids",
+  "nan",
+  "inf",
+  "above_one",
+  "below_zero",
+  "above_255",
+  "negative_int",
+  "rank2",
+  "empty",
+  "float_ids",
+  "negative_id",
+  "no_ids",
+)
 
 
 @hypothesis.settings(max_examples=15, deadline=None)
-@hypothesis.given(defect=st.sampled_from(_NPZ_DEFECTS), n=st.integers(1, 12),
-                  where=st.integers(0, 10_000), as_float=st.booleans())
+@hypothesis.given(
+  defect=st.sampled_from(_NPZ_DEFECTS),
+  n=st.integers(1, 12),
+  where=st.integers(0, 10_000),
+  as_float=st.booleans(),
+)
 def test_npz_with_one_defect_is_a_data_error(tmp_path_factory, defect, n, where, as_float):
   rng = np.random.default_rng(where)
   images = rng.integers(0, 256, (n, 3, 4)).astype(np.uint8)
@@ -199,8 +256,9 @@ def test_npz_with_one_defect_is_a_data_error(tmp_path_factory, defect, n, where,
   i = where % n
   if defect in ("nan", "inf", "above_one", "below_zero"):
     stored = images / 255.0
-    stored[i, 0, 0] = {"nan": np.nan, "inf": np.inf, "above_one": 1.0 + 1e-3,
-                       "below_zero": -1e-3}[defect]
+    stored[i, 0, 0] = {"nan": np.nan, "inf": np.inf, "above_one": 1.0 + 1e-3, "below_zero": -1e-3}[
+      defect
+    ]
   elif defect in ("above_255", "negative_int"):
     stored = images.astype(np.int32)
     stored[i, 1, 1] = 256 if defect == "above_255" else -1
@@ -232,22 +290,34 @@ def served(tmp_path_factory):
   from tf_lifelong import export
 
   spec = importlib.util.spec_from_file_location(
-      "tiny_model", os.path.join(os.path.dirname(__file__), "export_helpers", "tiny_model.py"))
+    "tiny_model", os.path.join(os.path.dirname(__file__), "export_helpers", "tiny_model.py")
+  )
   tiny = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(tiny)
   encoder, decoder = tiny.build(seed=1)
-  path = export.export(encoder, decoder, num_categories=tiny.J, continuous_dim=tiny.F,
-                       image_shape=(tiny.H, tiny.W, tiny.C), metadata=None,
-                       path=str(tmp_path_factory.mktemp("export") / "export"))
+  path = export.export(
+    encoder,
+    decoder,
+    num_categories=tiny.J,
+    continuous_dim=tiny.F,
+    image_shape=(tiny.H, tiny.W, tiny.C),
+    metadata=None,
+    path=str(tmp_path_factory.mktemp("export") / "export"),
+  )
   return tf.saved_model.load(path), tiny
 
 
-@hypothesis.settings(max_examples=15, deadline=None,
-                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
-@hypothesis.given(shape=st.lists(st.integers(0, 7), min_size=1, max_size=5),
-                  defect=st.sampled_from([None, "nan", "inf", "above_one", "below_zero"]),
-                  signature=st.sampled_from(["encode", "reconstruct", "elbo"]),
-                  seed=st.integers(0, 2**16))
+@hypothesis.settings(
+  max_examples=15,
+  deadline=None,
+  suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+  shape=st.lists(st.integers(0, 7), min_size=1, max_size=5),
+  defect=st.sampled_from([None, "nan", "inf", "above_one", "below_zero"]),
+  signature=st.sampled_from(["encode", "reconstruct", "elbo"]),
+  seed=st.integers(0, 2**16),
+)
 def test_export_refuses_exactly_the_bad_images(served, shape, defect, signature, seed):
   import tensorflow as tf
 
@@ -256,8 +326,12 @@ def test_export_refuses_exactly_the_bad_images(served, shape, defect, signature,
     shape = [shape[0], tiny.H, tiny.W, tiny.C]
   x = np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
   if defect is not None and x.size:
-    x.reshape(-1)[seed % x.size] = {"nan": np.nan, "inf": np.inf, "above_one": 1.5,
-                                    "below_zero": -0.5}[defect]
+    x.reshape(-1)[seed % x.size] = {
+      "nan": np.nan,
+      "inf": np.inf,
+      "above_one": 1.5,
+      "below_zero": -0.5,
+    }[defect]
   good_shape = len(shape) == 4 and shape[1:] == [tiny.H, tiny.W, tiny.C]
   good = good_shape and (defect is None or x.size == 0)
   fn = loaded.signatures[signature]
@@ -270,15 +344,19 @@ def test_export_refuses_exactly_the_bad_images(served, shape, defect, signature,
       fn(images=tf.constant(x))
 
 
-@hypothesis.settings(max_examples=15, deadline=None,
-                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(
+  max_examples=15,
+  deadline=None,
+  suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
 @hypothesis.given(num=st.integers(-3, 6), component=st.integers(-3, 5), seed=st.integers(0, 99))
 def test_export_sample_refuses_exactly_the_bad_arguments(served, num, component, seed):
   import tensorflow as tf
 
   loaded, tiny = served
-  args = dict(num_samples=tf.constant(num), component=tf.constant(component),
-              seed=tf.constant(seed))
+  args = dict(
+    num_samples=tf.constant(num), component=tf.constant(component), seed=tf.constant(seed)
+  )
   if num >= 0 and -1 <= component < tiny.J:
     images = loaded.signatures["sample"](**args)["images"].numpy()
     assert images.shape == (num, tiny.H, tiny.W, tiny.C)
@@ -286,4 +364,3 @@ def test_export_sample_refuses_exactly_the_bad_arguments(served, num, component,
   else:
     with pytest.raises(tf.errors.InvalidArgumentError):
       loaded.signatures["sample"](**args)
-

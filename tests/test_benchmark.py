@@ -32,9 +32,20 @@ def _env():
 def quick(tmp_path_factory):
   output = str(tmp_path_factory.mktemp("benchmark") / "out" / "benchmark.json")
   done = subprocess.run(
-      [sys.executable, BENCHMARK, "--quick", f"--output={output}", "--dataset=mnist",
-       f"--data_dir={paths.DATA_ROOT}"],
-      capture_output=True, text=True, timeout=600, env=_env(), check=False)
+    [
+      sys.executable,
+      BENCHMARK,
+      "--quick",
+      f"--output={output}",
+      "--dataset=mnist",
+      f"--data_dir={paths.DATA_ROOT}",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=_env(),
+    check=False,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   with open(output) as f:
     return json.load(f), done.stderr
@@ -56,8 +67,15 @@ def test_writes_every_key_with_positive_finite_numbers(quick):
   result, _ = quick
   for key in benchmark.REQUIRED_KEYS:
     assert key in result, key
-  checked = {key: result[key] for key in (*benchmark.REQUIRED_KEYS, "estimated_run",
-                                          "lgm_over_pytorch_reference", "benchmark_seconds")}
+  checked = {
+    key: result[key]
+    for key in (
+      *benchmark.REQUIRED_KEYS,
+      "estimated_run",
+      "lgm_over_pytorch_reference",
+      "benchmark_seconds",
+    )
+  }
   numbers = list(_numbers(checked))
   assert len(numbers) > 40
   for path, value in numbers:
@@ -68,11 +86,16 @@ def test_measures_xla_and_steps_per_execution(quick):
   result, _ = quick
   variants = result["step_variants"]
   assert {(v["jit_compile"], v["steps_per_execution"]) for v in variants.values()} >= {
-      (False, 1), (True, 1), (False, 2)}
+    (False, 1),
+    (True, 1),
+    (False, 2),
+  }
   assert set(result["interval"]) == {"default", "spe1", "xla"}
   assert result["interval"]["xla"]["jit_compile"] is True
   assert result["interval"]["spe1"]["steps_per_execution"] == 1
-  assert result["interval"]["default"]["steps_per_execution"] == config_lib.Config().steps_per_execution
+  assert (
+    result["interval"]["default"]["steps_per_execution"] == config_lib.Config().steps_per_execution
+  )
   for run in result["interval"].values():
     assert run["intervals"] and run["intervals"][0]["steps"] > 0
     assert run["peak_rss_mb"] > 100  # TensorFlow alone takes more.
@@ -88,12 +111,18 @@ def test_command_and_summary(quick):
 def test_flop_count_by_hand():
   d, w, j, f, b, syn, jt = 6, 4, 3, 2, 5, 3, 2
   plan = benchmark.matmul_step_plan(d, w, j, f, b, syn, jt)
-  student = (2 * b * d * w * 2                      # encoder layer 1: forward + kernel grad
-             + 6 * b * w * w                        # encoder layer 2: forward + 2 grads
-             + 6 * b * w * (j + 2 * f)              # latent projection
-             + 6 * b * (j + f) * w + 6 * b * w * w + 6 * b * w * d)   # decoder
-  teacher = (2 * syn * ((jt + f) * w + w * w + w * d)            # decoder, synthetic rows
-             + 2 * syn * (d * w + w * w + w * (jt + 2 * f)))     # encoder, synthetic rows
+  student = (
+    2 * b * d * w * 2  # encoder layer 1: forward + kernel grad
+    + 6 * b * w * w  # encoder layer 2: forward + 2 grads
+    + 6 * b * w * (j + 2 * f)  # latent projection
+    + 6 * b * (j + f) * w
+    + 6 * b * w * w
+    + 6 * b * w * d
+  )  # decoder
+  teacher = (
+    2 * syn * ((jt + f) * w + w * w + w * d)  # decoder, synthetic rows
+    + 2 * syn * (d * w + w * w + w * (jt + 2 * f))
+  )  # encoder, synthetic rows
   summary = benchmark.flop_summary(plan, b)
   assert summary["per_step"] == student + teacher
   assert summary["per_example_by_part"] == {"student": student / b, "teacher": teacher / b}

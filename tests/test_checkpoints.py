@@ -24,8 +24,7 @@ from tf_lifelong.model import handover
 from tf_lifelong.model import student as student_lib
 
 SHAPE = (28, 28, 1)
-CONFIG = config_lib.Config(dataset="mnist", hidden_units=16, continuous_dim=3, batch_size=8,
-                           seed=5)
+CONFIG = config_lib.Config(dataset="mnist", hidden_units=16, continuous_dim=3, batch_size=8, seed=5)
 EXPORT = os.path.join(paths.REPO, "bin", "export")
 
 
@@ -80,10 +79,21 @@ def workdir(tmp_path_factory):
   with open(os.path.join(path, "config.json"), "w") as f:
     f.write(CONFIG.to_json())
   first, third = _students()
-  checkpoints.save(path, first, {"interval": 0, "seen": [4], "global_step": 30,
-                                 "distribution_names": {"4": "digit 4"}})
-  checkpoints.save(path, third, {"interval": 2, "seen": [4, 9], "global_step": 90,
-                                 "distribution_names": {"4": "digit 4", "9": "digit 9"}})
+  checkpoints.save(
+    path,
+    first,
+    {"interval": 0, "seen": [4], "global_step": 30, "distribution_names": {"4": "digit 4"}},
+  )
+  checkpoints.save(
+    path,
+    third,
+    {
+      "interval": 2,
+      "seen": [4, 9],
+      "global_step": 90,
+      "distribution_names": {"4": "digit 4", "9": "digit 9"},
+    },
+  )
   return path, first, third
 
 
@@ -111,8 +121,9 @@ def test_restored_student_has_the_right_shape_and_behaviour(workdir):
   x = np.random.default_rng(3).uniform(size=(4, *SHAPE)).astype("float32")
   for a, b in zip(saved.encode(x), restored.encode(x)):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-  np.testing.assert_array_equal(saved.teacher_samples(3, seed=7).numpy(),
-                                restored.teacher_samples(3, seed=7).numpy())
+  np.testing.assert_array_equal(
+    saved.teacher_samples(3, seed=7).numpy(), restored.teacher_samples(3, seed=7).numpy()
+  )
 
 
 def test_state_records(workdir):
@@ -121,10 +132,26 @@ def test_state_records(workdir):
   with open(os.path.join(folder, "latest.json")) as f:
     latest = json.load(f)
   assert latest == checkpoints.read_state(path, "interval-002")
-  assert {k: latest[k] for k in ("checkpoint", "interval", "num_categories",
-                                 "teacher_num_categories", "num_seen", "seen", "global_step")} == {
-      "checkpoint": "interval-002", "interval": 2, "num_categories": 2,
-      "teacher_num_categories": 2, "num_seen": 2, "seen": [4, 9], "global_step": 90}
+  assert {
+    k: latest[k]
+    for k in (
+      "checkpoint",
+      "interval",
+      "num_categories",
+      "teacher_num_categories",
+      "num_seen",
+      "seen",
+      "global_step",
+    )
+  } == {
+    "checkpoint": "interval-002",
+    "interval": 2,
+    "num_categories": 2,
+    "teacher_num_categories": 2,
+    "num_seen": 2,
+    "seen": [4, 9],
+    "global_step": 90,
+  }
   assert checkpoints.available(path) == ["interval-000", "interval-002"]
 
 
@@ -139,8 +166,10 @@ def test_an_older_checkpoint_by_name(workdir):
 
 def test_missing_checkpoint(workdir):
   path, _, _ = workdir
-  with pytest.raises(checkpoints.CheckpointError,
-                     match="no checkpoint 'interval-007'.*available: interval-000, interval-002"):
+  with pytest.raises(
+    checkpoints.CheckpointError,
+    match="no checkpoint 'interval-007'.*available: interval-000, interval-002",
+  ):
     checkpoints.restore_student(path, "interval-007")
 
 
@@ -171,7 +200,9 @@ def test_a_model_variable_missing_from_the_checkpoint_is_refused(workdir, tmp_pa
   state = checkpoints.read_state(path, "interval-000")
   state.update(teacher_num_categories=1, num_seen=1)
   (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps(state))
-  with pytest.raises(checkpoints.CheckpointError, match="does not fit.*Found 29 Python objects that were not bound"):
+  with pytest.raises(
+    checkpoints.CheckpointError, match="does not fit.*Found 29 Python objects that were not bound"
+  ):
     checkpoints.restore_student(str(tmp_path))
 
 
@@ -183,8 +214,9 @@ def test_save_needs_the_run_state(workdir, tmp_path):
 
 def _export(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, EXPORT, *args], capture_output=True, text=True,
-                        timeout=180, env=env)
+  return subprocess.run(
+    [sys.executable, EXPORT, *args], capture_output=True, text=True, timeout=180, env=env
+  )
 
 
 def test_bin_export_writes_the_checkpoint_as_a_saved_model(workdir, tmp_path):
@@ -204,15 +236,19 @@ def test_bin_export_writes_the_checkpoint_as_a_saved_model(workdir, tmp_path):
   logits, loc, _ = saved.encode(x)
   got = loaded.signatures["encode"](images=tf.constant(x))
   np.testing.assert_allclose(got["mean"].numpy(), loc.numpy(), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(got["probs"].numpy(), tf.nn.softmax(logits).numpy(),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    got["probs"].numpy(), tf.nn.softmax(logits).numpy(), rtol=1e-5, atol=1e-6
+  )
 
 
-@pytest.mark.parametrize("args,words", [
+@pytest.mark.parametrize(
+  "args,words",
+  [
     ([], "--workdir is required"),
     (["--workdir=/nonexistent/w"], "no workdir /nonexistent/w"),
     (["--checkpoint=interval-042"], "no checkpoint 'interval-042'"),
-])
+  ],
+)
 def test_bin_export_errors_are_one_line(workdir, args, words):
   path, _, _ = workdir
   if args and args[0].startswith("--checkpoint"):

@@ -13,21 +13,40 @@ TRAIN = os.path.join(paths.REPO, "bin", "train")
 
 def _train(*args, timeout=120):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
-                        timeout=timeout, env=env)
+  return subprocess.run(
+    [sys.executable, TRAIN, *args], capture_output=True, text=True, timeout=timeout, env=env
+  )
 
 
 def test_help_explains_every_run_flag():
   out = _train("--help").stdout
-  for flag in ("--dataset", "--data_dir", "--workdir", "--order", "--num_intervals",
-               "--angles", "--strategy", "--arch", "--batch_size", "--learning_rate",
-               "--continuous_dim", "--consistency_weight", "--mi_weight", "--consistency_kl",
-               "--patience", "--eval_every", "--max_steps_per_interval", "--seed"):
+  for flag in (
+    "--dataset",
+    "--data_dir",
+    "--workdir",
+    "--order",
+    "--num_intervals",
+    "--angles",
+    "--strategy",
+    "--arch",
+    "--batch_size",
+    "--learning_rate",
+    "--continuous_dim",
+    "--consistency_weight",
+    "--mi_weight",
+    "--consistency_kl",
+    "--patience",
+    "--eval_every",
+    "--max_steps_per_interval",
+    "--seed",
+  ):
     assert flag + ":" in out or f"--[no]{flag[2:]}:" in out, flag
   assert "fashion_mnist" in out and "svhn_mnist" in out
 
 
-@pytest.mark.parametrize("args,words", [
+@pytest.mark.parametrize(
+  "args,words",
+  [
     (["--bogus=1"], "Unknown command line flag 'bogus'"),
     (["--dataset=cifar"], "unknown dataset 'cifar'"),
     (["--strategy=tpu"], "strategy"),
@@ -35,7 +54,8 @@ def test_help_explains_every_run_flag():
     (["--patience=0"], "patience must be at least 1"),
     (["--consistency_weight=-1"], "consistency_weight must not be negative"),
     (["--order=1,x"], "--order must be comma-separated integers"),
-])
+  ],
+)
 def test_bad_flags_give_one_line_and_exit_2(args, words, tmp_path):
   result = _train(*args, f"--workdir={tmp_path}")
   assert result.returncode != 0
@@ -52,8 +72,9 @@ def test_missing_data_is_one_line(tmp_path):
 
 
 def test_order_naming_an_unknown_distribution(tmp_path):
-  result = _train("--dataset=mnist", f"--data_dir={paths.DATA_ROOT}", "--order=3,12",
-                  f"--workdir={tmp_path}/w")
+  result = _train(
+    "--dataset=mnist", f"--data_dir={paths.DATA_ROOT}", "--order=3,12", f"--workdir={tmp_path}/w"
+  )
   assert result.returncode == 2 and "12" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -69,9 +90,19 @@ def _fake_run(folder, finished: bool, **config) -> str:
     f.write(config_lib.Config(dataset="mnist", seed=3, **config).to_json())
   with open(os.path.join(folder, "metrics.jsonl"), "w") as f:
     f.writelines(json.dumps({"interval": i}) + "\n" for i in range(3))
-  record = {"checkpoint": "interval-002", "phase": "end", "interval": 2, "seen": [0, 1, 2],
-            "global_step": 90, "num_categories": 3, "teacher_num_categories": 3, "num_seen": 3,
-            "arch": "mlp", "image_shape": [28, 28, 1], "finished": finished}
+  record = {
+    "checkpoint": "interval-002",
+    "phase": "end",
+    "interval": 2,
+    "seen": [0, 1, 2],
+    "global_step": 90,
+    "num_categories": 3,
+    "teacher_num_categories": 3,
+    "num_seen": 3,
+    "arch": "mlp",
+    "image_shape": [28, 28, 1],
+    "finished": finished,
+  }
   with open(os.path.join(folder, "checkpoints", "latest.json"), "w") as f:
     json.dump(record, f)
   return str(folder)
@@ -86,15 +117,21 @@ def test_help_explains_the_resume_flags():
 def test_a_finished_run_is_answered_without_tensorflow(tmp_path):
   """`bin/train --workdir=W` on a finished run: exit 0 at once, TensorFlow never imported."""
   workdir = _fake_run(tmp_path / "w", finished=True)
-  code = ("import sys; from tf_lifelong.cli import train\n"
-          f"sys.argv = ['train', '--workdir={workdir}']\n"
-          "try:\n  train.entry()\nexcept SystemExit as e:\n  print('exit', e.code)\n"
-          "print('tensorflow' in sys.modules)")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=paths.REPO)
+  code = (
+    "import sys; from tf_lifelong.cli import train\n"
+    f"sys.argv = ['train', '--workdir={workdir}']\n"
+    "try:\n  train.entry()\nexcept SystemExit as e:\n  print('exit', e.code)\n"
+    "print('tensorflow' in sys.modules)"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=paths.REPO
+  )
   assert result.stdout.splitlines() == [
-      f"{workdir} holds a finished run (3 intervals, exported to {workdir}/export); nothing "
-      "to do (--overwrite runs it again)", "exit None", "False"], result.stderr
+    f"{workdir} holds a finished run (3 intervals, exported to {workdir}/export); nothing "
+    "to do (--overwrite runs it again)",
+    "exit None",
+    "False",
+  ], result.stderr
 
 
 def test_resume_refusals_need_no_tensorflow(tmp_path):
@@ -102,14 +139,16 @@ def test_resume_refusals_need_no_tensorflow(tmp_path):
   result = _train(f"--workdir={workdir}", "--seed=9", "--patience=7")
   assert result.returncode == 2 and "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines() == [
-      f"train: error: {workdir} holds a run with another configuration (patience: 5 there, 7 "
-      "here, seed: 3 there, 9 here); run with its settings to resume it, choose another "
-      "--workdir, or pass --overwrite to start afresh"]
+    f"train: error: {workdir} holds a run with another configuration (patience: 5 there, 7 "
+    "here, seed: 3 there, 9 here); run with its settings to resume it, choose another "
+    "--workdir, or pass --overwrite to start afresh"
+  ]
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write("{not json")
   result = _train(f"--workdir={workdir}")
   assert result.returncode == 2 and "Traceback" not in result.stderr
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith(f"train: error: {workdir}/config.json: "
-                                                 "configuration is not valid JSON"), lines
+  assert len(lines) == 1 and lines[0].startswith(
+    f"train: error: {workdir}/config.json: configuration is not valid JSON"
+  ), lines
   assert lines[0].endswith("pass --overwrite to start afresh")

@@ -21,7 +21,9 @@ def test_json_round_trip_keeps_tuples():
   assert back == c and isinstance(back.order, tuple)
 
 
-@pytest.mark.parametrize("field,value,words", [
+@pytest.mark.parametrize(
+  "field,value,words",
+  [
     ("dataset", "cifar", "unknown dataset"),
     ("strategy", "tpu", "unknown strategy"),
     ("batch_size", 0, "batch_size must be at least 1"),
@@ -31,7 +33,8 @@ def test_json_round_trip_keeps_tuples():
     ("order", (1, -2), "negative"),
     ("consistency_kl", "sideways", "consistency_kl"),
     ("tau_min", 2.0, "tau_min"),
-])
+  ],
+)
 def test_bad_values_are_refused_with_a_message(field, value, words):
   with pytest.raises(config_lib.ConfigError, match=words):
     dataclasses.replace(config_lib.Config(), **{field: value})

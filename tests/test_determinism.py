@@ -14,8 +14,12 @@ from tests import train_helpers as th
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
   base = tmp_path_factory.mktemp("determinism")
-  again = th.start_train(f"--config_file={th.config_file(base)}", f"--workdir={base / 'again'}",
-                         "--deterministic", log_path=str(base / "again.log"))
+  again = th.start_train(
+    f"--config_file={th.config_file(base)}",
+    f"--workdir={base / 'again'}",
+    "--deterministic",
+    log_path=str(base / "again.log"),
+  )
   try:
     reference = th.reference_run(tmp_path_factory)  # Made meanwhile, if not made yet.
   finally:

@@ -16,8 +16,16 @@ from tf_lifelong.experiments import extras, figures, presets, report, runner
 
 EXPERIMENT = os.path.join(paths.REPO, "bin", "experiment")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-SUMMARY_KEYS = ("preset", "seeds", "final_test_neg_elbo", "final_consistency",
-                "iwae_log_likelihood", "consistent_sampling", "commands", "wall_seconds")
+SUMMARY_KEYS = (
+  "preset",
+  "seeds",
+  "final_test_neg_elbo",
+  "final_consistency",
+  "iwae_log_likelihood",
+  "consistent_sampling",
+  "commands",
+  "wall_seconds",
+)
 
 
 # --------------------------------------------------------------- presets
@@ -37,8 +45,10 @@ def test_variants_change_only_the_objective_or_baseline():
   base = config_lib.Config(dataset="mnist", consistency_weight=2.0, mi_weight=0.5)
   v = {name: presets.variant_config(base, name) for name in presets.VARIANTS}
   assert (v["with_consistency"].consistency_weight, v["with_consistency"].mi_weight) == (2.0, 0.5)
-  assert (v["without_consistency"].consistency_weight,
-          v["without_consistency"].mi_weight) == (0.0, 0.0)
+  assert (v["without_consistency"].consistency_weight, v["without_consistency"].mi_weight) == (
+    0.0,
+    0.0,
+  )
   assert v["batch_vae"].baseline == "batch_vae" and v["naive"].baseline == "naive"
   assert v["with_consistency"].baseline == "none"
   assert presets.parse_variants("naive, batch_vae,naive") == ("naive", "batch_vae")
@@ -49,10 +59,20 @@ def test_variants_change_only_the_objective_or_baseline():
 # ---------------------------------------------------------------- runner
 def test_plan_is_seed_major_and_specs_round_trip(tmp_path):
   base = config_lib.Config(dataset="mnist", order=(3, 7))
-  specs = runner.plan(base, [4, 5], ["naive", "with_consistency"], str(tmp_path),
-                      extras.ExtrasOptions(iwae_examples=10), "cls")
+  specs = runner.plan(
+    base,
+    [4, 5],
+    ["naive", "with_consistency"],
+    str(tmp_path),
+    extras.ExtrasOptions(iwae_examples=10),
+    "cls",
+  )
   assert [(s.seed, s.variant) for s in specs] == [
-      (4, "naive"), (4, "with_consistency"), (5, "naive"), (5, "with_consistency")]
+    (4, "naive"),
+    (4, "with_consistency"),
+    (5, "naive"),
+    (5, "with_consistency"),
+  ]
   assert specs[2].workdir == os.path.join(str(tmp_path), "runs", "naive", "seed-5")
   assert specs[2].config.seed == 5 and specs[2].config.baseline == "naive"
   assert runner.RunSpec.from_json(specs[2].to_json()) == specs[2]
@@ -63,28 +83,50 @@ def test_a_run_counts_as_finished_only_with_the_same_configuration(tmp_path):
   spec = runner.plan(base, [0], ["naive"], str(tmp_path), extras.ExtrasOptions())[0]
   assert not runner.is_finished(spec)
   result = os.path.join(spec.workdir, runner.RESULT)
-  artifacts.write_json(result, {"config": config_lib.Config(
-      dataset="mnist", baseline="naive", threads=2).to_dict()})
+  artifacts.write_json(
+    result, {"config": config_lib.Config(dataset="mnist", baseline="naive", threads=2).to_dict()}
+  )
   assert runner.is_finished(spec)  # threads do not change the result
-  artifacts.write_json(result, {"config": config_lib.Config(
-      dataset="mnist", baseline="naive", max_steps_per_interval=9).to_dict()})
+  artifacts.write_json(
+    result,
+    {
+      "config": config_lib.Config(
+        dataset="mnist", baseline="naive", max_steps_per_interval=9
+      ).to_dict()
+    },
+  )
   assert not runner.is_finished(spec)
 
 
 @pytest.mark.real_data
 def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
-  base = config_lib.Config(dataset="mnist", data_dir=paths.DATA_ROOT, order=(3, 7),
-                           hidden_units=32, continuous_dim=2, batch_size=16, eval_every=10,
-                           max_steps_per_interval=40, checkpoint_every=10, eval_examples=50,
-                           validation_synthetic_examples=50, patience=10)
+  base = config_lib.Config(
+    dataset="mnist",
+    data_dir=paths.DATA_ROOT,
+    order=(3, 7),
+    hidden_units=32,
+    continuous_dim=2,
+    batch_size=16,
+    eval_every=10,
+    max_steps_per_interval=40,
+    checkpoint_every=10,
+    eval_examples=50,
+    validation_synthetic_examples=50,
+    patience=10,
+  )
   options = extras.ExtrasOptions(iwae_k=4, iwae_examples=20, sampling_n=4)
   spec = runner.plan(base, [0], ["with_consistency"], str(tmp_path), options)[0]
   path = tmp_path / "spec.json"
   path.write_text(spec.to_json())
   command = [sys.executable, "-m", "tf_lifelong.experiments.runner", str(path)]
   env = dict(ENV, PYTHONPATH=paths.REPO)
-  killed = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**env, "TF_LIFELONG_TEST_KILL_AT": "train:1:30"})
+  killed = subprocess.run(
+    command,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**env, "TF_LIFELONG_TEST_KILL_AT": "train:1:30"},
+  )
   assert killed.returncode == -9, killed.stderr[-2000:]
   assert not runner.is_finished(spec)
   first = (tmp_path / "runs" / "with_consistency" / "seed-0" / "metrics.csv").read_text()
@@ -111,36 +153,71 @@ def _fake_run(output, variant, seed, finals, consistency=0.9):
   from tf_lifelong import summaries  # noqa: PLC0415
 
   workdir = runner.run_dir(output, variant, seed)
-  rows = [{"interval": i, "test_neg_elbo_seen": v - 1, "test_neg_elbo_full": v,
-           "consistency": None if i == 0 else consistency, "grad_norms": [3.0, 2.0, 1.5],
-           "real_examples": 100, "synthetic_examples": 50 * i} for i, v in enumerate(finals)]
+  rows = [
+    {
+      "interval": i,
+      "test_neg_elbo_seen": v - 1,
+      "test_neg_elbo_full": v,
+      "consistency": None if i == 0 else consistency,
+      "grad_norms": [3.0, 2.0, 1.5],
+      "real_examples": 100,
+      "synthetic_examples": 50 * i,
+    }
+    for i, v in enumerate(finals)
+  ]
   artifacts.write_metrics(workdir, rows)
   learned = list(range(len(finals)))
   matrix = [[finals[i] + j for j in range(len(finals))] for i in range(len(finals))]
-  artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"),
-                       {"distribution_ids": learned, "learned": learned, "rows": matrix})
+  artifacts.write_json(
+    os.path.join(workdir, "neg_elbo_matrix.json"),
+    {"distribution_ids": learned, "learned": learned, "rows": matrix},
+  )
   grid = summaries.image_grid(np.full((2, 3, 4, 4, 1), 0.5))
-  summaries.write_png(os.path.join(workdir, "samples", f"interval-{len(finals) - 1:03d}.png"),
-                      grid)
+  summaries.write_png(os.path.join(workdir, "samples", f"interval-{len(finals) - 1:03d}.png"), grid)
   summaries.write_png(os.path.join(workdir, "extras", "reconstructions.png"), grid)
-  sampling = {"mean_purity": 0.5 + 0.1 * seed, "distinct_majority_classes": 2 + seed,
-              "classes_with_share": 3, "min_share": 0.1, "num_components": 3,
-              "num_classes": 3, "classifier_test_accuracy": 0.97}
-  artifacts.write_json(os.path.join(workdir, runner.RESULT), {
-      "variant": variant, "seed": seed, "config": {}, "wall_seconds": 10.0 + seed,
+  sampling = {
+    "mean_purity": 0.5 + 0.1 * seed,
+    "distinct_majority_classes": 2 + seed,
+    "classes_with_share": 3,
+    "min_share": 0.1,
+    "num_components": 3,
+    "num_classes": 3,
+    "classifier_test_accuracy": 0.97,
+  }
+  artifacts.write_json(
+    os.path.join(workdir, runner.RESULT),
+    {
+      "variant": variant,
+      "seed": seed,
+      "config": {},
+      "wall_seconds": 10.0 + seed,
       "command": f"bin/train --config_file={workdir}/run_config.json",
-      "extras": {"iwae_log_likelihood": -finals[-1] + 5, "iwae_k": 100, "iwae_examples": 30,
-                 "consistent_sampling": sampling,
-                 "pictures": {"reconstructions": "extras/reconstructions.png"}}})
+      "extras": {
+        "iwae_log_likelihood": -finals[-1] + 5,
+        "iwae_k": 100,
+        "iwae_examples": 30,
+        "consistent_sampling": sampling,
+        "pictures": {"reconstructions": "extras/reconstructions.png"},
+      },
+    },
+  )
 
 
 @pytest.fixture
 def fake_experiment(tmp_path):
   output = str(tmp_path)
-  artifacts.write_json(os.path.join(output, runner.EXPERIMENT), {
-      "preset": "mnist_sequential", "seeds": [0, 1], "variants": list(presets.VARIANTS),
-      "invocations": [{"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 12.5},
-                      {"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 7.5}]})
+  artifacts.write_json(
+    os.path.join(output, runner.EXPERIMENT),
+    {
+      "preset": "mnist_sequential",
+      "seeds": [0, 1],
+      "variants": list(presets.VARIANTS),
+      "invocations": [
+        {"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 12.5},
+        {"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 7.5},
+      ],
+    },
+  )
   _fake_run(output, "with_consistency", 0, [100.0, 110.0, 120.0])
   _fake_run(output, "with_consistency", 1, [102.0, 112.0, 130.0], consistency=0.7)
   _fake_run(output, "without_consistency", 0, [100.0, 130.0, 150.0], consistency=0.3)
@@ -157,8 +234,12 @@ def test_report_on_fake_runs(fake_experiment):
   assert s["final_test_neg_elbo"]["with_consistency"]["mean"] == pytest.approx(125.0)
   assert s["final_test_neg_elbo"]["with_consistency"]["std"] == pytest.approx(5.0)
   assert s["final_test_neg_elbo_seen"]["with_consistency"]["mean"] == pytest.approx(124.0)
-  assert s["final_test_neg_elbo"]["batch_vae"] == {"mean": 92.0, "std": 2.0, "n": 2,
-                                                   "values": [90.0, 94.0]}
+  assert s["final_test_neg_elbo"]["batch_vae"] == {
+    "mean": 92.0,
+    "std": 2.0,
+    "n": 2,
+    "values": [90.0, 94.0],
+  }
   assert s["final_test_neg_elbo"]["naive"]["mean"] is None
   assert s["final_consistency"]["with_consistency"]["mean"] == pytest.approx(0.8)
   assert s["final_consistency"]["batch_vae"]["mean"] is None  # one interval: no teacher
@@ -171,9 +252,17 @@ def test_report_on_fake_runs(fake_experiment):
   assert s["backward_transfer"]["with_consistency"]["values"][0] == pytest.approx(-15.0)
   assert s["wall_seconds"] == 20.0
   assert len(s["commands"]["experiment"]) == 2 and len(s["commands"]["runs"]) == 5
-  for name in ("neg_elbo_seen", "neg_elbo_full", "consistency", "grad_norms", "examples",
-               "neg_elbo_matrix_with_consistency", "samples_with_consistency",
-               "samples_without_consistency", "reconstructions_batch_vae"):
+  for name in (
+    "neg_elbo_seen",
+    "neg_elbo_full",
+    "consistency",
+    "grad_norms",
+    "examples",
+    "neg_elbo_matrix_with_consistency",
+    "samples_with_consistency",
+    "samples_without_consistency",
+    "reconstructions_batch_vae",
+  ):
     assert os.path.getsize(os.path.join(fake_experiment, s["figures"][name])) > 0, name
   with open(os.path.join(fake_experiment, "summary.json")) as f:
     assert json.load(f)["final_consistency"]["batch_vae"]["mean"] is None  # strict JSON
@@ -184,8 +273,9 @@ def test_report_on_fake_runs(fake_experiment):
 
 # ------------------------------------------------------------ end to end
 def _experiment(*args, timeout=400):
-  return subprocess.run([sys.executable, EXPERIMENT, *args], capture_output=True, text=True,
-                        timeout=timeout, env=ENV)
+  return subprocess.run(
+    [sys.executable, EXPERIMENT, *args], capture_output=True, text=True, timeout=timeout, env=ENV
+  )
 
 
 def test_bad_flags_are_one_line(tmp_path):
@@ -195,26 +285,47 @@ def test_bad_flags_are_one_line(tmp_path):
   assert result.returncode == 2 and "variants" in result.stderr and "naive" in result.stderr
   assert "Traceback" not in result.stderr
   (tmp_path / "experiment.json").write_text('{"preset": "fashion_sequential"}')
-  result = _experiment("--preset=mnist_sequential", f"--output={tmp_path}",
-                       f"--data_dir={paths.DATA_ROOT}")
+  result = _experiment(
+    "--preset=mnist_sequential", f"--output={tmp_path}", f"--data_dir={paths.DATA_ROOT}"
+  )
   assert result.returncode == 2 and "Traceback" not in result.stderr
-  assert result.stderr.strip() == (f"experiment: error: {tmp_path} holds the experiment "
-                                   "'fashion_sequential', not 'mnist_sequential'; choose "
-                                   "another --output")
+  assert result.stderr.strip() == (
+    f"experiment: error: {tmp_path} holds the experiment "
+    "'fashion_sequential', not 'mnist_sequential'; choose "
+    "another --output"
+  )
 
 
 @pytest.mark.real_data
 def test_experiment_end_to_end(tmp_path):
-  tiny = config_lib.Config(dataset="mnist", hidden_units=64, continuous_dim=2, batch_size=32,
-                           patience=2, validation_synthetic_examples=100)
+  tiny = config_lib.Config(
+    dataset="mnist",
+    hidden_units=64,
+    continuous_dim=2,
+    batch_size=32,
+    patience=2,
+    validation_synthetic_examples=100,
+  )
   (tmp_path / "tiny.json").write_text(tiny.to_json())
   output = str(tmp_path / "out")
-  args = ["--preset=mnist_sequential", f"--config_file={tmp_path / 'tiny.json'}",
-          f"--data_dir={paths.DATA_ROOT}", "--order=3,7", "--max_steps_per_interval=40",
-          "--eval_every=20", "--eval_examples=100", "--seeds=1",
-          "--variants=with_consistency,without_consistency", "--parallel=2", "--iwae_k=10",
-          "--iwae_examples=60", "--sampling_n=20", "--classifier_epochs=1",
-          "--classifier_max_per_class=300", f"--output={output}"]
+  args = [
+    "--preset=mnist_sequential",
+    f"--config_file={tmp_path / 'tiny.json'}",
+    f"--data_dir={paths.DATA_ROOT}",
+    "--order=3,7",
+    "--max_steps_per_interval=40",
+    "--eval_every=20",
+    "--eval_examples=100",
+    "--seeds=1",
+    "--variants=with_consistency,without_consistency",
+    "--parallel=2",
+    "--iwae_k=10",
+    "--iwae_examples=60",
+    "--sampling_n=20",
+    "--classifier_epochs=1",
+    "--classifier_max_per_class=300",
+    f"--output={output}",
+  ]
   result = _experiment(*args)
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
   with open(os.path.join(output, "summary.json")) as f:
@@ -228,9 +339,17 @@ def test_experiment_end_to_end(tmp_path):
     assert s["consistent_sampling"][variant]["num_components"] == 2
     assert os.path.exists(os.path.join(output, "figures", f"interpolation_zd1_{variant}.png"))
   assert s["final_consistency"]["with_consistency"]["mean"] is not None
-  for name in ("neg_elbo_seen", "neg_elbo_full", "consistency", "grad_norms", "examples",
-               "samples_with_consistency", "samples_without_consistency",
-               "neg_elbo_matrix_with_consistency", "reconstructions_with_consistency"):
+  for name in (
+    "neg_elbo_seen",
+    "neg_elbo_full",
+    "consistency",
+    "grad_norms",
+    "examples",
+    "samples_with_consistency",
+    "samples_without_consistency",
+    "neg_elbo_matrix_with_consistency",
+    "reconstructions_with_consistency",
+  ):
     assert os.path.exists(os.path.join(output, s["figures"][name])), name
   run = runner.run_dir(output, "without_consistency", 0)
   with open(os.path.join(run, runner.RUN_CONFIG)) as f:

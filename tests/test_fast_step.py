@@ -33,8 +33,14 @@ def _student(seed=3, optimizer=None):
   from tf_lifelong.model import handover
   from tf_lifelong.model import student as student_lib
 
-  config = config_lib.Config(hidden_units=16, continuous_dim=3, batch_size=10, seed=seed,
-                             learning_rate=1e-3, steps_per_execution=1)
+  config = config_lib.Config(
+    hidden_units=16,
+    continuous_dim=3,
+    batch_size=10,
+    seed=seed,
+    learning_rate=1e-3,
+    steps_per_execution=1,
+  )
   keras.utils.set_random_seed(seed)
   first = student_lib.new_student(config, (4, 5, 1), 2)
   model = handover.handover(first, is_new=True, config=config)
@@ -49,14 +55,16 @@ def test_teacher_on_synthetic_rows_only_gives_the_same_terms():
   model = _student()
   rng = np.random.default_rng(0)
   n_real = model.real_batch_size(10)
-  x, omega = model.replay_batch(tf.constant(rng.uniform(size=(n_real, 4, 5, 1)), tf.float32),
-                                tf.constant([1, 2], tf.int64))
+  x, omega = model.replay_batch(
+    tf.constant(rng.uniform(size=(n_real, 4, 5, 1)), tf.float32), tf.constant([1, 2], tf.int64)
+  )
   noise = model.draw_noise(10, tf.constant([3, 4], tf.int64))
   full = model.per_example_terms(x, omega, noise)
   fast = model.per_example_terms(x, omega, noise, num_real=n_real)
   for name in full:
-    np.testing.assert_allclose(fast[name].numpy(), full[name].numpy(), rtol=1e-5, atol=1e-5,
-                               err_msg=name)
+    np.testing.assert_allclose(
+      fast[name].numpy(), full[name].numpy(), rtol=1e-5, atol=1e-5, err_msg=name
+    )
   assert np.all(fast["consistency"].numpy()[:n_real] == 0)
 
 
@@ -125,14 +133,24 @@ _MIRRORED_XLA = textwrap.dedent("""
 
 
 def test_xla_and_steps_per_execution_fall_back_once_under_mirrored_strategy_on_cpu():
-  done = subprocess.run([sys.executable, "-c", _MIRRORED_XLA], capture_output=True, text=True,
-                        timeout=300, env=_env(), check=False)
+  done = subprocess.run(
+    [sys.executable, "-c", _MIRRORED_XLA],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env=_env(),
+    check=False,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   assert done.stdout.split() == ["xla", "False", "xla", "False", "fit", "ok"]
   assert done.stderr.count("XLA does not work with 2 replicas on CPU") == 1
   # Keras' multi-step loop fails with 2 replicas: the default 10 steps per execution become 1.
-  assert done.stderr.count("steps_per_execution: using 1, not 10: more than one step per "
-                           "execution fails with 2 replicas") == 1
+  assert (
+    done.stderr.count(
+      "steps_per_execution: using 1, not 10: more than one step per execution fails with 2 replicas"
+    )
+    == 1
+  )
 
 
 def _fit_steps(spe, eval_every, epochs):
@@ -142,8 +160,14 @@ def _fit_steps(spe, eval_every, epochs):
   from tf_lifelong import config as config_lib
   from tf_lifelong.model import student as student_lib
 
-  config = config_lib.Config(hidden_units=16, continuous_dim=3, batch_size=6, seed=5,
-                             steps_per_execution=spe, eval_every=eval_every)
+  config = config_lib.Config(
+    hidden_units=16,
+    continuous_dim=3,
+    batch_size=6,
+    seed=5,
+    steps_per_execution=spe,
+    eval_every=eval_every,
+  )
   keras.utils.set_random_seed(5)
   model = student_lib.new_student(config, (4, 5, 1))
   x = np.random.default_rng(2).uniform(size=(60, 4, 5, 1)).astype(np.float32)

@@ -12,9 +12,19 @@ from tests import paths
 from tf_lifelong import config as config_lib
 from tf_lifelong import lifelong
 
-TINY = dict(dataset="mnist", data_dir=paths.DATA_ROOT, batch_size=32, hidden_units=64,
-            continuous_dim=4, eval_every=20, max_steps_per_interval=60, patience=2,
-            eval_examples=200, validation_synthetic_examples=200, seed=3)
+TINY = dict(
+  dataset="mnist",
+  data_dir=paths.DATA_ROOT,
+  batch_size=32,
+  hidden_units=64,
+  continuous_dim=4,
+  eval_every=20,
+  max_steps_per_interval=60,
+  patience=2,
+  eval_examples=200,
+  validation_synthetic_examples=200,
+  seed=3,
+)
 
 
 class TeacherWatch:
@@ -67,8 +77,14 @@ def test_metrics_csv_has_a_finite_row_per_interval(dry_run):
     table = list(csv.DictReader(f))
   assert len(table) == 3
   for i, row in enumerate(table):
-    for column in ("steps", "real_examples", "wall_seconds", "test_neg_elbo_seen",
-                   "test_neg_elbo_full", "grad_norm"):
+    for column in (
+      "steps",
+      "real_examples",
+      "wall_seconds",
+      "test_neg_elbo_seen",
+      "test_neg_elbo_full",
+      "grad_norm",
+    ):
       assert math.isfinite(float(row[column])), (i, column)
     assert 0 < float(row["test_neg_elbo_seen"]) < 800
   assert table[0]["consistency"] == ""  # no teacher in the first interval
@@ -80,14 +96,25 @@ def test_tensorboard_has_named_scalars_and_images(dry_run):
   from tensorboard.backend.event_processing import event_accumulator
 
   workdir, _, _ = dry_run
-  acc = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"),
-                                           size_guidance={"tensors": 0})
+  acc = event_accumulator.EventAccumulator(
+    os.path.join(workdir, "tensorboard"), size_guidance={"tensors": 0}
+  )
   acc.Reload()
   tags = set(acc.Tags()["tensors"])
-  for name in ("train/loss", "train/neg_elbo", "train/consistency", "train/mutual_information",
-               "train/temperature", "train/pi", "train/grad_norm",
-               "train/validation_neg_elbo", "interval/test_neg_elbo_seen",
-               "interval/consistency", "samples", "reconstructions"):
+  for name in (
+    "train/loss",
+    "train/neg_elbo",
+    "train/consistency",
+    "train/mutual_information",
+    "train/temperature",
+    "train/pi",
+    "train/grad_norm",
+    "train/validation_neg_elbo",
+    "interval/test_neg_elbo_seen",
+    "interval/consistency",
+    "samples",
+    "reconstructions",
+  ):
     assert name in tags, name
   assert len(acc.Tensors("samples")) == 3
 
@@ -95,14 +122,18 @@ def test_tensorboard_has_named_scalars_and_images(dry_run):
 def test_sample_pngs_written(dry_run):
   workdir, _, _ = dry_run
   assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
-      "interval-000.png", "interval-001.png", "interval-002.png"]
+    "interval-000.png",
+    "interval-001.png",
+    "interval-002.png",
+  ]
 
 
 def test_export_loads_and_samples(dry_run):
   workdir, _, _ = dry_run
   loaded = tf.saved_model.load(os.path.join(workdir, "export"))
-  out = loaded.signatures["sample"](num_samples=tf.constant(5), component=tf.constant(1),
-                                    seed=tf.constant(0))
+  out = loaded.signatures["sample"](
+    num_samples=tf.constant(5), component=tf.constant(1), seed=tf.constant(0)
+  )
   images = out["images"].numpy()
   assert images.shape == (5, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
   assert set(out["component"].numpy()) == {1}
@@ -121,14 +152,28 @@ def test_it_remembers_with_replay_and_forgets_without(tmp_path):
   Measured (seeds 1, 2): digit 0 test -ELBO after digit 1 is 140-141 nats with
   replay and 360-363 without (129-130 before digit 1). Asserted with headroom.
   """
-  settings = dict(dataset="mnist", data_dir=paths.DATA_ROOT, order=(0, 1), batch_size=64,
-                  hidden_units=128, continuous_dim=8, learning_rate=1e-3, eval_every=100,
-                  max_steps_per_interval=400, patience=10, eval_examples=300,
-                  validation_synthetic_examples=300, seed=1)
+  settings = dict(
+    dataset="mnist",
+    data_dir=paths.DATA_ROOT,
+    order=(0, 1),
+    batch_size=64,
+    hidden_units=128,
+    continuous_dim=8,
+    learning_rate=1e-3,
+    eval_every=100,
+    max_steps_per_interval=400,
+    patience=10,
+    eval_examples=300,
+    validation_synthetic_examples=300,
+    seed=1,
+  )
   after = {}
   for baseline in ("none", "naive"):
-    rows = lifelong.run(config_lib.Config(baseline=baseline, **settings),
-                        str(tmp_path / baseline), out=open(os.devnull, "w"))
+    rows = lifelong.run(
+      config_lib.Config(baseline=baseline, **settings),
+      str(tmp_path / baseline),
+      out=open(os.devnull, "w"),
+    )
     after[baseline] = rows[-1]["neg_elbo_per_distribution"]["0"]
     if baseline == "naive":
       assert rows[-1]["synthetic_examples"] == 0

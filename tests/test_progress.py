@@ -28,8 +28,9 @@ def test_updates_are_rate_limited_off_terminal():
 
 
 def test_table_aligns_and_formats():
-  t = progress.table([{"a": 1, "b": 2.34567, "c": True}, {"a": 10, "b": None, "c": False}],
-                     ["a", "b", "c"])
+  t = progress.table(
+    [{"a": 1, "b": 2.34567, "c": True}, {"a": 10, "b": None, "c": False}], ["a", "b", "c"]
+  )
   lines = t.splitlines()
   assert lines[0].split() == ["a", "b", "c"]
   assert lines[2].split() == ["1", "2.346", "yes"] and lines[3].split() == ["10", "-", "no"]

@@ -39,27 +39,40 @@ def runs(tmp_path_factory):
     first = []  # Later starts name only the workdir: its config.json says the rest.
   final = th.train(f"--workdir={resumed}")
   again = th.train(f"--workdir={resumed}")
-  return types.SimpleNamespace(reference=th.reference_run(tmp_path_factory), resumed=resumed,
-                               killed=killed, snapshots=snapshots, final=final, again=again)
+  return types.SimpleNamespace(
+    reference=th.reference_run(tmp_path_factory),
+    resumed=resumed,
+    killed=killed,
+    snapshots=snapshots,
+    final=final,
+    again=again,
+  )
 
 
 def _snapshot(workdir, to) -> dict:
   """What the workdir holds right after a kill (checkpoints copied for later tests)."""
   shutil.copytree(os.path.join(workdir, "checkpoints"), to / "checkpoints")
   shutil.copy(os.path.join(workdir, "config.json"), to / "config.json")
-  return {"path": str(to), "files": sorted(os.listdir(workdir)),
-          "rows": [r["interval"] for r in th.metrics(workdir)]
-          if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else [],
-          "latest": checkpoints.read_state(str(to))}
+  return {
+    "path": str(to),
+    "files": sorted(os.listdir(workdir)),
+    "rows": [r["interval"] for r in th.metrics(workdir)]
+    if os.path.exists(os.path.join(workdir, "metrics.jsonl"))
+    else [],
+    "latest": checkpoints.read_state(str(to)),
+  }
 
 
 def test_each_kill_point_kills_where_asked(runs):
   for kill, result in runs.killed.items():
     assert result.returncode == -9, (kill, result.stderr[-2000:])
   latest = {k: s["latest"]["checkpoint"] for k, s in runs.snapshots.items()}
-  assert latest == {"train:1:20": "interval-001-step-000010",
-                    "record:1": "interval-001-step-000020",
-                    "handover:2": "interval-001", "export:2": "interval-002"}
+  assert latest == {
+    "train:1:20": "interval-001-step-000010",
+    "record:1": "interval-001-step-000020",
+    "handover:2": "interval-001",
+    "export:2": "interval-002",
+  }
   assert runs.snapshots["record:1"]["rows"] == [0, 1]  # The row is written, its checkpoint not.
   export_files = runs.snapshots["export:2"]["files"]
   assert "export" not in export_files
@@ -72,18 +85,36 @@ def test_resumed_run_has_the_reference_rows_and_values(runs):
   ref, got = th.metrics(runs.reference), th.metrics(runs.resumed)
   assert [[r[k] for k in th.ROW_KEYS] for r in got] == [[r[k] for k in th.ROW_KEYS] for r in ref]
   assert [r[k] for r in ref for k in th.ROW_KEYS] == [
-      0, 3, True, 1, 30, 1, 7, True, 2, 30, 2, 3, False, 2, 30]
+    0,
+    3,
+    True,
+    1,
+    30,
+    1,
+    7,
+    True,
+    2,
+    30,
+    2,
+    3,
+    False,
+    2,
+    30,
+  ]
   for name in ("test_neg_elbo_seen", "test_neg_elbo_full", "best_validation_neg_elbo"):
-    np.testing.assert_allclose([r[name] for r in got], [r[name] for r in ref], rtol=1e-5,
-                               err_msg=name)
+    np.testing.assert_allclose(
+      [r[name] for r in got], [r[name] for r in ref], rtol=1e-5, err_msg=name
+    )
   with open(os.path.join(runs.resumed, "metrics.csv")) as f:
     assert len(f.read().strip().splitlines()) == 1 + 3  # header + one row per interval
 
 
 def test_resumed_export_computes_what_the_reference_does(runs):
   x = tf.constant(np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32))
-  out = [tf.saved_model.load(os.path.join(w, "export")).signatures["encode"](images=x)
-         for w in (runs.reference, runs.resumed)]
+  out = [
+    tf.saved_model.load(os.path.join(w, "export")).signatures["encode"](images=x)
+    for w in (runs.reference, runs.resumed)
+  ]
   for key in ("probs", "mean", "stddev"):
     np.testing.assert_allclose(out[0][key].numpy(), out[1][key].numpy(), rtol=1e-5, atol=1e-6)
   assert not [n for n in os.listdir(runs.resumed) if n.startswith("export.")]
@@ -91,9 +122,14 @@ def test_resumed_export_computes_what_the_reference_does(runs):
 
 def test_only_the_interval_checkpoints_remain(runs):
   names = sorted(os.listdir(os.path.join(runs.resumed, "checkpoints")))
-  assert names == sorted(["latest.json"] + [f"interval-00{i}{suffix}" for i in range(3)
-                                            for suffix in (".index", ".json",
-                                                           ".data-00000-of-00001")])
+  assert names == sorted(
+    ["latest.json"]
+    + [
+      f"interval-00{i}{suffix}"
+      for i in range(3)
+      for suffix in (".index", ".json", ".data-00000-of-00001")
+    ]
+  )
   latest = checkpoints.read_state(runs.resumed)
   assert latest["finished"] and latest["checkpoint"] == "interval-002"
   assert latest["global_step"] == 90
@@ -109,7 +145,11 @@ def test_mid_interval_checkpoint_holds_optimizer_and_early_stopping(runs):
   snap = runs.snapshots["train:1:20"]
   state = snap["latest"]
   assert (state["phase"], state["interval"], state["step"], state["global_step"]) == (
-      "train", 1, 10, 40)
+    "train",
+    1,
+    10,
+    40,
+  )
   assert state["optimizer_built"] and state["teacher_seen"] == [3] and state["seen"] == [3, 7]
   stopping = state["early_stopping"]
   assert stopping["best_step"] == 10 and stopping["bad_evals"] == 0
@@ -156,8 +196,9 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path)
   with pytest.raises(lifelong.RunError) as info:
     lifelong.run(config, workdir, hooks=[_PoisonWeights(1)], out=open(os.devnull, "w"))
   message = str(info.value)
-  assert message.startswith("interval 1 (digit 7), step 10 (global step 40): the training "
-                            "loss is nan")
+  assert message.startswith(
+    "interval 1 (digit 7), step 10 (global step 40): the training loss is nan"
+  )
   assert message.endswith(f"{workdir}/checkpoints/interval-001-start") and "\n" not in message
   state = checkpoints.read_state(workdir)
   assert state["checkpoint"] == "interval-001-start" and not state.get("finished")
@@ -173,9 +214,15 @@ def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
   config = config_lib.Config.from_dict({**th.TINY, "threads": 0})
   student = student_lib.new_student(config, (28, 28, 1))
   student.decoder.trainable_weights[1].assign(
-      np.full(student.decoder.trainable_weights[1].shape, np.inf, np.float32))
-  ctx = lifelong.Context(config, str(tmp_path), stream=None, student=student,
-                         interval=types.SimpleNamespace(index=0, distribution=None))
+    np.full(student.decoder.trainable_weights[1].shape, np.inf, np.float32)
+  )
+  ctx = lifelong.Context(
+    config,
+    str(tmp_path),
+    stream=None,
+    student=student,
+    interval=types.SimpleNamespace(index=0, distribution=None),
+  )
   ctx.interval.distribution = types.SimpleNamespace(name="digit 3")
   state = training.TrainState(training.IntervalResult(steps=20))
   with pytest.raises(lifelong.RunError, match="step 20 .*the weights are not finite"):

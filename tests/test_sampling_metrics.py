@@ -15,8 +15,9 @@ from tf_lifelong.experiments import extras
 # --------------------------------------------------------------- scoring
 def test_sampling_score_by_hand():
   # Component 0: three 1s and a 2; component 1: two 2s and two 0s (a tie, 0 wins).
-  score = sm.sampling_score(np.array([[1, 1, 1, 2], [2, 2, 0, 0]]), class_ids=(2, 0, 1),
-                            min_share=0.3)
+  score = sm.sampling_score(
+    np.array([[1, 1, 1, 2], [2, 2, 0, 0]]), class_ids=(2, 0, 1), min_share=0.3
+  )
   assert score.purity == (0.75, 0.5)
   assert score.majority == (1, 0)
   assert score.mean_purity == pytest.approx(0.625)
@@ -25,8 +26,12 @@ def test_sampling_score_by_hand():
   assert score.shares == ((0.25, 0.0, 0.75), (0.5, 0.5, 0.0))
   # Class 2 reaches 0.3 only in component 1; 0 and 1 in one component each.
   assert score.classes_with_share == 3
-  assert sm.sampling_score(np.array([[1, 1, 1, 2], [2, 2, 0, 0]]), (2, 0, 1),
-                           min_share=0.6).classes_with_share == 1
+  assert (
+    sm.sampling_score(
+      np.array([[1, 1, 1, 2], [2, 2, 0, 0]]), (2, 0, 1), min_share=0.6
+    ).classes_with_share
+    == 1
+  )
   d = score.to_dict()
   assert d["num_components"] == 2 and d["num_classes"] == 3 and d["majority_class"] == [1, 0]
 
@@ -61,7 +66,7 @@ class FakeStudent:
     return (tf.zeros([b, self.num_categories]), tf.zeros([b, 2]), tf.ones([b, 2]))
 
   def decoder(self, z, training=False):
-    shift = tf.cast(tf.argmax(z[:, :self.num_categories], -1), tf.float32)
+    shift = tf.cast(tf.argmax(z[:, : self.num_categories], -1), tf.float32)
     value = 10.0 * (z[:, self.num_categories] + shift)
     return tf.tile(value[:, None, None, None], [1, 2, 2, 1])
 
@@ -111,10 +116,13 @@ def _split(value, n, label):
 
 
 def _stream():
-  dists = {i: Distribution(i, f"d{i}", _split(v, 60, i), _split(v, 5, i), _split(v, 20, i))
-           for i, v in ((3, 10), (7, 240))}
-  return Stream("fake", (4, 4, 1), dists, (Interval(0, dists[3], True),
-                                            Interval(1, dists[7], True)))
+  dists = {
+    i: Distribution(i, f"d{i}", _split(v, 60, i), _split(v, 5, i), _split(v, 20, i))
+    for i, v in ((3, 10), (7, 240))
+  }
+  return Stream(
+    "fake", (4, 4, 1), dists, (Interval(0, dists[3], True), Interval(1, dists[7], True))
+  )
 
 
 def test_classifier_separates_distributions_and_round_trips(tmp_path):

@@ -40,18 +40,34 @@ _MIRRORED_RUN = textwrap.dedent("""
     print(json.dumps({"steps": [r["steps"] for r in rows], "local": watch.local,
                       "checked": watch.checked}))
 """)
-CONV = dict(dataset="fashion_mnist_mnist", data_dir=paths.DATA_ROOT, batch_size=16,
-            continuous_dim=4, conv_filters=8, eval_every=1, max_steps_per_interval=2,
-            patience=5, eval_examples=10, validation_synthetic_examples=10, seed=3, threads=1)
+CONV = dict(
+  dataset="fashion_mnist_mnist",
+  data_dir=paths.DATA_ROOT,
+  batch_size=16,
+  continuous_dim=4,
+  conv_filters=8,
+  eval_every=1,
+  max_steps_per_interval=2,
+  patience=5,
+  eval_examples=10,
+  validation_synthetic_examples=10,
+  seed=3,
+  threads=1,
+)
 """The conv model on a 2-interval 32x32x3 stream, a few steps each (eval_every=1: the
 TensorBoard train/loss at step 1 is the first step's loss)."""
 
 
 def _mirrored_run(workdir, **overrides):
   config = json.dumps({**CONV, **overrides})
-  result = subprocess.run([sys.executable, "-c", _MIRRORED_RUN, config, str(workdir)],
-                          capture_output=True, text=True, timeout=400, cwd=paths.REPO,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  result = subprocess.run(
+    [sys.executable, "-c", _MIRRORED_RUN, config, str(workdir)],
+    capture_output=True,
+    text=True,
+    timeout=400,
+    cwd=paths.REPO,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+  )
   assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
   return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
@@ -59,8 +75,9 @@ def _mirrored_run(workdir, **overrides):
 def _first_loss(workdir) -> float:
   from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
 
-  acc = event_accumulator.EventAccumulator(os.path.join(str(workdir), "tensorboard"),
-                                           size_guidance={"tensors": 0})
+  acc = event_accumulator.EventAccumulator(
+    os.path.join(str(workdir), "tensorboard"), size_guidance={"tensors": 0}
+  )
   acc.Reload()
   import tensorflow as tf  # noqa: PLC0415
 
@@ -112,17 +129,37 @@ def _free_ports(n):
 
 def _start_workers(tmp_path, timeout_s: int = 60):
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-  config = train_helpers.config_file(tmp_path, order=[3, 7], eval_every=5,
-                                     max_steps_per_interval=10, eval_examples=20,
-                                     validation_synthetic_examples=20)
+  config = train_helpers.config_file(
+    tmp_path,
+    order=[3, 7],
+    eval_every=5,
+    max_steps_per_interval=10,
+    eval_examples=20,
+    validation_synthetic_examples=20,
+  )
   procs = []
   for i in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_LIFELONG_COLLECTIVE_TIMEOUT=str(timeout_s),
-               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    env = dict(
+      os.environ,
+      TF_CPP_MIN_LOG_LEVEL="2",
+      TF_LIFELONG_COLLECTIVE_TIMEOUT=str(timeout_s),
+      TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+    )
     log = open(os.path.join(str(tmp_path), f"worker{i}.log"), "w")
-    procs.append(subprocess.Popen(
-        [sys.executable, train_helpers.TRAIN, f"--config_file={config}", "--strategy=multi_worker",
-         f"--workdir={tmp_path / f'w{i}'}"], stdout=log, stderr=subprocess.STDOUT, env=env))
+    procs.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          train_helpers.TRAIN,
+          f"--config_file={config}",
+          "--strategy=multi_worker",
+          f"--workdir={tmp_path / f'w{i}'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+      )
+    )
     log.close()
   return procs
 
@@ -157,6 +194,5 @@ def test_multi_worker_fails_when_a_worker_dies(tmp_path):
   procs[1].wait()
   assert code != 0
   assert time.monotonic() - started < 240
-  assert "another worker is gone or did not answer" in _log(tmp_path, 0), \
-      _log(tmp_path, 0)[-3000:]
+  assert "another worker is gone or did not answer" in _log(tmp_path, 0), _log(tmp_path, 0)[-3000:]
   assert "Traceback" not in _log(tmp_path, 0)

@@ -11,7 +11,7 @@ def test_image_grid_places_tiles_row_major():
   images[1, 2] = 1.0
   grid = summaries.image_grid(images, pad=1)
   assert grid.shape == (2 * 5 + 1, 3 * 6 + 1, 1) and grid.dtype == np.uint8
-  assert grid[1 + 5:1 + 5 + 4, 1 + 12:1 + 12 + 5].min() == 255  # tile (1, 2) is white
+  assert grid[1 + 5 : 1 + 5 + 4, 1 + 12 : 1 + 12 + 5].min() == 255  # tile (1, 2) is white
   assert grid[1:5, 1:6].max() == 0  # tile (0, 0) is black
 
 

@@ -36,9 +36,19 @@ from tests import paths
 from tf_lifelong import checkpoints, lifelong
 from tf_lifelong import config as config_lib
 
-TINY = dict(dataset="mnist", data_dir=paths.DATA_ROOT, batch_size=32, hidden_units=64,
-            continuous_dim=4, eval_every=20, max_steps_per_interval=60, patience=2,
-            eval_examples=200, validation_synthetic_examples=200, seed=3)
+TINY = dict(
+  dataset="mnist",
+  data_dir=paths.DATA_ROOT,
+  batch_size=32,
+  hidden_units=64,
+  continuous_dim=4,
+  eval_every=20,
+  max_steps_per_interval=60,
+  patience=2,
+  eval_examples=200,
+  validation_synthetic_examples=200,
+  seed=3,
+)
 START_TIMEOUT_S = 90
 HTTP_TIMEOUT_S = 10
 # No proxy for 127.0.0.1, whatever the environment says.
@@ -75,9 +85,22 @@ def tensorboard_server(logdir: str, log_path: str):
   port = _free_port()
   with open(log_path, "w") as log:
     proc = subprocess.Popen(
-        [_tensorboard_binary(), "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
-         "--load_fast=false", "--reload_interval", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+      [
+        _tensorboard_binary(),
+        "--logdir",
+        logdir,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--load_fast=false",
+        "--reload_interval",
+        "1",
+      ],
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
   base = f"http://127.0.0.1:{port}"
   try:
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -89,8 +112,9 @@ def tensorboard_server(logdir: str, log_path: str):
         if "." in _get_json(base, "/data/plugin/scalars/tags"):
           break
       if time.monotonic() > deadline:
-        pytest.fail(f"tensorboard did not serve the run within {START_TIMEOUT_S} s:\n"
-                    f"{_tail(log_path)}")
+        pytest.fail(
+          f"tensorboard did not serve the run within {START_TIMEOUT_S} s:\n{_tail(log_path)}"
+        )
       time.sleep(0.5)
     yield base
   finally:
@@ -131,9 +155,17 @@ def _scalars(base: str, tag: str) -> list[list[float]]:
 def test_scalar_tags_are_listed(served):
   base, _ = served
   tags = _get_json(base, "/data/plugin/scalars/tags")["."]
-  for name in ("train/loss", "train/neg_elbo", "train/consistency", "train/mutual_information",
-               "train/temperature", "train/validation_neg_elbo", "interval/test_neg_elbo_seen",
-               "interval/test_neg_elbo_full", "interval/consistency"):
+  for name in (
+    "train/loss",
+    "train/neg_elbo",
+    "train/consistency",
+    "train/mutual_information",
+    "train/temperature",
+    "train/validation_neg_elbo",
+    "interval/test_neg_elbo_seen",
+    "interval/test_neg_elbo_full",
+    "interval/consistency",
+  ):
     assert name in tags, (name, sorted(tags))
 
 

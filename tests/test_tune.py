@@ -21,15 +21,26 @@ from tf_lifelong import tuning
 TUNE = os.path.join(paths.REPO, "bin", "tune")
 # test_lifelong's TINY settings, shorter still: two trials of two intervals.
 BASE = config_lib.Config(
-    dataset="mnist", data_dir=paths.DATA_ROOT, order=(3, 7), batch_size=32, hidden_units=64,
-    continuous_dim=4, eval_every=20, max_steps_per_interval=40, patience=2, eval_examples=100,
-    validation_synthetic_examples=100, seed=3)
+  dataset="mnist",
+  data_dir=paths.DATA_ROOT,
+  order=(3, 7),
+  batch_size=32,
+  hidden_units=64,
+  continuous_dim=4,
+  eval_every=20,
+  max_steps_per_interval=40,
+  patience=2,
+  eval_examples=100,
+  validation_synthetic_examples=100,
+  seed=3,
+)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def _tune(*args, timeout=400):
-  return subprocess.run([sys.executable, TUNE, *args], capture_output=True, text=True,
-                        timeout=timeout, env=ENV)
+  return subprocess.run(
+    [sys.executable, TUNE, *args], capture_output=True, text=True, timeout=timeout, env=ENV
+  )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +92,8 @@ def test_best_config_is_the_best_trial_on_the_base(search):
   # Everything not searched is the base configuration.
   searched = set(tuning.SPACE)
   assert {k: v for k, v in best.to_dict().items() if k not in searched} == {
-      k: v for k, v in BASE.to_dict().items() if k not in searched}
+    k: v for k, v in BASE.to_dict().items() if k not in searched
+  }
   assert "best: trial " + winner["trial"] in stdout
 
 
@@ -89,12 +101,19 @@ def test_bin_train_takes_the_best_config_back(search):
   workdir, _, _ = search
   path = os.path.join(workdir, "best_config.json")
   # bin/train's own flag parsing (a dry parse: no training).
-  code = ("import sys; sys.path.insert(0, sys.argv[1]);"
-          "from absl import flags; from tf_lifelong.cli import flags as f;"
-          "f.define_run_flags(); flags.FLAGS(['train', '--config_file=' + sys.argv[2]]);"
-          "print(f.config_from_flags().to_json())")
-  result = subprocess.run([sys.executable, "-c", code, paths.REPO, path], capture_output=True,
-                          text=True, timeout=60, env=ENV)
+  code = (
+    "import sys; sys.path.insert(0, sys.argv[1]);"
+    "from absl import flags; from tf_lifelong.cli import flags as f;"
+    "f.define_run_flags(); flags.FLAGS(['train', '--config_file=' + sys.argv[2]]);"
+    "print(f.config_from_flags().to_json())"
+  )
+  result = subprocess.run(
+    [sys.executable, "-c", code, paths.REPO, path],
+    capture_output=True,
+    text=True,
+    timeout=60,
+    env=ENV,
+  )
   assert result.returncode == 0, result.stderr
   with open(path) as f:
     assert config_lib.Config.from_json(result.stdout) == config_lib.Config.from_json(f.read())
@@ -107,8 +126,13 @@ def test_bad_max_trials_is_one_line(tmp_path):
 
 
 def test_missing_data_stops_the_search_with_one_line(tmp_path):
-  result = _tune("--dataset=mnist", f"--data_dir={tmp_path}", "--max_trials=3",
-                 f"--workdir={tmp_path}/w", timeout=120)
+  result = _tune(
+    "--dataset=mnist",
+    f"--data_dir={tmp_path}",
+    "--max_trials=3",
+    f"--workdir={tmp_path}/w",
+    timeout=120,
+  )
   assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and lines[0].startswith("tune: error:") and "--data_dir" in lines[0]
@@ -116,8 +140,10 @@ def test_missing_data_stops_the_search_with_one_line(tmp_path):
 
 
 def test_objective_is_the_mean_validation_and_needs_every_interval():
-  rows = [{"best_validation_neg_elbo": 100.0, "test_neg_elbo_seen": 1.0},
-          {"best_validation_neg_elbo": 120.0, "test_neg_elbo_seen": 1.0}]
+  rows = [
+    {"best_validation_neg_elbo": 100.0, "test_neg_elbo_seen": 1.0},
+    {"best_validation_neg_elbo": 120.0, "test_neg_elbo_seen": 1.0},
+  ]
   assert tuning.objective(rows) == 110.0
   assert math.isnan(tuning.objective(rows + [{"best_validation_neg_elbo": None}]))
   assert math.isnan(tuning.objective([]))
@@ -155,8 +181,9 @@ def test_no_finished_trial_is_an_error(tmp_path, monkeypatch):
 
 
 def test_a_search_continues_in_its_workdir(tmp_path, monkeypatch):
-  monkeypatch.setattr(tuning.lifelong, "run",
-                      lambda config, workdir, **kwargs: [{"best_validation_neg_elbo": 1.0}])
+  monkeypatch.setattr(
+    tuning.lifelong, "run", lambda config, workdir, **kwargs: [{"best_validation_neg_elbo": 1.0}]
+  )
   tuning.tune(BASE, str(tmp_path), max_trials=1)
   tuning.tune(BASE, str(tmp_path), max_trials=2)
   with open(tmp_path / "trials.jsonl") as f:

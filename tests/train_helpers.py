@@ -18,10 +18,22 @@ import sys
 from tests import paths
 
 TRAIN = os.path.join(paths.REPO, "bin", "train")
-TINY = dict(dataset="mnist", data_dir=paths.DATA_ROOT, order=[3, 7, 3], batch_size=32,
-            hidden_units=32, continuous_dim=4, eval_every=10, max_steps_per_interval=30,
-            patience=2, eval_examples=50, validation_synthetic_examples=50, seed=3, threads=1,
-            checkpoint_every=10)
+TINY = dict(
+  dataset="mnist",
+  data_dir=paths.DATA_ROOT,
+  order=[3, 7, 3],
+  batch_size=32,
+  hidden_units=32,
+  continuous_dim=4,
+  eval_every=10,
+  max_steps_per_interval=30,
+  patience=2,
+  eval_examples=50,
+  validation_synthetic_examples=50,
+  seed=3,
+  threads=1,
+  checkpoint_every=10,
+)
 """A tiny run: 3 intervals of 30 steps, a checkpoint at every evaluation (10 steps)."""
 ROW_KEYS = ("interval", "distribution", "is_new", "num_categories", "steps")
 
@@ -44,15 +56,21 @@ def _env(kill_at: str | None) -> dict:
 
 def train(*args, kill_at: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
   """Runs bin/train with `args` (and the kill test hook if given); waits for it."""
-  return subprocess.run([sys.executable, TRAIN, *args], capture_output=True, text=True,
-                        timeout=timeout, env=_env(kill_at))
+  return subprocess.run(
+    [sys.executable, TRAIN, *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=_env(kill_at),
+  )
 
 
 def start_train(*args, log_path: str) -> subprocess.Popen:
   """Starts bin/train in the background, its output going to `log_path`."""
   with open(log_path, "w") as log:  # The child keeps its own copy of the descriptor.
-    return subprocess.Popen([sys.executable, TRAIN, *args], stdout=log,
-                            stderr=subprocess.STDOUT, env=_env(None))
+    return subprocess.Popen(
+      [sys.executable, TRAIN, *args], stdout=log, stderr=subprocess.STDOUT, env=_env(None)
+    )
 
 
 def wait(proc: subprocess.Popen, timeout: float = 300) -> int:
@@ -95,8 +113,12 @@ def reference_run(tmp_path_factory) -> str:
   with _locked(str(root / "reference.lock")):
     if not os.path.exists(done):
       os.makedirs(str(root), exist_ok=True)
-      result = train(f"--config_file={config_file(root)}", f"--workdir={workdir}",
-                     "--deterministic", "--overwrite")
+      result = train(
+        f"--config_file={config_file(root)}",
+        f"--workdir={workdir}",
+        "--deterministic",
+        "--overwrite",
+      )
       assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
       open(done, "w").close()
   return workdir

@@ -17,9 +17,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 METRIC_COLUMNS = (
-    "interval", "distribution", "is_new", "num_categories", "steps", "real_examples",
-    "synthetic_examples", "wall_seconds", "test_neg_elbo_seen", "test_neg_elbo_full",
-    "consistency", "grad_norm",
+  "interval",
+  "distribution",
+  "is_new",
+  "num_categories",
+  "steps",
+  "real_examples",
+  "synthetic_examples",
+  "wall_seconds",
+  "test_neg_elbo_seen",
+  "test_neg_elbo_full",
+  "consistency",
+  "grad_norm",
 )
 """The columns of workdir/metrics.csv, one row per interval."""
 
@@ -67,18 +76,17 @@ def _clean(value: Any) -> Any:
   return value
 
 
-def write_metrics(workdir: str, rows: Sequence[dict[str, Any]],
-                  columns: Sequence[str] = METRIC_COLUMNS) -> None:
+def write_metrics(
+  workdir: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] = METRIC_COLUMNS
+) -> None:
   """Writes metrics.csv and metrics.jsonl (the same rows) in `workdir`."""
   buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore",
-                          lineterminator="\n")
+  writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
   for row in rows:
     writer.writerow({k: _format(_clean(row.get(k))) for k in columns})
   write_text(os.path.join(workdir, "metrics.csv"), buf.getvalue())
-  lines = [json.dumps({k: _clean(v) for k, v in row.items()}, sort_keys=False)
-           for row in rows]
+  lines = [json.dumps({k: _clean(v) for k, v in row.items()}, sort_keys=False) for row in rows]
   write_text(os.path.join(workdir, "metrics.jsonl"), "".join(line + "\n" for line in lines))
 
 

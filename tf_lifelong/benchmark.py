@@ -52,10 +52,18 @@ PYTORCH_REFERENCE_ROWS_PER_SEC = (4450.0, 4950.0)
 this kind of machine (docs/stack-notes.md); a reference, not measured here."""
 
 REQUIRED_KEYS = (
-    "lgm_examples_per_sec", "plain_vae_examples_per_sec", "matmul_bound_examples_per_sec",
-    "pipeline_examples_per_sec", "lgm_over_plain_step_time", "lgm_fraction_of_matmul_bound",
-    "pipeline_over_plain_vae", "pipeline_over_lgm_batches", "flops_per_example",
-    "matmul_gflops_per_sec", "step_variants", "interval",
+  "lgm_examples_per_sec",
+  "plain_vae_examples_per_sec",
+  "matmul_bound_examples_per_sec",
+  "pipeline_examples_per_sec",
+  "lgm_over_plain_step_time",
+  "lgm_fraction_of_matmul_bound",
+  "pipeline_over_plain_vae",
+  "pipeline_over_lgm_batches",
+  "flops_per_example",
+  "matmul_gflops_per_sec",
+  "step_variants",
+  "interval",
 )
 """Keys every benchmark JSON has (the tests check them)."""
 
@@ -103,17 +111,36 @@ class Settings:
   @classmethod
   def quick(cls, **overrides) -> Settings:
     """A tiny setting that runs in seconds (for tests), everything still measured."""
-    values = dict(steps=4, rounds=2, batch_size=32, hidden_units=32, steps_per_execution=2,
-                  interval_steps=8, eval_every=4, eval_examples=50,
-                  validation_synthetic_examples=50, interval_subprocess=False, interval_count=1,
-                  xla_with_spe=False, student_k1=False, compare_keras_adam=False)
+    values = dict(
+      steps=4,
+      rounds=2,
+      batch_size=32,
+      hidden_units=32,
+      steps_per_execution=2,
+      interval_steps=8,
+      eval_every=4,
+      eval_examples=50,
+      validation_synthetic_examples=50,
+      interval_subprocess=False,
+      interval_count=1,
+      xla_with_spe=False,
+      student_k1=False,
+      compare_keras_adam=False,
+    )
     values.update(overrides)
     return cls(**values)
 
   def base_config(self, **overrides) -> config_lib.Config:
-    values = dict(dataset=self.dataset, data_dir=self.data_dir, batch_size=self.batch_size,
-                  hidden_units=self.hidden_units, continuous_dim=self.continuous_dim,
-                  threads=self.threads, seed=self.seed, arch="mlp")
+    values = dict(
+      dataset=self.dataset,
+      data_dir=self.data_dir,
+      batch_size=self.batch_size,
+      hidden_units=self.hidden_units,
+      continuous_dim=self.continuous_dim,
+      threads=self.threads,
+      seed=self.seed,
+      arch="mlp",
+    )
     values.update(overrides)
     return config_lib.Config(**values)
 
@@ -135,8 +162,9 @@ class Matmul:
     return 2 * self.m * self.k * self.n
 
 
-def _dense(name: str, rows: int, fan_in: int, fan_out: int, *, train: bool,
-           input_grad: bool = True) -> list[Matmul]:
+def _dense(
+  name: str, rows: int, fan_in: int, fan_out: int, *, train: bool, input_grad: bool = True
+) -> list[Matmul]:
   """The matmuls of one dense layer on `rows` rows: forward, and if trained the
   input gradient dY W^T (unless the input needs none) and the kernel gradient X^T dY."""
   out = [Matmul(f"{name}/forward", rows, fan_in, fan_out)]
@@ -147,9 +175,16 @@ def _dense(name: str, rows: int, fan_in: int, fan_out: int, *, train: bool,
   return out
 
 
-def matmul_step_plan(pixels: int, width: int, categories: int, continuous: int,
-                     batch: int, synthetic: int, teacher_categories: int | None,
-                     teacher_encoder_rows: int | None = None) -> list[Matmul]:
+def matmul_step_plan(
+  pixels: int,
+  width: int,
+  categories: int,
+  continuous: int,
+  batch: int,
+  synthetic: int,
+  teacher_categories: int | None,
+  teacher_encoder_rows: int | None = None,
+) -> list[Matmul]:
   """Every matmul of one student step of the MLP (method.md section 2), with its shape.
 
   Student (trained, all `batch` rows): encoder D -> W -> W -> (J + 2F) and
@@ -191,9 +226,12 @@ def flop_summary(plan: list[Matmul], batch: int) -> dict:
   for m in plan:
     group = "teacher" if m.name.startswith("teacher/") else "student"
     groups[group] = groups.get(group, 0) + m.flops
-  return {"per_step": total, "per_example": total / batch,
-          "per_example_by_part": {k: v / batch for k, v in sorted(groups.items())},
-          "matmuls": len(plan)}
+  return {
+    "per_step": total,
+    "per_example": total / batch,
+    "per_example_by_part": {k: v / batch for k, v in sorted(groups.items())},
+    "matmuls": len(plan),
+  }
 
 
 # ------------------------------------------------------------- measuring
@@ -270,8 +308,9 @@ def _matmul_burst(plan: list[Matmul], steps: int, seed: int):
   @tf.function
   def once():
     # Each product is consumed (one element), so none is pruned away.
-    return tf.add_n([tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0]
-                     for a, b, ta, tb in pairs])
+    return tf.add_n(
+      [tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0] for a, b, ta, tb in pairs]
+    )
 
   float(once())
 
@@ -290,8 +329,9 @@ def _pipeline_burst(name: str, split, batch_size: int, batches: int, seed: int) 
 
   from tf_lifelong.data import streams  # noqa: PLC0415
 
-  dataset = streams.as_dataset(split, batch_size, shuffle=True, seed=seed, repeat=True,
-                               drop_remainder=True)
+  dataset = streams.as_dataset(
+    split, batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+  )
   iterator = iter(dataset)
 
   @tf.function
@@ -393,12 +433,14 @@ def profile_step(model, dataset, steps: int, logdir: str) -> dict:
         kinds[kind] = kinds.get(kind, 0.0) + ms
         types[op_type] = types.get(op_type, 0.0) + ms
   total = sum(kinds.values())
-  return {"steps": burst.units, "wall_ms_per_step_traced": 1000 * wall / burst.units,
-          "op_ms_per_step": total,
-          "by_kind_ms_per_step": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-          "by_kind_fraction": {k: v / total for k, v in sorted(kinds.items(),
-                                                                key=lambda kv: -kv[1])},
-          "top_op_types_ms_per_step": dict(sorted(types.items(), key=lambda kv: -kv[1])[:15])}
+  return {
+    "steps": burst.units,
+    "wall_ms_per_step_traced": 1000 * wall / burst.units,
+    "op_ms_per_step": total,
+    "by_kind_ms_per_step": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+    "by_kind_fraction": {k: v / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+    "top_op_types_ms_per_step": dict(sorted(types.items(), key=lambda kv: -kv[1])[:15]),
+  }
 
 
 def _variant_name(jit: bool, spe: int) -> str:
@@ -437,35 +479,56 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
     bursts.append(_train_burst(f"plain/{name}", plain, _real_rows(split, b, settings), steps))
   if settings.student_k1:
     # The student at k = 1 (the second interval): to scale the interval benchmark.
-    config = settings.base_config(jit_compile=default_variant[0],
-                                  steps_per_execution=default_variant[1])
+    config = settings.base_config(
+      jit_compile=default_variant[0], steps_per_execution=default_variant[1]
+    )
     lgm_k1, _ = _students(config, image_shape, 2)
-    bursts.append(_train_burst("lgm_k1/default", lgm_k1,
-                               _real_rows(split, lgm_k1.real_batch_size(b), settings), steps))
+    bursts.append(
+      _train_burst(
+        "lgm_k1/default", lgm_k1, _real_rows(split, lgm_k1.real_batch_size(b), settings), steps
+      )
+    )
 
   if settings.compare_keras_adam:
-    config = settings.base_config(jit_compile=default_variant[0],
-                                  steps_per_execution=default_variant[1])
+    config = settings.base_config(
+      jit_compile=default_variant[0], steps_per_execution=default_variant[1]
+    )
     lgm_ref, plain_ref = _students(config, image_shape, settings.num_categories)
     with _keras_adam():
-      bursts.append(_train_burst("lgm_keras_adam/default", lgm_ref,
-                                 _real_rows(split, lgm_ref.real_batch_size(b), settings), steps))
-      bursts.append(_train_burst("plain_keras_adam/default", plain_ref,
-                                 _real_rows(split, b, settings), steps))
+      bursts.append(
+        _train_burst(
+          "lgm_keras_adam/default",
+          lgm_ref,
+          _real_rows(split, lgm_ref.real_batch_size(b), settings),
+          steps,
+        )
+      )
+      bursts.append(
+        _train_burst("plain_keras_adam/default", plain_ref, _real_rows(split, b, settings), steps)
+      )
 
   lgm = models[default_variant][0]
   n_syn = lgm.synthetic_batch_size(b)
   pixels = int(np.prod(image_shape))
-  plan = matmul_step_plan(pixels, settings.hidden_units, settings.num_categories,
-                          settings.continuous_dim, b, n_syn, settings.num_categories - 1)
-  plain_plan = matmul_step_plan(pixels, settings.hidden_units, settings.num_categories,
-                                settings.continuous_dim, b, 0, None)
+  plan = matmul_step_plan(
+    pixels,
+    settings.hidden_units,
+    settings.num_categories,
+    settings.continuous_dim,
+    b,
+    n_syn,
+    settings.num_categories - 1,
+  )
+  plain_plan = matmul_step_plan(
+    pixels, settings.hidden_units, settings.num_categories, settings.continuous_dim, b, 0, None
+  )
   matmul = _matmul_burst(plan, steps, settings.seed)
   bursts.append(matmul)
   pipe_batches = max(steps, 20)
   pipe = _pipeline_burst("pipeline/plain", split, b, pipe_batches, settings.seed)
-  pipe_lgm = _pipeline_burst("pipeline/lgm", split, lgm.real_batch_size(b), pipe_batches,
-                             settings.seed)
+  pipe_lgm = _pipeline_burst(
+    "pipeline/lgm", split, lgm.real_batch_size(b), pipe_batches, settings.seed
+  )
   bursts += [pipe, pipe_lgm]
 
   log(f"timing {len(bursts)} bursts x {settings.rounds} rounds")
@@ -476,23 +539,34 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
   by_name = {burst.name: burst for burst in bursts}
   flops = flop_summary(plan, b)
   result = _step_results(by_name, "wall", combos, default_variant, settings, flops)
-  result.update({
+  result.update(
+    {
       "cpu_time": _step_results(by_name, "cpu", combos, default_variant, settings, flops),
       "flops_per_example": flops["per_example"],
-      "flops": {"lgm": flops, "plain_vae": flop_summary(plain_plan, b),
-                "synthetic_rows": n_syn, "real_rows": b - n_syn},
+      "flops": {
+        "lgm": flops,
+        "plain_vae": flop_summary(plain_plan, b),
+        "synthetic_rows": n_syn,
+        "real_rows": b - n_syn,
+      },
       "default_variant": _variant_name(*default_variant),
-      "rounds": {burst.name: {clock: [round(r, 2) for r in burst.rates(clock)]
-                              for clock in ("wall", "cpu")} for burst in bursts},
+      "rounds": {
+        burst.name: {clock: [round(r, 2) for r in burst.rates(clock)] for clock in ("wall", "cpu")}
+        for burst in bursts
+      },
       "load_average": {"before": load_before, "after": load_after},
-      "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-  })
+      "threads": {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+      },
+    }
+  )
   return result
 
 
-def _step_results(by_name: dict, clock: str, combos, default_variant, settings: Settings,
-                  flops: dict) -> dict:
+def _step_results(
+  by_name: dict, clock: str, combos, default_variant, settings: Settings, flops: dict
+) -> dict:
   """Rates (medians over rounds) and ratios (medians of per-round ratios) on one clock."""
   b = settings.batch_size
 
@@ -507,43 +581,51 @@ def _step_results(by_name: dict, clock: str, combos, default_variant, settings: 
   for jit, spe in combos:
     name = _variant_name(jit, spe)
     variants[name] = {
-        "jit_compile": jit, "steps_per_execution": spe,
-        "lgm_steps_per_sec": per_sec(f"lgm/{name}"),
-        "lgm_examples_per_sec": per_sec(f"lgm/{name}") * b,
-        "plain_vae_steps_per_sec": per_sec(f"plain/{name}"),
-        "plain_vae_examples_per_sec": per_sec(f"plain/{name}") * b,
-        "lgm_over_plain_step_time": ratio(f"plain/{name}", f"lgm/{name}"),
-        "lgm_fraction_of_matmul_bound": ratio(f"lgm/{name}", "matmul"),
+      "jit_compile": jit,
+      "steps_per_execution": spe,
+      "lgm_steps_per_sec": per_sec(f"lgm/{name}"),
+      "lgm_examples_per_sec": per_sec(f"lgm/{name}") * b,
+      "plain_vae_steps_per_sec": per_sec(f"plain/{name}"),
+      "plain_vae_examples_per_sec": per_sec(f"plain/{name}") * b,
+      "lgm_over_plain_step_time": ratio(f"plain/{name}", f"lgm/{name}"),
+      "lgm_fraction_of_matmul_bound": ratio(f"lgm/{name}", "matmul"),
     }
   name = _variant_name(*default_variant)
   default = variants[name]
   best = max(variants.values(), key=lambda v: v["lgm_steps_per_sec"])
   out = {
-      "lgm_examples_per_sec": default["lgm_examples_per_sec"],
-      "lgm_steps_per_sec": default["lgm_steps_per_sec"],
-      "plain_vae_examples_per_sec": default["plain_vae_examples_per_sec"],
-      "plain_vae_steps_per_sec": default["plain_vae_steps_per_sec"],
-      "lgm_over_plain_step_time": default["lgm_over_plain_step_time"],
-      "matmul_bound_examples_per_sec": per_sec("matmul") * b,
-      "matmul_gflops_per_sec": per_sec("matmul") * flops["per_step"] / 1e9,
-      "lgm_fraction_of_matmul_bound": default["lgm_fraction_of_matmul_bound"],
-      "best_variant": {"name": _variant_name(best["jit_compile"], best["steps_per_execution"]),
-                       **best},
-      "lgm_k1_steps_per_sec": per_sec("lgm_k1/default") if settings.student_k1 else None,
-      "lgm_k9_over_k1_step_time": (ratio("lgm_k1/default", f"lgm/{name}")
-                                   if settings.student_k1 else None),
-      "keras_adam": ({
-          "lgm_examples_per_sec": per_sec("lgm_keras_adam/default") * b,
-          "plain_vae_examples_per_sec": per_sec("plain_keras_adam/default") * b,
-          "lgm_fused_over_keras_adam_rate": ratio(f"lgm/{name}", "lgm_keras_adam/default"),
-          "plain_fused_over_keras_adam_rate": ratio(f"plain/{name}", "plain_keras_adam/default"),
-          "lgm_keras_adam_fraction_of_matmul_bound": ratio("lgm_keras_adam/default", "matmul"),
-      } if settings.compare_keras_adam else None),
-      "pipeline_examples_per_sec": per_sec("pipeline/plain") * b,
-      "pipeline_lgm_batches_per_sec": per_sec("pipeline/lgm"),
-      "pipeline_over_plain_vae": ratio("pipeline/plain", f"plain/{name}"),
-      "pipeline_over_lgm_batches": ratio("pipeline/lgm", f"lgm/{name}"),
-      "step_variants": variants,
+    "lgm_examples_per_sec": default["lgm_examples_per_sec"],
+    "lgm_steps_per_sec": default["lgm_steps_per_sec"],
+    "plain_vae_examples_per_sec": default["plain_vae_examples_per_sec"],
+    "plain_vae_steps_per_sec": default["plain_vae_steps_per_sec"],
+    "lgm_over_plain_step_time": default["lgm_over_plain_step_time"],
+    "matmul_bound_examples_per_sec": per_sec("matmul") * b,
+    "matmul_gflops_per_sec": per_sec("matmul") * flops["per_step"] / 1e9,
+    "lgm_fraction_of_matmul_bound": default["lgm_fraction_of_matmul_bound"],
+    "best_variant": {
+      "name": _variant_name(best["jit_compile"], best["steps_per_execution"]),
+      **best,
+    },
+    "lgm_k1_steps_per_sec": per_sec("lgm_k1/default") if settings.student_k1 else None,
+    "lgm_k9_over_k1_step_time": (
+      ratio("lgm_k1/default", f"lgm/{name}") if settings.student_k1 else None
+    ),
+    "keras_adam": (
+      {
+        "lgm_examples_per_sec": per_sec("lgm_keras_adam/default") * b,
+        "plain_vae_examples_per_sec": per_sec("plain_keras_adam/default") * b,
+        "lgm_fused_over_keras_adam_rate": ratio(f"lgm/{name}", "lgm_keras_adam/default"),
+        "plain_fused_over_keras_adam_rate": ratio(f"plain/{name}", "plain_keras_adam/default"),
+        "lgm_keras_adam_fraction_of_matmul_bound": ratio("lgm_keras_adam/default", "matmul"),
+      }
+      if settings.compare_keras_adam
+      else None
+    ),
+    "pipeline_examples_per_sec": per_sec("pipeline/plain") * b,
+    "pipeline_lgm_batches_per_sec": per_sec("pipeline/lgm"),
+    "pipeline_over_plain_vae": ratio("pipeline/plain", f"plain/{name}"),
+    "pipeline_over_lgm_batches": ratio("pipeline/lgm", f"lgm/{name}"),
+    "step_variants": variants,
   }
   return out
 
@@ -552,27 +634,37 @@ def _real_rows(split, rows: int, settings: Settings):
   """The training pipeline of train_interval, batches of `rows` real images."""
   from tf_lifelong.data import streams  # noqa: PLC0415
 
-  return streams.as_dataset(split, rows, shuffle=True, seed=settings.seed, repeat=True,
-                            drop_remainder=True).map(lambda x, y: x)
+  return streams.as_dataset(
+    split, rows, shuffle=True, seed=settings.seed, repeat=True, drop_remainder=True
+  ).map(lambda x, y: x)
 
 
 # -------------------------------------------------------------- interval
 def interval_config(settings: Settings, variant: str) -> config_lib.Config:
   """The config of one interval-benchmark run: the first two intervals of the stream."""
-  overrides = {"default": {}, "xla": {"jit_compile": True}, "spe1": {"steps_per_execution": 1},
-               "spe": {"steps_per_execution": settings.steps_per_execution},
-               "xla_spe": {"jit_compile": True,
-                           "steps_per_execution": settings.steps_per_execution}}
+  overrides = {
+    "default": {},
+    "xla": {"jit_compile": True},
+    "spe1": {"steps_per_execution": 1},
+    "spe": {"steps_per_execution": settings.steps_per_execution},
+    "xla_spe": {"jit_compile": True, "steps_per_execution": settings.steps_per_execution},
+  }
   if variant not in overrides:
     raise ValueError(f"unknown interval variant {variant!r}; choose from {', '.join(overrides)}")
   return dataclasses.replace(
-      config_lib.Config(dataset=settings.dataset, data_dir=settings.data_dir,
-                        num_intervals=settings.interval_count,
-                        max_steps_per_interval=settings.interval_steps,
-                        eval_every=settings.eval_every, eval_examples=settings.eval_examples,
-                        validation_synthetic_examples=settings.validation_synthetic_examples,
-                        threads=settings.threads, seed=settings.seed),
-      **overrides[variant])
+    config_lib.Config(
+      dataset=settings.dataset,
+      data_dir=settings.data_dir,
+      num_intervals=settings.interval_count,
+      max_steps_per_interval=settings.interval_steps,
+      eval_every=settings.eval_every,
+      eval_examples=settings.eval_examples,
+      validation_synthetic_examples=settings.validation_synthetic_examples,
+      threads=settings.threads,
+      seed=settings.seed,
+    ),
+    **overrides[variant],
+  )
 
 
 def peak_rss_mb() -> float:
@@ -645,27 +737,39 @@ def run_interval(config: config_lib.Config) -> dict:
 
   start = time.perf_counter()
   cpu = time.process_time()
-  with tempfile.TemporaryDirectory(prefix="tf_lifelong_benchmark_") as workdir, \
-      open(os.devnull, "w") as quiet, _TrainingTimer() as timer:
+  with (
+    tempfile.TemporaryDirectory(prefix="tf_lifelong_benchmark_") as workdir,
+    open(os.devnull, "w") as quiet,
+    _TrainingTimer() as timer,
+  ):
     rows = lifelong.run(config, workdir, out=quiet)
   wall = time.perf_counter() - start
   intervals = []
   for row, record in zip(rows, timer.records):
     steps, seconds = int(row["steps"]), float(row["wall_seconds"])
     fit = record["train_interval_seconds"] - record["validation_seconds"]
-    intervals.append({
-        "steps": steps, "wall_seconds": seconds,
+    intervals.append(
+      {
+        "steps": steps,
+        "wall_seconds": seconds,
         "seconds_per_1000_steps": 1000 * seconds / max(1, steps),
-        "fit_seconds": fit, "fit_steps_per_sec": steps / fit if fit > 0 else math.nan,
+        "fit_seconds": fit,
+        "fit_steps_per_sec": steps / fit if fit > 0 else math.nan,
         "validation_seconds": record["validation_seconds"],
         "validations": record["validations"],
         "other_seconds": max(0.0, seconds - record["train_interval_seconds"]),
-        "stopped_early": bool(row["stopped_early"])})
-  return {"jit_compile": config.jit_compile, "steps_per_execution": config.steps_per_execution,
-          "max_steps_per_interval": config.max_steps_per_interval,
-          "intervals": intervals, "run_wall_seconds": wall,
-          "run_cpu_seconds": time.process_time() - cpu,
-          "peak_rss_mb": peak_rss_mb()}
+        "stopped_early": bool(row["stopped_early"]),
+      }
+    )
+  return {
+    "jit_compile": config.jit_compile,
+    "steps_per_execution": config.steps_per_execution,
+    "max_steps_per_interval": config.max_steps_per_interval,
+    "intervals": intervals,
+    "run_wall_seconds": wall,
+    "run_cpu_seconds": time.process_time() - cpu,
+    "peak_rss_mb": peak_rss_mb(),
+  }
 
 
 def interval_child() -> None:
@@ -686,11 +790,17 @@ def _interval_in_subprocess(config: config_lib.Config) -> dict:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
   done = subprocess.run(
-      [sys.executable, "-c", "from tf_lifelong import benchmark; benchmark.interval_child()"],
-      input=config.to_json(), capture_output=True, text=True, env=env, check=False)
+    [sys.executable, "-c", "from tf_lifelong import benchmark; benchmark.interval_child()"],
+    input=config.to_json(),
+    capture_output=True,
+    text=True,
+    env=env,
+    check=False,
+  )
   if done.returncode != 0:
-    raise RuntimeError(f"the interval benchmark process failed ({done.returncode}):\n"
-                       f"{done.stderr[-3000:]}")
+    raise RuntimeError(
+      f"the interval benchmark process failed ({done.returncode}):\n{done.stderr[-3000:]}"
+    )
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -698,15 +808,19 @@ def measure_intervals(settings: Settings, log=print) -> dict:
   out = {}
   for variant in settings.interval_variants:
     config = interval_config(settings, variant)
-    log(f"interval benchmark: {variant} ({'subprocess' if settings.interval_subprocess else 'in process'})")
-    out[variant] = (_interval_in_subprocess(config) if settings.interval_subprocess
-                    else run_interval(config))
+    log(
+      f"interval benchmark: {variant} ({'subprocess' if settings.interval_subprocess else 'in process'})"
+    )
+    out[variant] = (
+      _interval_in_subprocess(config) if settings.interval_subprocess else run_interval(config)
+    )
     out[variant]["in_subprocess"] = settings.interval_subprocess
   return out
 
 
-def estimate_run(intervals: dict, steps: dict, num_intervals: int = 10,
-                 variant: str = "default") -> dict | None:
+def estimate_run(
+  intervals: dict, steps: dict, num_intervals: int = 10, variant: str = "default"
+) -> dict | None:
   """Wall time of a `num_intervals`-interval run, from one interval-benchmark variant.
 
   The first interval (no teacher) counts once. The second (k = 1) stands for
@@ -729,13 +843,17 @@ def estimate_run(intervals: dict, steps: dict, num_intervals: int = 10,
   if scale is None or not math.isfinite(scale):
     scale, basis = 1.0, "unscaled"
   budget = default["max_steps_per_interval"]
-  return {"num_intervals": num_intervals,
-          "seconds": first["wall_seconds"] + (num_intervals - 1) * later["wall_seconds"] * scale,
-          "worst_case_seconds": (first["seconds_per_1000_steps"] * budget / 1000
-                                 + (num_intervals - 1) * later["seconds_per_1000_steps"]
-                                 * budget / 1000 * scale),
-          "from_steps": [i["steps"] for i in measured], "step_time_scale": scale,
-          "scale_basis": basis}
+  return {
+    "num_intervals": num_intervals,
+    "seconds": first["wall_seconds"] + (num_intervals - 1) * later["wall_seconds"] * scale,
+    "worst_case_seconds": (
+      first["seconds_per_1000_steps"] * budget / 1000
+      + (num_intervals - 1) * later["seconds_per_1000_steps"] * budget / 1000 * scale
+    ),
+    "from_steps": [i["steps"] for i in measured],
+    "step_time_scale": scale,
+    "scale_basis": basis,
+  }
 
 
 # ------------------------------------------------------------------- run
@@ -752,13 +870,24 @@ def run(settings: Settings, log=print) -> dict:
 
   stream = streams.build_stream(config)
   first = stream.intervals[0].distribution
-  result = {"settings": {k: (list(v) if isinstance(v, tuple) else v)
-                         for k, v in dataclasses.asdict(settings).items()},
-            "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                        "python": platform.python_version(), "tensorflow": tf.__version__,
-                        "keras": keras.__version__},
-            "data": {"dataset": settings.dataset, "distribution": first.name,
-                     "train_examples": len(first.train), "image_shape": list(stream.image_shape)}}
+  result = {
+    "settings": {
+      k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(settings).items()
+    },
+    "machine": {
+      "cpus": os.cpu_count(),
+      "processor": platform.processor(),
+      "python": platform.python_version(),
+      "tensorflow": tf.__version__,
+      "keras": keras.__version__,
+    },
+    "data": {
+      "dataset": settings.dataset,
+      "distribution": first.name,
+      "train_examples": len(first.train),
+      "image_shape": list(stream.image_shape),
+    },
+  }
   result.update(measure_steps(settings, first.train, stream.image_shape, log))
   if settings.profile_steps > 0:
     log(f"profiling {settings.profile_steps} student steps")
@@ -766,14 +895,20 @@ def run(settings: Settings, log=print) -> dict:
     lgm, _ = _students(config, stream.image_shape, settings.num_categories)
     with tempfile.TemporaryDirectory(prefix="tf_lifelong_profile_") as logdir:
       result["profile"] = profile_step(
-          lgm, _real_rows(first.train, lgm.real_batch_size(settings.batch_size), settings),
-          settings.profile_steps, logdir)
+        lgm,
+        _real_rows(first.train, lgm.real_batch_size(settings.batch_size), settings),
+        settings.profile_steps,
+        logdir,
+      )
   result["pytorch_reference_rows_per_sec"] = list(PYTORCH_REFERENCE_ROWS_PER_SEC)
-  result["lgm_over_pytorch_reference"] = [result["lgm_examples_per_sec"] / r
-                                          for r in PYTORCH_REFERENCE_ROWS_PER_SEC]
+  result["lgm_over_pytorch_reference"] = [
+    result["lgm_examples_per_sec"] / r for r in PYTORCH_REFERENCE_ROWS_PER_SEC
+  ]
   result["interval"] = measure_intervals(settings, log) if settings.interval_variants else {}
-  result["estimated_run"] = {variant: estimate_run(result["interval"], result, variant=variant)
-                             for variant in result["interval"]}
+  result["estimated_run"] = {
+    variant: estimate_run(result["interval"], result, variant=variant)
+    for variant in result["interval"]
+  }
   result["estimated_default_run"] = result["estimated_run"].get("default")
   result["peak_rss_mb_this_process"] = peak_rss_mb()
   result["benchmark_seconds"] = time.perf_counter() - start

@@ -87,8 +87,9 @@ def _trackables(student) -> dict[str, Any]:
   return {"student": student, "seed_state": student.seed_generator.state}
 
 
-def save(workdir: str, student, state: dict[str, Any],
-         best_weights: Sequence[np.ndarray] | None = None) -> str:
+def save(
+  workdir: str, student, state: dict[str, Any], best_weights: Sequence[np.ndarray] | None = None
+) -> str:
   """Writes a checkpoint of `student` (and its teacher) and its state record.
 
   Args:
@@ -113,21 +114,21 @@ def save(workdir: str, student, state: dict[str, Any],
   name = state.get("checkpoint") or f"interval-{int(state['interval']):03d}"
   teacher = student.teacher
   record = {
-      **state,
-      "checkpoint": name,
-      "interval": int(state["interval"]),
-      "global_step": int(state["global_step"]),
-      "seen": [int(i) for i in state["seen"]],
-      "num_categories": int(student.num_categories),
-      "teacher_num_categories": None if teacher is None else int(teacher.num_categories),
-      "num_seen": int(student.num_seen),
-      "arch": student.arch,
-      "image_shape": [int(d) for d in student.image_shape],
-      "continuous_dim": int(student.continuous_dim),
-      "optimizer_built": bool(getattr(student.optimizer, "built", False)),
-      "best_weights": None,
-      "format_version": FORMAT_VERSION,
-      "tf_lifelong_version": __version__,
+    **state,
+    "checkpoint": name,
+    "interval": int(state["interval"]),
+    "global_step": int(state["global_step"]),
+    "seen": [int(i) for i in state["seen"]],
+    "num_categories": int(student.num_categories),
+    "teacher_num_categories": None if teacher is None else int(teacher.num_categories),
+    "num_seen": int(student.num_seen),
+    "arch": student.arch,
+    "image_shape": [int(d) for d in student.image_shape],
+    "continuous_dim": int(student.continuous_dim),
+    "optimizer_built": bool(getattr(student.optimizer, "built", False)),
+    "best_weights": None,
+    "format_version": FORMAT_VERSION,
+    "tf_lifelong_version": __version__,
   }
   import tensorflow as tf  # noqa: PLC0415 - reading records needs no TensorFlow.
 
@@ -149,9 +150,13 @@ def available(workdir: str) -> list[str]:
     names = os.listdir(folder(workdir))
   except OSError:
     return []
-  return sorted(n[:-len(".json")] for n in names
-                if n.endswith(".json") and n != LATEST
-                and os.path.exists(os.path.join(folder(workdir), n[:-len(".json")] + ".index")))
+  return sorted(
+    n[: -len(".json")]
+    for n in names
+    if n.endswith(".json")
+    and n != LATEST
+    and os.path.exists(os.path.join(folder(workdir), n[: -len(".json")] + ".index"))
+  )
 
 
 def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
@@ -165,8 +170,10 @@ def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
   if checkpoint is None:
     path = os.path.join(folder(workdir), LATEST)
     if not os.path.exists(path):
-      raise CheckpointError(f"{workdir} holds no checkpoint yet ({path} is missing); a run "
-                            "checkpoints after each interval")
+      raise CheckpointError(
+        f"{workdir} holds no checkpoint yet ({path} is missing); a run "
+        "checkpoints after each interval"
+      )
   else:
     name = os.path.basename(checkpoint.rstrip("/"))
     for suffix in (".index", ".json"):
@@ -174,16 +181,28 @@ def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
     path = os.path.join(folder(workdir), f"{name}.json")
     if not os.path.exists(path):
       names = available(workdir)
-      raise CheckpointError(f"no checkpoint {checkpoint!r} in {folder(workdir)}; "
-                            f"available: {', '.join(names) if names else 'none'}")
+      raise CheckpointError(
+        f"no checkpoint {checkpoint!r} in {folder(workdir)}; "
+        f"available: {', '.join(names) if names else 'none'}"
+      )
   try:
     with open(path) as f:
       state = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise CheckpointError(f"cannot read {path}: {e}") from None
-  missing = [key for key in ("checkpoint", "num_categories", "teacher_num_categories",
-                             "num_seen", "arch", "image_shape", *_REQUIRED_STATE)
-             if key not in state]
+  missing = [
+    key
+    for key in (
+      "checkpoint",
+      "num_categories",
+      "teacher_num_categories",
+      "num_seen",
+      "arch",
+      "image_shape",
+      *_REQUIRED_STATE,
+    )
+    if key not in state
+  ]
   if missing:
     raise CheckpointError(f"{path} lacks {', '.join(missing)}")
   return state
@@ -203,8 +222,9 @@ def read_config(workdir: str) -> config_lib.Config:
     with open(path) as f:
       text = f.read()
   except OSError as e:
-    raise CheckpointError(f"cannot read {path} ({e.strerror}); is {workdir} the workdir "
-                          "of a tf_lifelong run?") from None
+    raise CheckpointError(
+      f"cannot read {path} ({e.strerror}); is {workdir} the workdir of a tf_lifelong run?"
+    ) from None
   return config_lib.Config.from_json(text)
 
 
@@ -220,16 +240,23 @@ def build_student(config: config_lib.Config, state: dict[str, Any]):
   j, j_teacher = int(state["num_categories"]), state["teacher_num_categories"]
   teacher = None
   if j_teacher is not None:
-    t_encoder, t_decoder = networks.build_networks(arch, shape, int(j_teacher),
-                                                   config.continuous_dim, config)
-    teacher = student_lib.LifelongVAE(t_encoder, t_decoder, config,
-                                      num_categories=int(j_teacher), image_shape=shape,
-                                      name="teacher")
+    t_encoder, t_decoder = networks.build_networks(
+      arch, shape, int(j_teacher), config.continuous_dim, config
+    )
+    teacher = student_lib.LifelongVAE(
+      t_encoder, t_decoder, config, num_categories=int(j_teacher), image_shape=shape, name="teacher"
+    )
     teacher.trainable = False
   encoder, decoder = networks.build_networks(arch, shape, j, config.continuous_dim, config)
-  model = student_lib.LifelongVAE(encoder, decoder, config, num_categories=j,
-                                  image_shape=shape, teacher=teacher,
-                                  num_seen=int(state["num_seen"]))
+  model = student_lib.LifelongVAE(
+    encoder,
+    decoder,
+    config,
+    num_categories=j,
+    image_shape=shape,
+    teacher=teacher,
+    num_seen=int(state["num_seen"]),
+  )
   return student_lib.compile_student(model, config)
 
 
@@ -264,8 +291,10 @@ def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
     CheckpointError: the checkpoint's files are missing or do not fit the model.
   """
   if int(state.get("continuous_dim", config.continuous_dim)) != config.continuous_dim:
-    raise CheckpointError(f"checkpoint {state['checkpoint']} has continuous_dim "
-                          f"{state['continuous_dim']}, config.json {config.continuous_dim}")
+    raise CheckpointError(
+      f"checkpoint {state['checkpoint']} has continuous_dim "
+      f"{state['continuous_dim']}, config.json {config.continuous_dim}"
+    )
   prefix = os.path.join(folder(workdir), state["checkpoint"])
   if not os.path.exists(prefix + ".index"):
     raise CheckpointError(f"checkpoint files {prefix}.* are missing")
@@ -279,8 +308,9 @@ def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
     status.expect_partial()  # Adam's slots, if the checkpoint was taken before the first step.
     status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise CheckpointError(f"checkpoint {prefix} does not fit the model of {workdir}/"
-                          f"config.json: {_first_sentence(e)}") from None
+    raise CheckpointError(
+      f"checkpoint {prefix} does not fit the model of {workdir}/config.json: {_first_sentence(e)}"
+    ) from None
   return student
 
 
@@ -304,8 +334,7 @@ def read_best_weights(workdir: str, state: dict[str, Any]) -> list[np.ndarray] |
 def mark_finished(workdir: str, **extra: Any) -> None:
   """Marks the run finished in latest.json (with `extra` keys, e.g. the export path)."""
   state = read_state(workdir)
-  artifacts.write_json(os.path.join(folder(workdir), LATEST),
-                       {**state, **extra, "finished": True})
+  artifacts.write_json(os.path.join(folder(workdir), LATEST), {**state, **extra, "finished": True})
 
 
 def remove_superseded(workdir: str, keep: str) -> None:
@@ -341,14 +370,20 @@ def _first_sentence(error: BaseException, limit: int = 300) -> str:
 def export_metadata(config: config_lib.Config, state: dict[str, Any]) -> dict[str, Any]:
   """The metadata stored with a SavedModel exported from a checkpoint."""
   names = state.get("distribution_names") or {}
-  return {"version": __version__, "distributions_seen": list(state["seen"]),
-          "distribution_names": {str(k): v for k, v in names.items()},
-          "config": config.to_dict(), "checkpoint": state["checkpoint"],
-          "interval": state["interval"], "global_step": state["global_step"]}
+  return {
+    "version": __version__,
+    "distributions_seen": list(state["seen"]),
+    "distribution_names": {str(k): v for k, v in names.items()},
+    "config": config.to_dict(),
+    "checkpoint": state["checkpoint"],
+    "interval": state["interval"],
+    "global_step": state["global_step"],
+  }
 
 
-def export_checkpoint(workdir: str, checkpoint: str | None = None,
-                      output: str | None = None) -> str:
+def export_checkpoint(
+  workdir: str, checkpoint: str | None = None, output: str | None = None
+) -> str:
   """Exports the student of a checkpoint as a serving SavedModel (tf_lifelong.export).
 
   Args:
@@ -366,11 +401,14 @@ def export_checkpoint(workdir: str, checkpoint: str | None = None,
 
   student, config, state = restore_student(workdir, checkpoint)
   try:
-    return export.export(student.encoder, student.decoder,
-                         num_categories=int(student.num_categories),
-                         continuous_dim=config.continuous_dim,
-                         image_shape=tuple(student.image_shape),
-                         metadata=export_metadata(config, state),
-                         path=output or os.path.join(workdir, "export"))
+    return export.export(
+      student.encoder,
+      student.decoder,
+      num_categories=int(student.num_categories),
+      continuous_dim=config.continuous_dim,
+      image_shape=tuple(student.image_shape),
+      metadata=export_metadata(config, state),
+      path=output or os.path.join(workdir, "export"),
+    )
   except OSError as e:
     raise CheckpointError(f"cannot write the export: {e}") from None

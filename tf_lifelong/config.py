@@ -14,11 +14,11 @@ import json
 from typing import Any
 
 DATASETS = (
-    "fashion_mnist",
-    "mnist",
-    "rotated_mnist",
-    "svhn_mnist",
-    "fashion_mnist_mnist",
+  "fashion_mnist",
+  "mnist",
+  "rotated_mnist",
+  "svhn_mnist",
+  "fashion_mnist_mnist",
 )
 """Named datasets; `folder:PATH` and `npz:PATH` are accepted as well."""
 
@@ -186,35 +186,58 @@ def _check(condition: bool, message: str) -> None:
 def validate(c: Config) -> None:
   """Raises ConfigError with a one-line message for an impossible config."""
   _check(
-      c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:")),
-      f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, "
-      "folder:PATH or npz:PATH",
+    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:")),
+    f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, folder:PATH or npz:PATH",
   )
-  _check(c.strategy in STRATEGIES,
-         f"unknown strategy {c.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-  _check(c.arch is None or c.arch in ARCHS,
-         f"unknown arch {c.arch!r}; choose one of {', '.join(ARCHS)}")
-  _check(c.consistency_kl in CONSISTENCY_KLS,
-         f"consistency_kl must be one of {', '.join(CONSISTENCY_KLS)}, "
-         f"not {c.consistency_kl!r}")
-  _check(c.baseline in BASELINES,
-         f"baseline must be one of {', '.join(BASELINES)}, not {c.baseline!r}")
-  _check(c.grow_init in GROW_INITS,
-         f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}")
-  for name in ("batch_size", "patience", "eval_every", "max_steps_per_interval",
-               "continuous_dim", "hidden_units", "conv_filters",
-               "tau_update_every", "steps_per_execution"):
+  _check(
+    c.strategy in STRATEGIES,
+    f"unknown strategy {c.strategy!r}; choose one of {', '.join(STRATEGIES)}",
+  )
+  _check(
+    c.arch is None or c.arch in ARCHS, f"unknown arch {c.arch!r}; choose one of {', '.join(ARCHS)}"
+  )
+  _check(
+    c.consistency_kl in CONSISTENCY_KLS,
+    f"consistency_kl must be one of {', '.join(CONSISTENCY_KLS)}, not {c.consistency_kl!r}",
+  )
+  _check(
+    c.baseline in BASELINES, f"baseline must be one of {', '.join(BASELINES)}, not {c.baseline!r}"
+  )
+  _check(
+    c.grow_init in GROW_INITS,
+    f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}",
+  )
+  for name in (
+    "batch_size",
+    "patience",
+    "eval_every",
+    "max_steps_per_interval",
+    "continuous_dim",
+    "hidden_units",
+    "conv_filters",
+    "tau_update_every",
+    "steps_per_execution",
+  ):
     _check(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
-  for name in ("consistency_weight", "mi_weight", "tau_rate", "checkpoint_every", "threads",
-               "num_cpu_devices", "min_steps_per_interval",
-               "validation_synthetic_examples"):
+  for name in (
+    "consistency_weight",
+    "mi_weight",
+    "tau_rate",
+    "checkpoint_every",
+    "threads",
+    "num_cpu_devices",
+    "min_steps_per_interval",
+    "validation_synthetic_examples",
+  ):
     _check(getattr(c, name) >= 0, f"{name} must not be negative, got {getattr(c, name)}")
   _check(c.learning_rate > 0, f"learning_rate must be positive, got {c.learning_rate}")
   _check(0 < c.tau_min <= c.tau0, "temperatures need 0 < tau_min <= tau0")
   _check(0 < c.teacher_pad_eps < 1, "teacher_pad_eps must be in (0, 1)")
   _check(0 < c.validation_fraction < 1, "validation_fraction must be in (0, 1)")
-  _check(c.num_intervals is None or c.num_intervals >= 1,
-         f"num_intervals must be at least 1, got {c.num_intervals}")
+  _check(
+    c.num_intervals is None or c.num_intervals >= 1,
+    f"num_intervals must be at least 1, got {c.num_intervals}",
+  )
   _check(c.order is None or len(c.order) >= 1, "order must name at least one distribution")
   _check(c.order is None or min(c.order) >= 0, "order holds negative distribution ids")
   _check(c.eval_examples is None or c.eval_examples >= 1, "eval_examples must be at least 1")

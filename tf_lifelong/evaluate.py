@@ -42,8 +42,10 @@ def _float_images(split: streams.Split, limit: int | None) -> np.ndarray:
 
 
 def _per_example(fn, images: np.ndarray) -> np.ndarray:
-  out = [np.asarray(fn(tf.convert_to_tensor(images[i:i + _BATCH])))
-         for i in range(0, len(images), _BATCH)]
+  out = [
+    np.asarray(fn(tf.convert_to_tensor(images[i : i + _BATCH])))
+    for i in range(0, len(images), _BATCH)
+  ]
   return np.concatenate(out) if out else np.zeros([0])
 
 

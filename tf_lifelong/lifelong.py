@@ -58,8 +58,17 @@ from tf_lifelong.model import evaluation as model_eval
 from tf_lifelong.model import handover
 from tf_lifelong.model import student as student_lib
 
-SUMMARY_COLUMNS = ("interval", "distribution", "is_new", "num_categories", "steps",
-                   "wall_seconds", "test_neg_elbo_seen", "test_neg_elbo_full", "consistency")
+SUMMARY_COLUMNS = (
+  "interval",
+  "distribution",
+  "is_new",
+  "num_categories",
+  "steps",
+  "wall_seconds",
+  "test_neg_elbo_seen",
+  "test_neg_elbo_full",
+  "consistency",
+)
 GRID_COLUMNS = 10
 
 
@@ -95,8 +104,15 @@ class _Resumed:
   train_state: training.TrainState | None
 
 
-def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
-        verbose: bool = False, hooks: Sequence[Any] = (), out=None) -> list[dict]:
+def run(
+  config: config_lib.Config,
+  workdir: str,
+  *,
+  overwrite: bool = False,
+  verbose: bool = False,
+  hooks: Sequence[Any] = (),
+  out=None,
+) -> list[dict]:
   """Runs the lifelong stream of `config`, writing into `workdir`.
 
   A workdir holding a checkpoint of the same configuration is resumed from its
@@ -129,20 +145,28 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
   if config.baseline == "batch_vae":
     # One interval with everything, at the budget of the whole stream.
     config = dataclasses.replace(
-        config, max_steps_per_interval=config.max_steps_per_interval * len(stream))
+      config, max_steps_per_interval=config.max_steps_per_interval * len(stream)
+    )
     stream = streams.joint(stream)
-  ctx = Context(config, workdir, stream, rows=list(start.rows), chief=chief,
-                matrix=metrics.ElboMatrix(sorted(stream.distributions)))
+  ctx = Context(
+    config,
+    workdir,
+    stream,
+    rows=list(start.rows),
+    chief=chief,
+    matrix=metrics.ElboMatrix(sorted(stream.distributions)),
+  )
   writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=chief)
-  shown = progress.Progress(len(stream), config.max_steps_per_interval, stream=out,
-                            enabled=chief)
+  shown = progress.Progress(len(stream), config.max_steps_per_interval, stream=out, enabled=chief)
   evaluator = evaluate.Evaluator(stream, limit=config.eval_examples, seed=config.seed)
-  shown.message(f"tf_lifelong {__version__}: {config.dataset}, {len(stream)} intervals, "
-                f"{config.resolved_arch} model, strategy {config.strategy} "
-                f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}")
+  shown.message(
+    f"tf_lifelong {__version__}: {config.dataset}, {len(stream)} intervals, "
+    f"{config.resolved_arch} model, strategy {config.strategy} "
+    f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}"
+  )
   resumed = _restore(ctx, start, strategy, shown) if start.state is not None else None
   try:
-    for interval in stream.intervals[start.next_interval:]:
+    for interval in stream.intervals[start.next_interval :]:
       ctx.interval = interval
       _run_interval(ctx, strategy, evaluator, writer, shown, hooks, resumed)
       resumed = None
@@ -152,32 +176,40 @@ def run(config: config_lib.Config, workdir: str, *, overwrite: bool = False,
     if config.strategy != "multi_worker":
       raise
     lines = [line.strip() for line in str(e.message).splitlines() if line.strip()] or [""]
-    first = next((line for line in lines if "aborted" in line or "unhealthy" in line),
-                 lines[-1])[:300]
+    first = next((line for line in lines if "aborted" in line or "unhealthy" in line), lines[-1])[
+      :300
+    ]
     raise RunError(
-        f"multi-worker run: another worker is gone or did not answer within "
-        f"{runtime.collective_timeout():.0f} s ({runtime.COLLECTIVE_TIMEOUT_ENV}) in interval "
-        f"{ctx.interval.index if ctx.interval else 0}: {first}. Restart every worker; with the "
-        f"workdir on storage all workers share, the run resumes from its latest checkpoint"
+      f"multi-worker run: another worker is gone or did not answer within "
+      f"{runtime.collective_timeout():.0f} s ({runtime.COLLECTIVE_TIMEOUT_ENV}) in interval "
+      f"{ctx.interval.index if ctx.interval else 0}: {first}. Restart every worker; with the "
+      f"workdir on storage all workers share, the run resumes from its latest checkpoint"
     ) from None
   if chief:
     checkpoints.mark_finished(workdir, export=os.path.join(workdir, "export"))
     shown.message("\n" + progress.table(ctx.rows, SUMMARY_COLUMNS))
     shown.message(f"done: {workdir}")
   else:
-    print(f"worker done (not the chief; nothing written): {len(ctx.rows)} intervals, "
-          f"{ctx.global_step} steps", file=out or sys.stdout, flush=True)
+    print(
+      f"worker done (not the chief; nothing written): {len(ctx.rows)} intervals, "
+      f"{ctx.global_step} steps",
+      file=out or sys.stdout,
+      flush=True,
+    )
   writer.close()
   return ctx.rows
 
 
-def _restore(ctx: Context, start: resume.Start, strategy,
-             shown: progress.Progress) -> _Resumed | None:
+def _restore(
+  ctx: Context, start: resume.Start, strategy, shown: progress.Progress
+) -> _Resumed | None:
   """Restores the run from `start.state`; the interrupted interval's state, if any."""
   state = start.state
   for row in ctx.rows:
-    ctx.matrix.add(row["distribution"], {int(k): math.nan if v is None else v
-                                         for k, v in row["neg_elbo_per_distribution"].items()})
+    ctx.matrix.add(
+      row["distribution"],
+      {int(k): math.nan if v is None else v for k, v in row["neg_elbo_per_distribution"].items()},
+    )
   step = int(state.get("step", 0))
   try:
     with strategy.scope():
@@ -188,18 +220,23 @@ def _restore(ctx: Context, start: resume.Start, strategy,
   ctx.seen = [int(i) for i in state["seen"]]
   ctx.global_step = int(state["global_step"]) - step
   ctx.last_checkpoint = state["checkpoint"]
-  shown.message(f"resuming from checkpoint {state['checkpoint']} (interval "
-                f"{state['interval']}, step {step}, global step {state['global_step']})")
+  shown.message(
+    f"resuming from checkpoint {state['checkpoint']} (interval "
+    f"{state['interval']}, step {step}, global step {state['global_step']})"
+  )
   if start.phase == "end":
     return None
   train_state = None
   if start.phase == "train":
     stopping = state["early_stopping"]
     result = training.IntervalResult(
-        steps=step, best_step=int(stopping["best_step"]),
-        best_validation=math.inf if stopping["best_validation"] is None
-        else float(stopping["best_validation"]),
-        grad_norms=[float(g) for g in stopping["grad_norms"]])
+      steps=step,
+      best_step=int(stopping["best_step"]),
+      best_validation=math.inf
+      if stopping["best_validation"] is None
+      else float(stopping["best_validation"]),
+      grad_norms=[float(g) for g in stopping["grad_norms"]],
+    )
     train_state = training.TrainState(result, int(stopping["bad_evals"]), best)
   return _Resumed([int(i) for i in state["teacher_seen"]], train_state)
 
@@ -211,9 +248,15 @@ def _reseed(config: config_lib.Config, index: int) -> None:
   runtime.seed_everything(int(np.random.SeedSequence([config.seed, index]).generate_state(1)[0]))
 
 
-def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
-                  writer: summaries.SummaryWriter, shown: progress.Progress,
-                  hooks: Sequence[Any], resumed: _Resumed | None) -> None:
+def _run_interval(
+  ctx: Context,
+  strategy,
+  evaluator: evaluate.Evaluator,
+  writer: summaries.SummaryWriter,
+  shown: progress.Progress,
+  hooks: Sequence[Any],
+  resumed: _Resumed | None,
+) -> None:
   interval, config = ctx.interval, ctx.config
   start = time.monotonic()
   _reseed(config, interval.index)
@@ -230,17 +273,25 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
     teacher_seen, train_state = resumed.teacher_seen, resumed.train_state
   _call(hooks, "before_interval", ctx)
   dist = interval.distribution
-  shown.start_interval(interval.index,
-                       f"{dist.name} (id {dist.id}, {'new' if interval.is_new else 'repeat'}), "
-                       f"J = {ctx.student.num_categories}"
-                       + (f", resumed at step {train_state.result.steps}" if train_state else ""))
+  shown.start_interval(
+    interval.index,
+    f"{dist.name} (id {dist.id}, {'new' if interval.is_new else 'repeat'}), "
+    f"J = {ctx.student.num_categories}"
+    + (f", resumed at step {train_state.result.steps}" if train_state else ""),
+  )
   validation = _validation_fn(ctx.student, dist, config)
 
   def on_eval(step: int, logs: dict) -> None:
     step_total = ctx.global_step + step
     writer.scalars({k: v for k, v in logs.items()}, step_total, prefix="train/")
-    shown.update(step, {"loss": logs.get("loss"), "-elbo": logs.get("neg_elbo"),
-                        "val -elbo": logs.get("validation_neg_elbo")})
+    shown.update(
+      step,
+      {
+        "loss": logs.get("loss"),
+        "-elbo": logs.get("neg_elbo"),
+        "val -elbo": logs.get("validation_neg_elbo"),
+      },
+    )
 
   def on_boundary(state: training.TrainState) -> None:
     step = state.result.steps
@@ -250,8 +301,15 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
       _checkpoint(ctx, "train", teacher_seen, state)
 
   try:
-    result = training.train_interval(ctx.student, interval, config, validation, on_eval,
-                                     resume=train_state, on_boundary=on_boundary)
+    result = training.train_interval(
+      ctx.student,
+      interval,
+      config,
+      validation,
+      on_eval,
+      resume=train_state,
+      on_boundary=on_boundary,
+    )
   except training.NonFiniteLossError as e:
     raise _non_finite(ctx, e.step, e.what) from None
   ctx.global_step += result.steps
@@ -260,46 +318,65 @@ def _run_interval(ctx: Context, strategy, evaluator: evaluate.Evaluator,
   _call(hooks, "after_interval", ctx, row)
   ctx.rows.append(row)
   shown.end_interval(
-      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
-      f"{row['test_neg_elbo_seen']:.2f}, full {row['test_neg_elbo_full']:.2f}, "
-      f"consistency {_fmt(row['consistency'])}")
+    f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
+    f"{row['test_neg_elbo_seen']:.2f}, full {row['test_neg_elbo_full']:.2f}, "
+    f"consistency {_fmt(row['consistency'])}"
+  )
   if ctx.chief:
     _record(ctx, row, writer)
   _checkpoint(ctx, "end")
 
 
-def _row(ctx: Context, evaluator: evaluate.Evaluator, teacher_seen: Sequence[int],
-         result: training.IntervalResult, seconds: float) -> dict:
+def _row(
+  ctx: Context,
+  evaluator: evaluate.Evaluator,
+  teacher_seen: Sequence[int],
+  result: training.IntervalResult,
+  seconds: float,
+) -> dict:
   """The interval's metrics row, from the test sets (adds the row of the -ELBO matrix)."""
   interval = ctx.interval
   dist = interval.distribution
   assessment = evaluator.assess(ctx.student, teacher_seen)
   ctx.matrix.add(dist.id, assessment.neg_elbo)
   return {
-      "interval": interval.index, "distribution": dist.id, "is_new": interval.is_new,
-      "num_categories": int(ctx.student.num_categories), "steps": result.steps,
-      "real_examples": result.real_examples, "synthetic_examples": result.synthetic_examples,
-      "wall_seconds": round(seconds, 2),
-      "test_neg_elbo_seen": assessment.pooled(ctx.seen),
-      "test_neg_elbo_full": assessment.pooled(evaluator.ids),
-      "consistency": assessment.consistency, "grad_norm": result.grad_norm,
-      "best_validation_neg_elbo": result.best_validation, "best_step": result.best_step,
-      "stopped_early": result.stopped_early, "grad_norms": result.grad_norms,
-      "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
+    "interval": interval.index,
+    "distribution": dist.id,
+    "is_new": interval.is_new,
+    "num_categories": int(ctx.student.num_categories),
+    "steps": result.steps,
+    "real_examples": result.real_examples,
+    "synthetic_examples": result.synthetic_examples,
+    "wall_seconds": round(seconds, 2),
+    "test_neg_elbo_seen": assessment.pooled(ctx.seen),
+    "test_neg_elbo_full": assessment.pooled(evaluator.ids),
+    "consistency": assessment.consistency,
+    "grad_norm": result.grad_norm,
+    "best_validation_neg_elbo": result.best_validation,
+    "best_step": result.best_step,
+    "stopped_early": result.stopped_early,
+    "grad_norms": result.grad_norms,
+    "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
   }
 
 
 def _non_finite(ctx: Context, step: int, what: str) -> RunError:
   """The one-line error of a non-finite loss or weight, naming where and the last checkpoint."""
-  where = (f"{ctx.workdir}/checkpoints/{ctx.last_checkpoint}" if ctx.last_checkpoint
-           else "none was written")
-  return RunError(f"interval {ctx.interval.index} ({ctx.interval.distribution.name}), step "
-                  f"{step} (global step {ctx.global_step + step}): {what}; the run stopped. "
-                  f"The last good checkpoint: {where}")
+  where = (
+    f"{ctx.workdir}/checkpoints/{ctx.last_checkpoint}"
+    if ctx.last_checkpoint
+    else "none was written"
+  )
+  return RunError(
+    f"interval {ctx.interval.index} ({ctx.interval.distribution.name}), step "
+    f"{step} (global step {ctx.global_step + step}): {what}; the run stopped. "
+    f"The last good checkpoint: {where}"
+  )
 
 
-def _next_student(student, interval: streams.Interval, stream: streams.Stream,
-                  config: config_lib.Config):
+def _next_student(
+  student, interval: streams.Interval, stream: streams.Stream, config: config_lib.Config
+):
   """The interval's student: a new one, or the hand-over from the last one."""
   if student is None:
     # The batch baseline's one interval pools all distributions: one category each.
@@ -318,14 +395,16 @@ def _validation_fn(student, dist: streams.Distribution, config: config_lib.Confi
   pi = n_syn / config.batch_size
   synthetic = None
   if student.teacher is not None and pi > 0:
-    synthetic = np.asarray(student.teacher_samples(config.validation_synthetic_examples,
-                                                   seed=config.seed))
+    synthetic = np.asarray(
+      student.teacher_samples(config.validation_synthetic_examples, seed=config.seed)
+    )
 
   def validation() -> float:
     value = training.batched_mean(lambda x: model_eval.neg_elbo(student, x), real)
     if synthetic is not None:
       value = (1 - pi) * value + pi * training.batched_mean(
-          lambda x: model_eval.neg_elbo(student, x), synthetic)
+        lambda x: model_eval.neg_elbo(student, x), synthetic
+      )
     return value
 
   return validation
@@ -337,26 +416,34 @@ def _record(ctx: Context, row: dict, writer: summaries.SummaryWriter) -> None:
   artifacts.write_metrics(workdir, ctx.rows)
   artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
   resume.kill_point("record", index)
-  scalars = {k: v for k, v in row.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)}
+  scalars = {
+    k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+  }
   writer.scalars(scalars, index, prefix="interval/")
   grid = summaries.image_grid(sample_grid(ctx.student, GRID_COLUMNS, ctx.config.seed))
   summaries.write_png(os.path.join(workdir, "samples", f"interval-{index:03d}.png"), grid)
   writer.image("samples", grid, index, "rows: one-hot z_d; columns: z_c ~ N(0, I)")
   recon = reconstruction_grid(ctx.student, ctx.stream, ctx.seen)
-  writer.image("reconstructions", summaries.image_grid(recon), index,
-               "pairs of rows: test images of each seen distribution, reconstructions")
+  writer.image(
+    "reconstructions",
+    summaries.image_grid(recon),
+    index,
+    "pairs of rows: test images of each seen distribution, reconstructions",
+  )
 
 
 def sample_grid(student, columns: int, seed: int) -> np.ndarray:
   """Samples [J, columns, H, W, C]: row j decodes the one-hot z_d = j."""
-  rows = [np.asarray(student.sample(columns, component=j, seed=seed + j))
-          for j in range(int(student.num_categories))]
+  rows = [
+    np.asarray(student.sample(columns, component=j, seed=seed + j))
+    for j in range(int(student.num_categories))
+  ]
   return np.stack(rows)
 
 
-def reconstruction_grid(student, stream: streams.Stream, seen: Sequence[int],
-                        columns: int = 8) -> np.ndarray:
+def reconstruction_grid(
+  student, stream: streams.Stream, seen: Sequence[int], columns: int = 8
+) -> np.ndarray:
   """[2 * len(seen), columns, H, W, C]: test images and their reconstructions."""
   rows = []
   for i in seen:
@@ -365,8 +452,12 @@ def reconstruction_grid(student, stream: streams.Stream, seen: Sequence[int],
   return np.stack(rows)
 
 
-def _checkpoint(ctx: Context, phase: str, teacher_seen: Sequence[int] = (),
-                train_state: training.TrainState | None = None) -> None:
+def _checkpoint(
+  ctx: Context,
+  phase: str,
+  teacher_seen: Sequence[int] = (),
+  train_state: training.TrainState | None = None,
+) -> None:
   """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
 
   Every worker of a multi-worker run calls it, since reading distributed
@@ -381,19 +472,30 @@ def _checkpoint(ctx: Context, phase: str, teacher_seen: Sequence[int] = (),
   step = train_state.result.steps if train_state is not None else 0
   if not _finite(ctx.student, train_state):
     raise _non_finite(ctx, step, "the weights are not finite")
-  name = {"start": f"interval-{index:03d}-start", "end": f"interval-{index:03d}",
-          "train": f"interval-{index:03d}-step-{step:06d}"}[phase]
+  name = {
+    "start": f"interval-{index:03d}-start",
+    "end": f"interval-{index:03d}",
+    "train": f"interval-{index:03d}-step-{step:06d}",
+  }[phase]
   state = {
-      "checkpoint": name, "phase": phase, "interval": index, "step": step, "seen": ctx.seen,
-      "teacher_seen": list(teacher_seen), "global_step": ctx.global_step + step,
-      "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen}}
+    "checkpoint": name,
+    "phase": phase,
+    "interval": index,
+    "step": step,
+    "seen": ctx.seen,
+    "teacher_seen": list(teacher_seen),
+    "global_step": ctx.global_step + step,
+    "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen},
+  }
   best = None
   if train_state is not None:
     result = train_state.result
     state["early_stopping"] = {
-        "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
-        "best_step": result.best_step, "bad_evals": train_state.bad_evals,
-        "grad_norms": result.grad_norms}
+      "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
+      "best_step": result.best_step,
+      "bad_evals": train_state.bad_evals,
+      "grad_norms": result.grad_norms,
+    }
     best = train_state.best_weights
   if not ctx.chief:
     with _scratch() as scratch:
@@ -426,16 +528,23 @@ def _export(ctx: Context) -> None:
   from tf_lifelong import export  # noqa: PLC0415
 
   student = ctx.student
-  metadata = {"version": __version__, "distributions_seen": ctx.seen,
-              "distribution_names": {str(i): ctx.stream.distributions[i].name
-                                     for i in ctx.seen},
-              "config": ctx.config.to_dict()}
+  metadata = {
+    "version": __version__,
+    "distributions_seen": ctx.seen,
+    "distribution_names": {str(i): ctx.stream.distributions[i].name for i in ctx.seen},
+    "config": ctx.config.to_dict(),
+  }
+
   def write(workdir: str) -> None:
-    export.export(student.encoder, student.decoder,
-                  num_categories=int(student.num_categories),
-                  continuous_dim=ctx.config.continuous_dim,
-                  image_shape=tuple(ctx.stream.image_shape), metadata=metadata,
-                  path=os.path.join(workdir, "export"))
+    export.export(
+      student.encoder,
+      student.decoder,
+      num_categories=int(student.num_categories),
+      continuous_dim=ctx.config.continuous_dim,
+      image_shape=tuple(ctx.stream.image_shape),
+      metadata=metadata,
+      path=os.path.join(workdir, "export"),
+    )
 
   if not ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
     with _scratch() as scratch:

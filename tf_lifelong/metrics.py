@@ -55,8 +55,9 @@ class ElboMatrix:
 
   @property
   def array(self) -> np.ndarray:
-    return np.asarray(self.rows, dtype=np.float64).reshape(len(self.rows),
-                                                           len(self.distribution_ids))
+    return np.asarray(self.rows, dtype=np.float64).reshape(
+      len(self.rows), len(self.distribution_ids)
+    )
 
   def _col(self, j: int) -> int:
     return self.distribution_ids.index(j)
@@ -86,8 +87,11 @@ class ElboMatrix:
     return float(np.mean(deltas)) if deltas else math.nan
 
   def to_dict(self) -> dict:
-    return {"distribution_ids": self.distribution_ids, "learned": self.learned,
-            "rows": [[None if math.isnan(v) else v for v in row] for row in self.rows]}
+    return {
+      "distribution_ids": self.distribution_ids,
+      "learned": self.learned,
+      "rows": [[None if math.isnan(v) else v for v in row] for row in self.rows],
+    }
 
 
 @dataclasses.dataclass

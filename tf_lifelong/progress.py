@@ -23,8 +23,14 @@ def _clock(seconds: float) -> str:
 class Progress:
   """Reports interval i of n, step, current -ELBO, elapsed and estimated time left."""
 
-  def __init__(self, num_intervals: int, max_steps: int, stream: TextIO | None = None,
-               min_interval_s: float = 10.0, enabled: bool = True):
+  def __init__(
+    self,
+    num_intervals: int,
+    max_steps: int,
+    stream: TextIO | None = None,
+    min_interval_s: float = 10.0,
+    enabled: bool = True,
+  ):
     self.num_intervals = num_intervals
     self.max_steps = max_steps
     self.out = stream or sys.stdout
@@ -47,9 +53,11 @@ class Progress:
     if not self.tty and now - self._last_print < self.min_interval_s:
       return
     shown = " ".join(f"{k} {v:.2f}" for k, v in values.items() if v is not None)
-    self._line(f"  interval {self._interval + 1}/{self.num_intervals} step {step:>6d} "
-               f"{shown}  elapsed {_clock(now - self.start)} left ~{self._eta(step)}",
-               transient=True)
+    self._line(
+      f"  interval {self._interval + 1}/{self.num_intervals} step {step:>6d} "
+      f"{shown}  elapsed {_clock(now - self.start)} left ~{self._eta(step)}",
+      transient=True,
+    )
 
   def end_interval(self, message: str) -> None:
     self._done_durations.append(time.monotonic() - self._interval_start)
@@ -86,6 +94,7 @@ class Progress:
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
   """A fixed-width text table of `rows` restricted to `columns`."""
+
   def fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and v != v):
       return "-"

@@ -37,11 +37,23 @@ from tf_lifelong import artifacts, checkpoints
 from tf_lifelong import config as config_lib
 
 KILL_ENV = "TF_LIFELONG_TEST_KILL_AT"
-RUN_FILES = ("checkpoints", "tensorboard", "samples", "export", "metrics.csv", "metrics.jsonl",
-             "neg_elbo_matrix.json")
+RUN_FILES = (
+  "checkpoints",
+  "tensorboard",
+  "samples",
+  "export",
+  "metrics.csv",
+  "metrics.jsonl",
+  "neg_elbo_matrix.json",
+)
 """What a run writes into its workdir besides config.json (removed when starting afresh)."""
-_FLOAT_COLUMNS = ("test_neg_elbo_seen", "test_neg_elbo_full", "consistency", "grad_norm",
-                  "best_validation_neg_elbo")
+_FLOAT_COLUMNS = (
+  "test_neg_elbo_seen",
+  "test_neg_elbo_full",
+  "consistency",
+  "grad_norm",
+  "best_validation_neg_elbo",
+)
 _PHASES = ("handover", "train", "record", "export")
 _MKSTEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")
 """A temporary file of artifacts.atomic_path (`.NAME.XXXXXXXX`)."""
@@ -75,8 +87,9 @@ class Start:
     return int(self.state["interval"]) + (1 if self.phase == "end" else 0)
 
 
-def prepare(config: config_lib.Config, workdir: str, overwrite: bool = False,
-            chief: bool = True) -> Start:
+def prepare(
+  config: config_lib.Config, workdir: str, overwrite: bool = False, chief: bool = True
+) -> Start:
   """Checks the workdir, clears it if asked, writes config.json and finds the start.
 
   Args:
@@ -105,14 +118,15 @@ def prepare(config: config_lib.Config, workdir: str, overwrite: bool = False,
       artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
     return Start()
   except OSError as e:
-    raise WorkdirError(f"cannot write the workdir {workdir}: "
-                       f"{e.strerror or e}") from None
+    raise WorkdirError(f"cannot write the workdir {workdir}: {e.strerror or e}") from None
 
 
 def finished_message(workdir: str, start: Start) -> str:
   """What a run says when its workdir holds the finished run."""
-  return (f"{workdir} holds a finished run ({len(start.rows)} intervals, exported to "
-          f"{os.path.join(workdir, 'export')}); nothing to do (--overwrite runs it again)")
+  return (
+    f"{workdir} holds a finished run ({len(start.rows)} intervals, exported to "
+    f"{os.path.join(workdir, 'export')}); nothing to do (--overwrite runs it again)"
+  )
 
 
 def _latest(workdir: str) -> dict[str, Any] | None:
@@ -125,8 +139,9 @@ def _latest(workdir: str) -> dict[str, Any] | None:
     raise WorkdirError(f"{e}; pass --overwrite to start afresh") from None
 
 
-RUNTIME_ONLY = frozenset({"threads", "checkpoint_every", "data_dir", "download",
-                          "steps_per_execution"})
+RUNTIME_ONLY = frozenset(
+  {"threads", "checkpoint_every", "data_dir", "download", "steps_per_execution"}
+)
 """Fields that change how a run executes or finds its data, not what it computes:
 a run may be resumed with other values of them."""
 
@@ -137,18 +152,25 @@ def _check_same_config(config: config_lib.Config, workdir: str) -> None:
     with open(path) as f:
       previous = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
-    raise WorkdirError(f"{workdir} holds checkpoints but {path} is unreadable ({e}); pass "
-                       "--overwrite to start afresh") from None
+    raise WorkdirError(
+      f"{workdir} holds checkpoints but {path} is unreadable ({e}); pass "
+      "--overwrite to start afresh"
+    ) from None
   current = json.loads(config.to_json())
-  keys = sorted(k for k in set(previous) | set(current)
-                if previous.get(k) != current.get(k) and k not in RUNTIME_ONLY)
+  keys = sorted(
+    k
+    for k in set(previous) | set(current)
+    if previous.get(k) != current.get(k) and k not in RUNTIME_ONLY
+  )
   if not keys:
     return
   diff = ", ".join(f"{k}: {previous.get(k)!r} there, {current.get(k)!r} here" for k in keys[:4])
   more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
-  raise WorkdirError(f"{workdir} holds a run with another configuration ({diff}{more}); "
-                     "run with its settings to resume it, choose another --workdir, or pass "
-                     "--overwrite to start afresh")
+  raise WorkdirError(
+    f"{workdir} holds a run with another configuration ({diff}{more}); "
+    "run with its settings to resume it, choose another --workdir, or pass "
+    "--overwrite to start afresh"
+  )
 
 
 def _resume_point(workdir: str, state: dict[str, Any], chief: bool) -> Start:
@@ -158,15 +180,18 @@ def _resume_point(workdir: str, state: dict[str, Any], chief: bool) -> Start:
   try:
     rows = artifacts.read_metrics(workdir)
   except ValueError as e:
-    raise WorkdirError(f"{workdir}/metrics.jsonl is unreadable ({e}); pass --overwrite to "
-                       "start afresh") from None
+    raise WorkdirError(
+      f"{workdir}/metrics.jsonl is unreadable ({e}); pass --overwrite to start afresh"
+    ) from None
   done = [int(r["interval"]) for r in rows]
   expected = list(range(start.next_interval))
-  if done[:len(expected)] != expected:
-    raise WorkdirError(f"{workdir}/metrics.jsonl holds the rows of intervals {done} but its "
-                       f"latest checkpoint {state['checkpoint']} follows {len(expected)} "
-                       "finished intervals; pass --overwrite to start afresh")
-  start.rows = [_floats(r) for r in rows[:len(expected)]]
+  if done[: len(expected)] != expected:
+    raise WorkdirError(
+      f"{workdir}/metrics.jsonl holds the rows of intervals {done} but its "
+      f"latest checkpoint {state['checkpoint']} follows {len(expected)} "
+      "finished intervals; pass --overwrite to start afresh"
+    )
+  start.rows = [_floats(r) for r in rows[: len(expected)]]
   return start
 
 
@@ -201,8 +226,11 @@ def remove_temporaries(workdir: str) -> None:
       continue
     for name in names:
       path = os.path.join(folder, name)
-      stale_dir = (name.startswith(("export.tmp-", "export.old-")) if not sub
-                   else sub == checkpoints.FOLDER and name.endswith("_temp"))
+      stale_dir = (
+        name.startswith(("export.tmp-", "export.old-"))
+        if not sub
+        else sub == checkpoints.FOLDER and name.endswith("_temp")
+      )
       if stale_dir and os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
       elif _MKSTEMP.match(name) and os.path.isfile(path):
@@ -224,8 +252,10 @@ def check_test_hook() -> None:
   """Raises WorkdirError for a malformed TF_LIFELONG_TEST_KILL_AT."""
   spec = os.environ.get(KILL_ENV, "")
   if spec and (_kill_spec() is None or _kill_spec()[0] not in _PHASES):
-    raise WorkdirError(f"{KILL_ENV}={spec!r}: expected <phase>:<interval>[:<step>] with a "
-                       f"phase among {', '.join(_PHASES)}")
+    raise WorkdirError(
+      f"{KILL_ENV}={spec!r}: expected <phase>:<interval>[:<step>] with a "
+      f"phase among {', '.join(_PHASES)}"
+    )
 
 
 def kill_point(phase: str, interval: int, step: int | None = None) -> None:

@@ -74,10 +74,12 @@ def split_cpu(n: int) -> None:
     return
   try:
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+      cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+    )
   except RuntimeError as e:
     raise RuntimeSetupError(
-        f"cannot split the CPU into {n} devices after TensorFlow started: {e}") from None
+      f"cannot split the CPU into {n} devices after TensorFlow started: {e}"
+    ) from None
 
 
 def make_strategy(config: config_lib.Config) -> tf.distribute.Strategy:
@@ -103,14 +105,13 @@ def make_strategy(config: config_lib.Config) -> tf.distribute.Strategy:
   if name == "multi_worker":
     if "TF_CONFIG" not in os.environ:
       raise RuntimeSetupError(
-          "--strategy=multi_worker needs the TF_CONFIG environment variable "
-          "(see docs/scaling.md)")
+        "--strategy=multi_worker needs the TF_CONFIG environment variable (see docs/scaling.md)"
+      )
     try:
       json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
       raise RuntimeSetupError(f"TF_CONFIG is not valid JSON: {e}") from None
-    options = tf.distribute.experimental.CommunicationOptions(
-        timeout_seconds=collective_timeout())
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout())
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
   raise RuntimeSetupError(f"unknown strategy {name!r}")
 
@@ -127,8 +128,9 @@ def collective_timeout() -> float:
   try:
     seconds = float(value) if value else DEFAULT_COLLECTIVE_TIMEOUT
   except ValueError:
-    raise RuntimeSetupError(f"{COLLECTIVE_TIMEOUT_ENV}={value!r} is not a number of seconds") \
-        from None
+    raise RuntimeSetupError(
+      f"{COLLECTIVE_TIMEOUT_ENV}={value!r} is not a number of seconds"
+    ) from None
   if seconds <= 0:
     raise RuntimeSetupError(f"{COLLECTIVE_TIMEOUT_ENV} must be positive, not {value}")
   return seconds
@@ -140,13 +142,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   if resolver is None or not resolver.cluster_spec().as_dict():
     return True
   task_type, task_id = resolver.task_type, resolver.task_id
-  return task_type == "chief" or (task_type == "worker" and task_id == 0 and
-                                  "chief" not in resolver.cluster_spec().as_dict())
+  return task_type == "chief" or (
+    task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+  )
 
 
 def check_batch_divides(config: config_lib.Config, strategy: tf.distribute.Strategy) -> None:
   replicas = strategy.num_replicas_in_sync
   if config.batch_size % replicas:
     raise config_lib.ConfigError(
-        f"batch_size {config.batch_size} is not divisible by the {replicas} replicas "
-        f"of the {config.strategy} strategy")
+      f"batch_size {config.batch_size} is not divisible by the {replicas} replicas "
+      f"of the {config.strategy} strategy"
+    )

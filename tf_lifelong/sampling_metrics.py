@@ -67,16 +67,23 @@ class SamplingScore:
     return int(np.sum(np.any(shares >= self.min_share, axis=0)))
 
   def to_dict(self) -> dict:
-    return {"purity": list(self.purity), "mean_purity": self.mean_purity,
-            "majority_class": list(self.majority),
-            "distinct_majority_classes": self.distinct_majority_classes,
-            "classes_with_share": self.classes_with_share, "min_share": self.min_share,
-            "num_components": len(self.purity), "num_classes": len(self.class_ids),
-            "class_ids": list(self.class_ids), "shares": [list(s) for s in self.shares]}
+    return {
+      "purity": list(self.purity),
+      "mean_purity": self.mean_purity,
+      "majority_class": list(self.majority),
+      "distinct_majority_classes": self.distinct_majority_classes,
+      "classes_with_share": self.classes_with_share,
+      "min_share": self.min_share,
+      "num_components": len(self.purity),
+      "num_classes": len(self.class_ids),
+      "class_ids": list(self.class_ids),
+      "shares": [list(s) for s in self.shares],
+    }
 
 
-def sampling_score(predictions: np.ndarray, class_ids: Sequence[int],
-                   min_share: float = DEFAULT_MIN_SHARE) -> SamplingScore:
+def sampling_score(
+  predictions: np.ndarray, class_ids: Sequence[int], min_share: float = DEFAULT_MIN_SHARE
+) -> SamplingScore:
   """Scores the predicted classes of the samples of each component.
 
   Args:
@@ -99,10 +106,13 @@ def sampling_score(predictions: np.ndarray, class_ids: Sequence[int],
   shares = counts / predictions.shape[1]
   majority = tuple(ordered[i] for i in np.argmax(counts, axis=1))
   columns = [ordered.index(c) for c in class_ids]
-  return SamplingScore(purity=tuple(float(s) for s in shares.max(axis=1)), majority=majority,
-                       class_ids=class_ids,
-                       shares=tuple(tuple(float(v) for v in row[columns]) for row in shares),
-                       min_share=min_share)
+  return SamplingScore(
+    purity=tuple(float(s) for s in shares.max(axis=1)),
+    majority=majority,
+    class_ids=class_ids,
+    shares=tuple(tuple(float(v) for v in row[columns]) for row in shares),
+    min_share=min_share,
+  )
 
 
 # --------------------------------------------------------------- classifier
@@ -122,8 +132,10 @@ class Classifier:
 
   def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Predicted class ids, int [N], of images in [0, 1]."""
-    out = [np.argmax(np.asarray(self.model(images[i:i + batch_size], training=False)), -1)
-           for i in range(0, len(images), batch_size)]
+    out = [
+      np.argmax(np.asarray(self.model(images[i : i + batch_size], training=False)), -1)
+      for i in range(0, len(images), batch_size)
+    ]
     index = np.concatenate(out) if out else np.zeros([0], np.int64)
     return np.asarray(self.class_ids)[index]
 
@@ -144,12 +156,14 @@ class Classifier:
 
   @staticmethod
   def exists(folder: str) -> bool:
-    return all(os.path.exists(os.path.join(folder, n))
-               for n in ("classifier.keras", "classifier.json"))
+    return all(
+      os.path.exists(os.path.join(folder, n)) for n in ("classifier.keras", "classifier.json")
+    )
 
 
-def labelled(stream, split: str, ids: Sequence[int],
-             limit: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def labelled(
+  stream, split: str, ids: Sequence[int], limit: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
   """Images (float32 in [0, 1]) and distribution ids of `split` of distributions `ids`.
 
   `limit` caps the examples per distribution (a seeded random subset).
@@ -165,9 +179,15 @@ def labelled(stream, split: str, ids: Sequence[int],
   return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
 
 
-def train_classifier(stream, ids: Sequence[int] | None = None, *, epochs: int = 3,
-                     hidden_units: int = 256, max_per_class: int | None = 6000,
-                     seed: int = 0) -> Classifier:
+def train_classifier(
+  stream,
+  ids: Sequence[int] | None = None,
+  *,
+  epochs: int = 3,
+  hidden_units: int = 256,
+  max_per_class: int | None = 6000,
+  seed: int = 0,
+) -> Classifier:
   """Fits a small MLP to tell the stream's distributions apart.
 
   Args:
@@ -187,14 +207,19 @@ def train_classifier(stream, ids: Sequence[int] | None = None, *, epochs: int = 
   x, y = labelled(stream, "train", ids, max_per_class, seed)
   index = {c: k for k, c in enumerate(ids)}
   keras.utils.set_random_seed(seed)
-  model = keras.Sequential([
-      keras.Input(x.shape[1:]), keras.layers.Flatten(),
+  model = keras.Sequential(
+    [
+      keras.Input(x.shape[1:]),
+      keras.layers.Flatten(),
       keras.layers.Dense(hidden_units, activation="relu"),
-      keras.layers.Dense(hidden_units, activation="relu"), keras.layers.Dense(len(ids))])
-  model.compile(keras.optimizers.Adam(1e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  model.fit(x, np.vectorize(index.get)(y), batch_size=128, epochs=epochs, shuffle=True,
-            verbose=0)
+      keras.layers.Dense(hidden_units, activation="relu"),
+      keras.layers.Dense(len(ids)),
+    ]
+  )
+  model.compile(
+    keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  )
+  model.fit(x, np.vectorize(index.get)(y), batch_size=128, epochs=epochs, shuffle=True, verbose=0)
   classifier = Classifier(model, ids, math.nan)
   x_test, y_test = labelled(stream, "test", ids)
   classifier.test_accuracy = float(np.mean(classifier.predict(x_test) == y_test))
@@ -204,13 +229,22 @@ def train_classifier(stream, ids: Sequence[int] | None = None, *, epochs: int = 
 # ------------------------------------------------------------ model metrics
 def component_samples(student, n: int, seed: int = 0) -> np.ndarray:
   """Images [J, n, H, W, C] in [0, 1]: row j decodes z_d = e_j with z_c ~ N(0, I)."""
-  return np.stack([np.asarray(student.sample(n, component=j, seed=seed + j))
-                   for j in range(int(student.num_categories))])
+  return np.stack(
+    [
+      np.asarray(student.sample(n, component=j, seed=seed + j))
+      for j in range(int(student.num_categories))
+    ]
+  )
 
 
-def consistent_sampling(student, predict: Callable[[np.ndarray], np.ndarray],
-                        class_ids: Sequence[int], n: int = 100, seed: int = 0,
-                        min_share: float = DEFAULT_MIN_SHARE) -> SamplingScore:
+def consistent_sampling(
+  student,
+  predict: Callable[[np.ndarray], np.ndarray],
+  class_ids: Sequence[int],
+  n: int = 100,
+  seed: int = 0,
+  min_share: float = DEFAULT_MIN_SHARE,
+) -> SamplingScore:
   """Decodes `n` samples per one-hot z_d and scores their predicted classes.
 
   Args:
@@ -227,8 +261,9 @@ def consistent_sampling(student, predict: Callable[[np.ndarray], np.ndarray],
   return sampling_score(predictions.reshape(j, n), class_ids, min_share)
 
 
-def iwae_log_likelihood(model, images: np.ndarray, k: int = 100, batch_size: int = 50,
-                        seed: int = 0) -> float:
+def iwae_log_likelihood(
+  model, images: np.ndarray, k: int = 100, batch_size: int = 50, seed: int = 0
+) -> float:
   """Mean importance-weighted lower bound on log p(x) (nats) over `images` in [0, 1].
 
   Each batch of B images costs K * B decoder rows; batch b uses seed + b.
@@ -241,13 +276,12 @@ def iwae_log_likelihood(model, images: np.ndarray, k: int = 100, batch_size: int
     return math.nan
   total = 0.0
   for b, start in enumerate(range(0, len(images), batch_size)):
-    x = tf.convert_to_tensor(images[start:start + batch_size], tf.float32)
+    x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
     total += float(tf.reduce_sum(evaluation.iwae_log_likelihood(model, x, k, seed=seed + b)))
   return total / len(images)
 
 
-def interpolation_grid(student, component: int, points: int = 10,
-                       limit: float = 3.0) -> np.ndarray:
+def interpolation_grid(student, component: int, points: int = 10, limit: float = 3.0) -> np.ndarray:
   """Decoded images [points, points, H, W, C] for z_c on a grid over [-limit, limit]^2.
 
   Row r varies z_c[0] (from -limit to limit), column c varies z_c[1]; z_d is

@@ -32,7 +32,7 @@ def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
   for r in range(rows):
     for c in range(cols):
       top, left = pad + r * (h + pad), pad + c * (w + pad)
-      grid[top:top + h, left:left + w] = images[r, c]
+      grid[top : top + h, left : left + w] = images[r, c]
   return np.round(np.clip(grid, 0.0, 1.0) * 255).astype(np.uint8)
 
 

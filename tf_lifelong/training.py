@@ -84,9 +84,15 @@ class _IntervalCallback(keras.callbacks.Callback):
   """Evaluates the validation mix every epoch (= `eval_every` steps), keeps the
   best weights, stops after `patience` evaluations without improvement."""
 
-  def __init__(self, validation: EvalFn, config: config_lib.Config, state: TrainState,
-               on_eval: Callable[[int, dict], None] | None, on_boundary: BoundaryFn | None,
-               last_step: int):
+  def __init__(
+    self,
+    validation: EvalFn,
+    config: config_lib.Config,
+    state: TrainState,
+    on_eval: Callable[[int, dict], None] | None,
+    on_boundary: BoundaryFn | None,
+    last_step: int,
+  ):
     super().__init__()
     self.validation = validation
     self.config = config
@@ -119,8 +125,7 @@ class _IntervalCallback(keras.callbacks.Callback):
       self.state.bad_evals += 1
     if self.on_eval is not None:
       self.on_eval(steps, logs)
-    if (self.state.bad_evals >= self.config.patience
-        and steps >= self.config.min_steps_per_interval):
+    if self.state.bad_evals >= self.config.patience and steps >= self.config.min_steps_per_interval:
       self.result.stopped_early = True
       self.model.stop_training = True
     elif steps < self.last_step and self.on_boundary is not None:
@@ -153,16 +158,23 @@ def use_xla_where_it_works(student: keras.Model) -> bool:
     student.make_train_function(force=True)
   if not _said_no_xla:
     _said_no_xla = True
-    _log.warning("jit_compile: XLA does not work with %d replicas on CPU devices; training "
-                 "without XLA", strategy.num_replicas_in_sync)
+    _log.warning(
+      "jit_compile: XLA does not work with %d replicas on CPU devices; training without XLA",
+      strategy.num_replicas_in_sync,
+    )
   return False
 
 
-def train_interval(student: keras.Model, interval: streams.Interval,
-                   config: config_lib.Config, validation: EvalFn,
-                   on_eval: Callable[[int, dict], None] | None = None, *,
-                   resume: TrainState | None = None,
-                   on_boundary: BoundaryFn | None = None) -> IntervalResult:
+def train_interval(
+  student: keras.Model,
+  interval: streams.Interval,
+  config: config_lib.Config,
+  validation: EvalFn,
+  on_eval: Callable[[int, dict], None] | None = None,
+  *,
+  resume: TrainState | None = None,
+  on_boundary: BoundaryFn | None = None,
+) -> IntervalResult:
   """Trains `student` on one interval (with the replay its train_step makes).
 
   Args:
@@ -190,16 +202,29 @@ def train_interval(student: keras.Model, interval: streams.Interval,
   epochs = max(1, config.max_steps_per_interval // config.eval_every)
   done = result.steps // config.eval_every
   if done < epochs:
-    data = streams.as_dataset(interval.distribution.train, n_real, shuffle=True,
-                              seed=config.seed * 100003 + interval.index, repeat=True,
-                              drop_remainder=True).map(lambda x, y: x)
+    data = streams.as_dataset(
+      interval.distribution.train,
+      n_real,
+      shuffle=True,
+      seed=config.seed * 100003 + interval.index,
+      repeat=True,
+      drop_remainder=True,
+    ).map(lambda x, y: x)
     if result.steps:
       data = data.skip(result.steps)  # The batches the interrupted run had used.
-    callback = _IntervalCallback(validation, config, state, on_eval, on_boundary,
-                                 epochs * config.eval_every)
+    callback = _IntervalCallback(
+      validation, config, state, on_eval, on_boundary, epochs * config.eval_every
+    )
     use_xla_where_it_works(student)
-    student.fit(data, epochs=epochs, initial_epoch=done, steps_per_epoch=config.eval_every,
-                verbose=0, shuffle=False, callbacks=[callback])
+    student.fit(
+      data,
+      epochs=epochs,
+      initial_epoch=done,
+      steps_per_epoch=config.eval_every,
+      verbose=0,
+      shuffle=False,
+      callbacks=[callback],
+    )
   if state.best_weights is not None:
     student.set_weights(state.best_weights)
   result.real_examples = result.steps * n_real
@@ -209,12 +234,13 @@ def train_interval(student: keras.Model, interval: streams.Interval,
   return result
 
 
-def batched_mean(fn: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray,
-                 batch_size: int = 1000) -> float:
+def batched_mean(
+  fn: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray, batch_size: int = 1000
+) -> float:
   """Mean of the per-example values fn(images[batch]) over all images."""
   total, n = 0.0, len(images)
   for start in range(0, n, batch_size):
-    total += float(tf.reduce_sum(fn(tf.convert_to_tensor(images[start:start + batch_size]))))
+    total += float(tf.reduce_sum(fn(tf.convert_to_tensor(images[start : start + batch_size]))))
   return total / n if n else math.nan
 
 

@@ -55,11 +55,11 @@ class Range:
 
 
 SPACE = {
-    "mi_weight": Range(1e-3, 10.0, log=True),
-    "consistency_weight": Range(1e-3, 10.0, log=True),
-    "tau_min": Range(0.1, 1.0, log=False),  # times config.tau0
-    "continuous_dim": Range(2, 64, log=True, integer=True),
-    "learning_rate": Range(1e-5, 1e-2, log=True),
+  "mi_weight": Range(1e-3, 10.0, log=True),
+  "consistency_weight": Range(1e-3, 10.0, log=True),
+  "tau_min": Range(0.1, 1.0, log=False),  # times config.tau0
+  "continuous_dim": Range(2, 64, log=True, integer=True),
+  "learning_rate": Range(1e-5, 1e-2, log=True),
 }
 """The searched fields; tau_min's bounds are fractions of the base tau0."""
 
@@ -129,8 +129,11 @@ def _tuner_class():
       config = trial_config(self.base, trial.hyperparameters.values)
       trial_dir = self.get_trial_dir(trial.trial_id)
       workdir = os.path.join(trial_dir, "run")
-      record = {"trial": trial.trial_id, "values": dict(trial.hyperparameters.values),
-                "workdir": workdir}
+      record = {
+        "trial": trial.trial_id,
+        "values": dict(trial.hyperparameters.values),
+        "workdir": workdir,
+      }
       self.records[trial.trial_id] = record
       os.makedirs(trial_dir, exist_ok=True)
       try:
@@ -154,8 +157,9 @@ def _tuner_class():
   return LifelongTuner
 
 
-def tune(base: config_lib.Config, workdir: str, *, max_trials: int,
-         overwrite: bool = False, out=None) -> config_lib.Config:
+def tune(
+  base: config_lib.Config, workdir: str, *, max_trials: int, overwrite: bool = False, out=None
+) -> config_lib.Config:
   """Searches `SPACE` around `base` with `max_trials` lifelong runs.
 
   Args:
@@ -182,11 +186,17 @@ def tune(base: config_lib.Config, workdir: str, *, max_trials: int,
   except OSError as e:
     raise TuneError(f"cannot write the workdir {workdir}: {e.strerror}") from None
   oracle = keras_tuner.oracles.RandomSearchOracle(
-      objective=keras_tuner.Objective(OBJECTIVE, direction="min"), max_trials=max_trials,
-      seed=base.seed, hyperparameters=hyperparameters(base), tune_new_entries=False,
-      allow_new_entries=False, max_consecutive_failed_trials=max_trials + 1)
-  tuner = _tuner_class()(base, oracle, out=out, directory=workdir, project_name=PROJECT,
-                         overwrite=overwrite)
+    objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
+    max_trials=max_trials,
+    seed=base.seed,
+    hyperparameters=hyperparameters(base),
+    tune_new_entries=False,
+    allow_new_entries=False,
+    max_consecutive_failed_trials=max_trials + 1,
+  )
+  tuner = _tuner_class()(
+    base, oracle, out=out, directory=workdir, project_name=PROJECT, overwrite=overwrite
+  )
   try:
     tuner.search(verbose=0)
   except keras_tuner.errors.FatalError as e:
@@ -202,8 +212,12 @@ def tune(base: config_lib.Config, workdir: str, *, max_trials: int,
   config = trial_config(base, best[0].hyperparameters.values)
   artifacts.write_text(os.path.join(workdir, "best_config.json"), config.to_json() + "\n")
   if out is not None:
-    print(f"best: trial {best[0].trial_id}, validation -ELBO {best[0].score:.3f}; "
-          f"{os.path.join(workdir, 'best_config.json')}", file=out, flush=True)
+    print(
+      f"best: trial {best[0].trial_id}, validation -ELBO {best[0].score:.3f}; "
+      f"{os.path.join(workdir, 'best_config.json')}",
+      file=out,
+      flush=True,
+    )
   return config
 
 
@@ -212,9 +226,12 @@ def _write_trials(tuner, workdir: str) -> None:
   lines = []
   for trial_id, trial in sorted(tuner.oracle.trials.items()):
     record = dict(tuner.records.get(trial_id, {}))
-    record.update(trial=trial_id, status=str(trial.status),
-                  values=dict(trial.hyperparameters.values),
-                  workdir=os.path.join(tuner.get_trial_dir(trial_id), "run"))
+    record.update(
+      trial=trial_id,
+      status=str(trial.status),
+      values=dict(trial.hyperparameters.values),
+      workdir=os.path.join(tuner.get_trial_dir(trial_id), "run"),
+    )
     record[OBJECTIVE] = trial.score
     if trial.message and "error" not in record:
       record["error"] = trial.message.strip().splitlines()[-1]

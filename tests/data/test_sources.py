@@ -12,16 +12,16 @@ from scipy import io as scipy_io
 
 from tests import paths
 from tests.data.conftest import (
-    MNIST_TEST_COUNTS,
-    MNIST_TRAIN_COUNTS,
-    MNIST_TRAIN_MEAN,
-    needs_fashion,
-    needs_mnist,
-    rows,
-    write_idx,
-    write_idx_dir,
-    write_image_folder,
-    write_png,
+  MNIST_TEST_COUNTS,
+  MNIST_TRAIN_COUNTS,
+  MNIST_TRAIN_MEAN,
+  needs_fashion,
+  needs_mnist,
+  rows,
+  write_idx,
+  write_idx_dir,
+  write_image_folder,
+  write_png,
 )
 from tf_lifelong.data import sources
 from tf_lifelong.data.sources import DataError, load_source
@@ -90,8 +90,9 @@ def test_uncompressed_idx_files_are_read_too(tmp_path):
   gz = tmp_path / "mnist" / "train-labels-idx1-ubyte.gz"
   write_idx(str(gz)[:-3], arrays["train"][1], compress=False)
   gz.unlink()
-  np.testing.assert_array_equal(load_source("mnist", str(tmp_path)).train.labels,
-                                arrays["train"][1])
+  np.testing.assert_array_equal(
+    load_source("mnist", str(tmp_path)).train.labels, arrays["train"][1]
+  )
 
 
 def test_missing_data_without_data_dir_names_every_way(tmp_path, monkeypatch):
@@ -262,9 +263,14 @@ def test_npz_source_with_labels_and_float_pixels(tmp_path):
   np.savez(path, images=images, distribution=dist, labels=labels)
   data = load_source(f"npz:{path}")
   assert data.train.images.dtype == np.uint8 and data.train.images.shape[1:] == (3, 4, 1)
-  both = [np.concatenate(a) for a in zip(
+  both = [
+    np.concatenate(a)
+    for a in zip(
       (data.train.images, data.train.labels, data.train.distribution),
-      (data.test.images, data.test.labels, data.test.distribution), strict=True)]
+      (data.test.images, data.test.labels, data.test.distribution),
+      strict=True,
+    )
+  ]
   expected = np.rint(images * 255).astype(np.uint8)[..., None]
   assert rows(both[0]) == rows(expected)
   assert sorted(zip(both[2], both[1], strict=True)) == sorted(zip(dist, labels, strict=True))
@@ -279,15 +285,16 @@ def _save(path, **arrays):
 def test_npz_bad_inputs_are_named(tmp_path):
   ok = np.zeros((4, 3, 3), np.uint8)
   cases = {
-      "lengths": (dict(images=ok, distribution=np.zeros(3, int)), "same length"),
-      "nan": (dict(images=np.full((4, 3, 3), np.nan), distribution=np.zeros(4, int)), "NaN"),
-      "range": (dict(images=np.full((4, 3, 3), 1.5), distribution=np.zeros(4, int)), "[0, 1]"),
-      "empty": (dict(images=np.zeros((0, 3, 3), np.uint8), distribution=np.zeros(0, int)),
-                "non-empty"),
-      "missing": (dict(images=ok), "distribution"),
-      "labels": (dict(images=ok, distribution=np.zeros(4, int), labels=np.zeros(2, int)),
-                 "labels"),
-      "negative": (dict(images=ok, distribution=-np.ones(4, int)), "negative"),
+    "lengths": (dict(images=ok, distribution=np.zeros(3, int)), "same length"),
+    "nan": (dict(images=np.full((4, 3, 3), np.nan), distribution=np.zeros(4, int)), "NaN"),
+    "range": (dict(images=np.full((4, 3, 3), 1.5), distribution=np.zeros(4, int)), "[0, 1]"),
+    "empty": (
+      dict(images=np.zeros((0, 3, 3), np.uint8), distribution=np.zeros(0, int)),
+      "non-empty",
+    ),
+    "missing": (dict(images=ok), "distribution"),
+    "labels": (dict(images=ok, distribution=np.zeros(4, int), labels=np.zeros(2, int)), "labels"),
+    "negative": (dict(images=ok, distribution=-np.ones(4, int)), "negative"),
   }
   for name, (arrays, words) in cases.items():
     path = _save(tmp_path / f"{name}.npz", **arrays)
@@ -301,10 +308,11 @@ def test_npz_bad_inputs_are_named(tmp_path):
 
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(
-    counts=st.dictionaries(st.integers(0, 20), st.integers(1, 12), min_size=1, max_size=4),
-    shape=st.tuples(st.integers(1, 5), st.integers(1, 5), st.sampled_from([None, 1, 3])),
-    as_float=st.booleans(),
-    seed=st.integers(0, 2**16))
+  counts=st.dictionaries(st.integers(0, 20), st.integers(1, 12), min_size=1, max_size=4),
+  shape=st.tuples(st.integers(1, 5), st.integers(1, 5), st.sampled_from([None, 1, 3])),
+  as_float=st.booleans(),
+  seed=st.integers(0, 2**16),
+)
 def test_npz_round_trip_property(tmp_path_factory, counts, shape, as_float, seed):
   rng = np.random.default_rng(seed)
   dist = rng.permutation(np.concatenate([[i] * n for i, n in counts.items()]))

@@ -8,13 +8,13 @@ from scipy import io as scipy_io
 
 from tests import paths
 from tests.data.conftest import (
-    MNIST_TEST_COUNTS,
-    MNIST_TRAIN_COUNTS,
-    MNIST_TRAIN_MEAN,
-    needs_fashion,
-    needs_mnist,
-    rows,
-    write_image_folder,
+  MNIST_TEST_COUNTS,
+  MNIST_TRAIN_COUNTS,
+  MNIST_TRAIN_MEAN,
+  needs_fashion,
+  needs_mnist,
+  rows,
+  write_image_folder,
 )
 from tf_lifelong.config import Config
 from tf_lifelong.data import streams
@@ -55,9 +55,11 @@ def test_mnist_stream_partitions_each_class(mnist_stream, mnist_source):
     source_k = mnist_source.train.images[mnist_source.train.labels == k]
     assert rows(np.concatenate([d.train.images, d.validation.images])) == rows(source_k)
     np.testing.assert_array_equal(
-        d.test.images, mnist_source.test.images[mnist_source.test.labels == k])
+      d.test.images, mnist_source.test.images[mnist_source.test.labels == k]
+    )
   assert [(i.index, i.distribution_id, i.is_new) for i in mnist_stream] == [
-      (k, k, True) for k in range(10)]
+    (k, k, True) for k in range(10)
+  ]
 
 
 @needs_mnist
@@ -81,16 +83,24 @@ def test_validation_fraction_changes_the_share(mnist_stream):
 def test_order_with_repeats_flags_them_and_truncates(mnist_stream):
   stream = build_stream(_mnist_config(order=(3, 1, 3, 3, 0, 1), num_intervals=5))
   assert [(i.distribution_id, i.is_new) for i in stream] == [
-      (3, True), (1, True), (3, False), (3, False), (0, True)]
+    (3, True),
+    (1, True),
+    (3, False),
+    (3, False),
+    (0, True),
+  ]
   assert len(stream.distributions) == 10
   assert stream.intervals[2].distribution is stream.intervals[0].distribution
 
 
 @needs_mnist
-@pytest.mark.parametrize("overrides,words", [
+@pytest.mark.parametrize(
+  "overrides,words",
+  [
     (dict(order=(2, 10)), "distribution 10"),
     (dict(num_intervals=11), "num_intervals=11"),
-])
+  ],
+)
 def test_bad_schedules_are_data_errors(overrides, words):
   with pytest.raises(DataError, match=words):
     build_stream(_mnist_config(**overrides))
@@ -124,10 +134,10 @@ def test_rotated_stream_ids_angles_and_repeats(mnist_stream):
     # Rotating by 0 is the identity; the splits are those of the plain MNIST stream.
     plain = mnist_stream.distributions[digit]
     for split in ("train", "validation", "test"):
-      np.testing.assert_array_equal(getattr(upright, split).images,
-                                    getattr(plain, split).images)
-      np.testing.assert_array_equal(getattr(turned, split).images,
-                                    np.rot90(getattr(plain, split).images, 1, axes=(1, 2)))
+      np.testing.assert_array_equal(getattr(upright, split).images, getattr(plain, split).images)
+      np.testing.assert_array_equal(
+        getattr(turned, split).images, np.rot90(getattr(plain, split).images, 1, axes=(1, 2))
+      )
     assert not np.array_equal(turned.train.images, upright.train.images)
 
 
@@ -136,11 +146,13 @@ def test_rotated_default_schedule_has_70_intervals_over_50_distributions():
   stream = build_stream(_mnist_config(dataset="rotated_mnist", seed=1))
   assert len(stream) == 70 and len(stream.distributions) == 50
   assert stream.distributions[3 * 5 + 2].name == "digit 3 at 130 degrees"
-  other = build_stream(_mnist_config(dataset="rotated_mnist", seed=1, angles=(30.0,),
-                                     order=(4, 4, 9)))
+  other = build_stream(
+    _mnist_config(dataset="rotated_mnist", seed=1, angles=(30.0,), order=(4, 4, 9))
+  )
   assert [(i.distribution_id, i.is_new) for i in other] == [(4, True), (4, False), (9, True)]
-  np.testing.assert_array_equal(other.distributions[4].test.images,
-                                stream.distributions[4 * 5].test.images)
+  np.testing.assert_array_equal(
+    other.distributions[4].test.images, stream.distributions[4 * 5].test.images
+  )
 
 
 # ------------------------------------------------------------ cross-domain
@@ -150,7 +162,9 @@ def test_fashion_mnist_mnist_is_32x32_rgb():
   stream = build_stream(Config(dataset="fashion_mnist_mnist", data_dir=paths.DATA_ROOT))
   assert stream.image_shape == (32, 32, 3)
   assert [(i.distribution.name, i.is_new) for i in stream] == [
-      ("fashion_mnist", True), ("mnist", True)]
+    ("fashion_mnist", True),
+    ("mnist", True),
+  ]
   mnist = stream.distributions[1]
   assert (len(mnist.train) + len(mnist.validation), len(mnist.test)) == (60000, 10000)
   assert tuple(np.bincount(mnist.test.labels)) == MNIST_TEST_COUNTS
@@ -206,11 +220,17 @@ def test_npz_stream_keeps_ids_and_labels(tmp_path):
   dist = np.repeat([7, 2], [20, 15])
   labels = rng.integers(0, 3, 35)
   path = tmp_path / "d.npz"
-  np.savez(path, images=rng.integers(0, 256, (35, 6, 6, 3), dtype=np.uint8),
-           distribution=dist, labels=labels)
+  np.savez(
+    path,
+    images=rng.integers(0, 256, (35, 6, 6, 3), dtype=np.uint8),
+    distribution=dist,
+    labels=labels,
+  )
   stream = build_stream(Config(dataset=f"npz:{path}"))
   assert [(i.distribution_id, i.distribution.name) for i in stream] == [
-      (2, "distribution 2"), (7, "distribution 7")]
+    (2, "distribution 2"),
+    (7, "distribution 7"),
+  ]
   d = stream.distributions[7]
   got = np.concatenate([d.train.labels, d.validation.labels, d.test.labels])
   assert sorted(got) == sorted(labels[dist == 7])
@@ -268,7 +288,11 @@ def test_as_dataset_rejects_splits_without_batches():
 def test_stream_is_iterable_and_sized():
   config = Config(dataset="mnist")
   dist = streams.Distribution(0, "d", _split(10), _split(2), _split(2))
-  stream = streams.Stream(config.dataset, (3, 2, 1), {0: dist},
-                          (streams.Interval(0, dist, True), streams.Interval(1, dist, False)))
+  stream = streams.Stream(
+    config.dataset,
+    (3, 2, 1),
+    {0: dist},
+    (streams.Interval(0, dist, True), streams.Interval(1, dist, False)),
+  )
   assert len(stream) == 2 and [i.is_new for i in stream] == [True, False]
   assert stream.scheduled_ids == (0, 0) and stream.intervals[1].distribution_id == 0

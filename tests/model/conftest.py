@@ -19,8 +19,15 @@ IMAGE_SHAPE = (5, 7, 1)
 
 def make_config(**overrides) -> Config:
   """A tiny configuration: F = 4, 9 hidden units, batch 6."""
-  values = dict(continuous_dim=4, hidden_units=9, conv_filters=4, batch_size=6, arch="mlp",
-                learning_rate=1e-3, seed=7)
+  values = dict(
+    continuous_dim=4,
+    hidden_units=9,
+    conv_filters=4,
+    batch_size=6,
+    arch="mlp",
+    learning_rate=1e-3,
+    seed=7,
+  )
   values.update(overrides)
   return Config(**values)
 
@@ -65,7 +72,7 @@ def numpy_mlp_encoder(encoder, x):
   h = _elu(_bn_inference(encoder.norm_2, _dense(encoder.hidden_2, h)))
   out = _dense(encoder.latent_projection, h)
   j, f = encoder.num_categories, encoder.continuous_dim
-  return out[:, :j], out[:, j:j + f], softplus(out[:, j + f:]) + 1e-6
+  return out[:, :j], out[:, j : j + f], softplus(out[:, j + f :]) + 1e-6
 
 
 def numpy_mlp_decoder(decoder, z):
@@ -90,7 +97,7 @@ def _read_idx(path):
   with gzip.open(path, "rb") as f:
     data = f.read()
   ndim = data[3]
-  dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+  dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -115,15 +122,18 @@ def make_student(config, num_categories, rng, teacher_categories=None):
 
   teacher = None
   if teacher_categories is not None:
-    t_enc, t_dec = networks.build_networks("mlp", IMAGE_SHAPE, teacher_categories,
-                                           config.continuous_dim, config)
+    t_enc, t_dec = networks.build_networks(
+      "mlp", IMAGE_SHAPE, teacher_categories, config.continuous_dim, config
+    )
     randomize(t_enc, rng)
     randomize(t_dec, rng)
     teacher = student.LifelongVAE(t_enc, t_dec, config, teacher_categories, IMAGE_SHAPE)
-  enc, dec = networks.build_networks("mlp", IMAGE_SHAPE, num_categories,
-                                     config.continuous_dim, config)
+  enc, dec = networks.build_networks(
+    "mlp", IMAGE_SHAPE, num_categories, config.continuous_dim, config
+  )
   randomize(enc, rng)
   randomize(dec, rng)
-  model = student.LifelongVAE(enc, dec, config, num_categories, IMAGE_SHAPE, teacher=teacher,
-                              num_seen=teacher_categories or 0)
+  model = student.LifelongVAE(
+    enc, dec, config, num_categories, IMAGE_SHAPE, teacher=teacher, num_seen=teacher_categories or 0
+  )
   return student.compile_student(model, config)

@@ -38,8 +38,16 @@ def copy_weights(src, dst):
 
 
 def main():
-  config = Config(continuous_dim=F, hidden_units=9, batch_size=B, learning_rate=1e-3,
-                  consistency_gaussian=True, mi_weight=2.0, consistency_weight=1.5, seed=3)
+  config = Config(
+    continuous_dim=F,
+    hidden_units=9,
+    batch_size=B,
+    learning_rate=1e-3,
+    consistency_gaussian=True,
+    mi_weight=2.0,
+    consistency_weight=1.5,
+    seed=3,
+  )
   one = tf.distribute.OneDeviceStrategy("/cpu:0")
   two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
   single = make_student(one, config, 0)
@@ -49,8 +57,10 @@ def main():
   rng = np.random.default_rng(0)
   x = rng.uniform(size=(B, *IMAGE)).astype(np.float32)
   omega = np.array([1, 1, 0, 0, 1, 0, 1, 1], np.float32)
-  noise = {"gumbel": rng.gumbel(size=(B, 2)).astype(np.float32),
-           "normal": rng.normal(size=(B, F)).astype(np.float32)}
+  noise = {
+    "gumbel": rng.gumbel(size=(B, 2)).astype(np.float32),
+    "normal": rng.normal(size=(B, F)).astype(np.float32),
+  }
 
   with one.scope():
     loss_1, grads_1, _, _ = tf.function(single.loss_and_gradients)(x, omega, noise)
@@ -58,8 +68,10 @@ def main():
   def shard(value):
     half = len(value) // 2
     return two.experimental_distribute_values_from_function(
-        lambda ctx: value[ctx.replica_id_in_sync_group * half:
-                          (ctx.replica_id_in_sync_group + 1) * half])
+      lambda ctx: value[
+        ctx.replica_id_in_sync_group * half : (ctx.replica_id_in_sync_group + 1) * half
+      ]
+    )
 
   dist = (shard(x), shard(omega), {k: shard(v) for k, v in noise.items()})
 
@@ -75,18 +87,28 @@ def main():
 
   before = [w.numpy().copy() for w in mirrored.teacher.weights]
   data = tf.data.Dataset.from_tensor_slices(
-      rng.uniform(size=(4 * mirrored.real_batch_size(B), *IMAGE)).astype(np.float32))
-  history = mirrored.fit(data.batch(mirrored.real_batch_size(B), drop_remainder=True),
-                         epochs=1, verbose=0)
+    rng.uniform(size=(4 * mirrored.real_batch_size(B), *IMAGE)).astype(np.float32)
+  )
+  history = mirrored.fit(
+    data.batch(mirrored.real_batch_size(B), drop_remainder=True), epochs=1, verbose=0
+  )
   change = max(np.abs(b - w.numpy()).max() for b, w in zip(before, mirrored.teacher.weights))
-  print(json.dumps({
-      "loss_1": float(loss_1), "loss_2": float(loss_2),
-      "grad_max_abs_diff": float(max(diffs)), "grad_max_abs": float(scale),
-      "num_grads": len(grads_1),
-      "fit_pi": float(history.history["pi"][-1]), "fit_loss": float(history.history["loss"][-1]),
-      "expected_pi": mirrored.synthetic_batch_size(B) / B,
-      "teacher_max_change": float(change), "replicas": two.num_replicas_in_sync,
-  }))
+  print(
+    json.dumps(
+      {
+        "loss_1": float(loss_1),
+        "loss_2": float(loss_2),
+        "grad_max_abs_diff": float(max(diffs)),
+        "grad_max_abs": float(scale),
+        "num_grads": len(grads_1),
+        "fit_pi": float(history.history["pi"][-1]),
+        "fit_loss": float(history.history["loss"][-1]),
+        "expected_pi": mirrored.synthetic_batch_size(B) / B,
+        "teacher_max_change": float(change),
+        "replicas": two.num_replicas_in_sync,
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

@@ -45,10 +45,11 @@ def test_teacher_is_a_frozen_copy_in_new_variables(old):
   assert teacher.teacher is None and teacher.num_categories == J_T
   assert not teacher.trainable and not teacher.trainable_weights
   assert len(teacher.weights) == len(old.encoder.weights) + len(old.decoder.weights) + 1
-  for a, b in zip(old.encoder.weights + old.decoder.weights,
-                  teacher.encoder.weights + teacher.decoder.weights):
+  for a, b in zip(
+    old.encoder.weights + old.decoder.weights, teacher.encoder.weights + teacher.decoder.weights
+  ):
     assert a is not b
-    np.testing.assert_array_equal(a.numpy(), b.numpy())   # BN statistics included
+    np.testing.assert_array_equal(a.numpy(), b.numpy())  # BN statistics included
   trainable = set(map(id, new.trainable_weights))
   assert not trainable & set(map(id, teacher.weights))
   assert trainable == set(map(id, new.student_variables))
@@ -69,9 +70,11 @@ def test_growth_copies_same_shape_weights_and_reinitialises_grown_layers(old):
   enc_kernel = new.encoder.latent_projection.kernel.numpy()
   dec_kernel = new.decoder.latent_input.kernel.numpy()
   assert enc_kernel.shape == (H, J_T + 1 + 2 * F) and dec_kernel.shape == (J_T + 1 + F, H)
-  for kernel, var in ((enc_kernel, new.encoder.latent_projection.kernel),
-                      (dec_kernel, new.decoder.latent_input.kernel)):
-    assert np.abs(kernel).max() <= _glorot_limit(var) + 1e-7   # fresh Glorot uniform
+  for kernel, var in (
+    (enc_kernel, new.encoder.latent_projection.kernel),
+    (dec_kernel, new.decoder.latent_input.kernel),
+  ):
+    assert np.abs(kernel).max() <= _glorot_limit(var) + 1e-7  # fresh Glorot uniform
     assert kernel.std() > 0.3 * _glorot_limit(var)
   np.testing.assert_array_equal(new.encoder.latent_projection.bias.numpy(), 0.0)
   old_enc = old.encoder.latent_projection.kernel.numpy()
@@ -85,23 +88,25 @@ def test_keep_old_copies_old_slices(old):
   for name in ("kernel", "bias"):
     a, b = getattr(old_enc, name).numpy(), getattr(new_enc, name).numpy()
     np.testing.assert_array_equal(b[..., :J_T], a[..., :J_T])
-    np.testing.assert_array_equal(b[..., J_T + 1:], a[..., J_T:])   # loc and scale moved up
+    np.testing.assert_array_equal(b[..., J_T + 1 :], a[..., J_T:])  # loc and scale moved up
   assert np.all(new_enc.bias.numpy()[J_T] == 0)
   column = new_enc.kernel.numpy()[:, J_T]
   assert np.abs(column).max() <= _glorot_limit(new_enc.kernel) and column.std() > 0
   a, b = old.decoder.latent_input.kernel.numpy(), new.decoder.latent_input.kernel.numpy()
   np.testing.assert_array_equal(b[:J_T], a[:J_T])
-  np.testing.assert_array_equal(b[J_T + 1:], a[J_T:])
+  np.testing.assert_array_equal(b[J_T + 1 :], a[J_T:])
   assert not np.any(np.isin(b[J_T], a))
-  np.testing.assert_array_equal(new.decoder.latent_input.bias.numpy(),
-                                old.decoder.latent_input.bias.numpy())
+  np.testing.assert_array_equal(
+    new.decoder.latent_input.bias.numpy(), old.decoder.latent_input.bias.numpy()
+  )
 
 
 def test_repeat_keeps_j_and_every_weight(old):
   new = handover.handover(old, is_new=False, config=make_config())
   assert (new.num_categories, new.num_seen) == (J_T, J_T)
-  for a, b in zip(old.encoder.weights + old.decoder.weights,
-                  new.encoder.weights + new.decoder.weights):
+  for a, b in zip(
+    old.encoder.weights + old.decoder.weights, new.encoder.weights + new.decoder.weights
+  ):
     if not _is_bn_stat(b):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -117,7 +122,7 @@ def test_resets_batch_norm_temperature_and_optimizer(old):
   assert any(np.abs(v.numpy()).max() > 0.1 for v in old.encoder.weights if _is_bn_stat(v))
   assert int(new.student_step.numpy()) == 0
   assert float(new.temperature()) == pytest.approx(config.tau0)
-  assert float(old.temperature()) == pytest.approx(config.tau_min)   # step 50
+  assert float(old.temperature()) == pytest.approx(config.tau_min)  # step 50
   assert new.optimizer is not old.optimizer and int(new.optimizer.iterations.numpy()) == 0
 
 
@@ -139,10 +144,12 @@ def test_training_after_handover_leaves_teacher_unchanged(old, rng):
 def test_grow_slice():
   old = np.arange(6.0).reshape(2, 3)
   fresh = -np.ones((2, 4))
-  np.testing.assert_array_equal(handover.grow_slice(old, fresh, -1, 1),
-                                [[0, -1, 1, 2], [3, -1, 4, 5]])
-  np.testing.assert_array_equal(handover.grow_slice(old.T, fresh.T, 0, 3).T,
-                                [[0, 1, 2, -1], [3, 4, 5, -1]])
+  np.testing.assert_array_equal(
+    handover.grow_slice(old, fresh, -1, 1), [[0, -1, 1, 2], [3, -1, 4, 5]]
+  )
+  np.testing.assert_array_equal(
+    handover.grow_slice(old.T, fresh.T, 0, 3).T, [[0, 1, 2, -1], [3, 4, 5, -1]]
+  )
   with pytest.raises(ValueError):
     handover.grow_slice(fresh, old, -1, 0)
 
@@ -153,12 +160,12 @@ def test_keep_old_on_conv_kernels():
   for var in old.student_variables:
     var.assign(np.random.default_rng(0).normal(size=var.shape).astype(np.float32))
   new = handover.handover(old, is_new=True, config=config)
-  a = old.encoder.latent_projection.kernel.numpy()          # [1, 1, 4, 1 + 2F]
+  a = old.encoder.latent_projection.kernel.numpy()  # [1, 1, 4, 1 + 2F]
   b = new.encoder.latent_projection.kernel.numpy()
   assert b.shape == a.shape[:-1] + (a.shape[-1] + 1,)
   np.testing.assert_array_equal(b[..., :1], a[..., :1])
   np.testing.assert_array_equal(b[..., 2:], a[..., 1:])
-  a = old.decoder.latent_input.kernel.numpy()               # [1, 1, 1 + F, 4]
+  a = old.decoder.latent_input.kernel.numpy()  # [1, 1, 1 + F, 4]
   b = new.decoder.latent_input.kernel.numpy()
   np.testing.assert_array_equal(b[:, :, :1], a[:, :, :1])
   np.testing.assert_array_equal(b[:, :, 2:], a[:, :, 1:])

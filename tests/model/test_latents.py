@@ -15,8 +15,15 @@ tfd = tfp.distributions
 
 def test_temperature_schedule():
   config = make_config(tau0=1.0, tau_rate=0.01, tau_min=0.5, tau_update_every=10)
-  expected = {0: 1.0, 9: 1.0, 10: np.exp(-0.1), 25: np.exp(-0.2), 69: np.exp(-0.6),
-              70: 0.5, 10_000: 0.5}
+  expected = {
+    0: 1.0,
+    9: 1.0,
+    10: np.exp(-0.1),
+    25: np.exp(-0.2),
+    69: np.exp(-0.6),
+    70: 0.5,
+    10_000: 0.5,
+  }
   for step, tau in expected.items():
     assert float(latents.temperature(step, config)) == pytest.approx(tau, rel=1e-6), step
   default = make_config()
@@ -35,8 +42,9 @@ def test_distributions():
   np.testing.assert_allclose(c.stddev(), scale)
   np.testing.assert_allclose(latents.discrete_prior(3).probs_parameter(), [1 / 3] * 3)
   np.testing.assert_allclose(latents.continuous_prior(4).stddev(), np.ones(4))
-  np.testing.assert_allclose(latents.scale_from_raw(np.array([-30.0, 0.0], np.float32)),
-                             [1e-6, np.log(2) + 1e-6], rtol=1e-5)
+  np.testing.assert_allclose(
+    latents.scale_from_raw(np.array([-30.0, 0.0], np.float32)), [1e-6, np.log(2) + 1e-6], rtol=1e-5
+  )
 
 
 def test_relaxed_sample_from_given_noise_matches_tfp():
@@ -48,8 +56,9 @@ def test_relaxed_sample_from_given_noise_matches_tfp():
   np.testing.assert_allclose(ours.sum(-1), 1.0, rtol=1e-5)
   np.testing.assert_allclose(ours.mean(0), theirs.mean(0), atol=0.01)
   # Argmax of the relaxed sample is a Categorical(softmax(l)) draw (Gumbel-max).
-  np.testing.assert_allclose(np.bincount(ours.argmax(-1)) / 50_000, special.softmax(logits),
-                             atol=0.01)
+  np.testing.assert_allclose(
+    np.bincount(ours.argmax(-1)) / 50_000, special.softmax(logits), atol=0.01
+  )
 
 
 def test_gaussian_sample_is_reparameterised():

@@ -15,23 +15,26 @@ from tf_lifelong.model import evaluation, student
 
 from .conftest import MNIST_DIR, load_mnist, make_config
 
-pytestmark = [pytest.mark.real_data,
-              pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="no MNIST IDX files")]
+pytestmark = [
+  pytest.mark.real_data,
+  pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="no MNIST IDX files"),
+]
 
 
 def test_training_lowers_validation_neg_elbo():
   x, y = load_mnist("train")
   xt, yt = load_mnist("test")
   train, val = x[y < 3][:6000], xt[yt < 3][:1000]
-  config = make_config(hidden_units=512, continuous_dim=20, batch_size=64, learning_rate=1e-4,
-                       seed=0)
+  config = make_config(
+    hidden_units=512, continuous_dim=20, batch_size=64, learning_rate=1e-4, seed=0
+  )
   model = student.new_student(config, (28, 28, 1))
   before = float(np.mean(evaluation.neg_elbo(model, val, seed=0)))
   logs = model.fit(train, batch_size=64, epochs=3, verbose=0).history
   after = float(np.mean(evaluation.neg_elbo(model, val, seed=0)))
   assert int(model.student_step.numpy()) == 282
   assert logs["neg_elbo"][-1] < logs["neg_elbo"][0]
-  assert before > 500                 # about D log 2 = 543 at initialisation
+  assert before > 500  # about D log 2 = 543 at initialisation
   assert after < before - 200 and after < 300
   evaluated = model.evaluate(val, batch_size=500, verbose=0, return_dict=True)
   assert evaluated["neg_elbo"] == pytest.approx(after, rel=0.02)

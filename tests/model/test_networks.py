@@ -33,7 +33,11 @@ def test_conv_shapes_for_32x32x3():
   assert (logits.shape, loc.shape, scale.shape) == ((2, J), (2, F), (2, F))
   assert dec(np.zeros((2, J + F), np.float32), training=True).shape == (2, 32, 32, 3)
   assert [enc.conv_1.filters, enc.conv_2.filters, enc.conv_3.filters, enc.conv_4.filters] == [
-      2, 4, 8, 16]
+    2,
+    4,
+    8,
+    16,
+  ]
   assert enc.latent_projection.kernel.shape == (1, 1, 16, J + 2 * F)
   assert dec.latent_input.kernel.shape == (1, 1, J + F, 16)
   assert [dec.deconv_1.filters, dec.deconv_2.filters, dec.deconv_3.filters] == [8, 4, 2]
@@ -49,7 +53,8 @@ def test_checkpoint_tracks_every_variable(tmp_path):
   path = tf.train.Checkpoint(encoder=enc, decoder=dec).write(str(tmp_path / "nets"))
   names = [name for name, _ in tf.train.list_variables(path) if "OPTIMIZER" not in name]
   assert len([n for n in names if n.endswith(".ATTRIBUTES/VARIABLE_VALUE")]) == len(
-      enc.weights) + len(dec.weights)
+    enc.weights
+  ) + len(dec.weights)
   enc2, dec2 = networks.build_networks("mlp", IMAGE_SHAPE, J, F, config)
   tf.train.Checkpoint(encoder=enc2, decoder=dec2).read(path).assert_consumed()
   for a, b in zip(enc.weights + dec.weights, enc2.weights + dec2.weights):

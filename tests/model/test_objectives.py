@@ -42,13 +42,19 @@ def test_kl_discrete_closed_form(rng):
 
 def test_neg_elbo_terms_sum(rng):
   x = rng.uniform(size=(B, 5, 7, 1)).astype(np.float32)
-  terms = objectives.neg_elbo_terms(x, rng.normal(size=x.shape).astype(np.float32),
-                                    rng.normal(size=(B, J)).astype(np.float32),
-                                    rng.normal(size=(B, F)).astype(np.float32),
-                                    rng.uniform(0.5, 1, size=(B, F)).astype(np.float32))
+  terms = objectives.neg_elbo_terms(
+    x,
+    rng.normal(size=x.shape).astype(np.float32),
+    rng.normal(size=(B, J)).astype(np.float32),
+    rng.normal(size=(B, F)).astype(np.float32),
+    rng.uniform(0.5, 1, size=(B, F)).astype(np.float32),
+  )
   assert set(terms) == {"reconstruction", "kl_continuous", "kl_discrete", "neg_elbo"}
-  np.testing.assert_allclose(terms["neg_elbo"], terms["reconstruction"] + terms["kl_continuous"]
-                             + terms["kl_discrete"], rtol=1e-6)
+  np.testing.assert_allclose(
+    terms["neg_elbo"],
+    terms["reconstruction"] + terms["kl_continuous"] + terms["kl_discrete"],
+    rtol=1e-6,
+  )
 
 
 def test_mutual_information_matches_numpy(rng):
@@ -81,8 +87,9 @@ def test_consistency_reverse_and_forward_by_hand(rng):
   reverse = (q * np.log(q / t)).sum(-1)
   forward = (t * np.log(t / q)).sum(-1)
   got_r = objectives.consistency_terms(s_logits, t_logits, eps=eps)["consistency"].numpy()
-  got_f = objectives.consistency_terms(s_logits, t_logits, eps=eps,
-                                       direction="forward")["consistency"].numpy()
+  got_f = objectives.consistency_terms(s_logits, t_logits, eps=eps, direction="forward")[
+    "consistency"
+  ].numpy()
   np.testing.assert_allclose(got_r, reverse, rtol=1e-4)
   np.testing.assert_allclose(got_f, forward, rtol=1e-4)
   assert np.abs(reverse - forward).min() > 1e-2  # the two directions really differ here
@@ -98,13 +105,13 @@ def test_padded_teacher_log_probs_renormalised(rng):
 
 
 def test_new_category_costs_more_than_old_ones():
-  teacher = np.zeros((1, 2), np.float32)                 # uniform over the 2 old categories
-  on_old = np.array([[9.0, 0.0, 0.0]], np.float32)       # student sure of old category 0
-  on_new = np.array([[0.0, 0.0, 9.0]], np.float32)       # student sure of the new category
+  teacher = np.zeros((1, 2), np.float32)  # uniform over the 2 old categories
+  on_old = np.array([[9.0, 0.0, 0.0]], np.float32)  # student sure of old category 0
+  on_new = np.array([[0.0, 0.0, 9.0]], np.float32)  # student sure of the new category
   cost_old = float(objectives.consistency_terms(on_old, teacher, eps=1e-6)["consistency"][0])
   cost_new = float(objectives.consistency_terms(on_new, teacher, eps=1e-6)["consistency"][0])
   assert cost_old == pytest.approx(np.log(2), abs=2e-3)
-  assert cost_new > cost_old + 10                         # about -log(1e-6) = 13.8
+  assert cost_new > cost_old + 10  # about -log(1e-6) = 13.8
   assert np.isfinite(cost_new)
 
 
@@ -112,10 +119,10 @@ def test_gaussian_consistency_term(rng):
   s_logits = rng.normal(size=(B, J)).astype(np.float32)
   loc_s, loc_t = (rng.normal(size=(B, F)).astype(np.float32) for _ in range(2))
   sc_s, sc_t = (rng.uniform(0.5, 1.5, size=(B, F)).astype(np.float32) for _ in range(2))
-  terms = objectives.consistency_terms(s_logits, s_logits, eps=1e-6,
-                                       student_gaussian=(loc_s, sc_s),
-                                       teacher_gaussian=(loc_t, sc_t))
-  kl = (np.log(sc_t / sc_s) + (sc_s**2 + (loc_s - loc_t)**2) / (2 * sc_t**2) - 0.5).sum(-1)
+  terms = objectives.consistency_terms(
+    s_logits, s_logits, eps=1e-6, student_gaussian=(loc_s, sc_s), teacher_gaussian=(loc_t, sc_t)
+  )
+  kl = (np.log(sc_t / sc_s) + (sc_s**2 + (loc_s - loc_t) ** 2) / (2 * sc_t**2) - 0.5).sum(-1)
   np.testing.assert_allclose(terms["consistency_discrete"], 0, atol=1e-6)
   np.testing.assert_allclose(terms["consistency_gaussian"], kl, rtol=1e-4)
   np.testing.assert_allclose(terms["consistency"], kl, rtol=1e-4)

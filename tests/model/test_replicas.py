@@ -21,10 +21,19 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             TF_CPP_MIN_LOG_LEVEL="2")
-  out = subprocess.run([sys.executable, os.path.join(HERE, "replicas_check.py")], env=env,
-                       capture_output=True, text=True, timeout=300, check=False)
+  env = dict(
+    os.environ,
+    PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    TF_CPP_MIN_LOG_LEVEL="2",
+  )
+  out = subprocess.run(
+    [sys.executable, os.path.join(HERE, "replicas_check.py")],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -38,5 +47,5 @@ def test_two_replicas_same_loss_and_gradients(report):
 
 def test_fit_under_mirrored_strategy(report):
   assert report["fit_pi"] == pytest.approx(report["expected_pi"])  # trackers are global means
-  assert report["fit_loss"] == pytest.approx(report["fit_loss"])   # finite (not NaN)
+  assert report["fit_loss"] == pytest.approx(report["fit_loss"])  # finite (not NaN)
   assert report["teacher_max_change"] == 0.0

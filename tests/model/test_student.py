@@ -9,12 +9,12 @@ from scipy import special
 from tf_lifelong.model import latents, student
 
 from .conftest import (
-    IMAGE_SHAPE,
-    log_softmax,
-    make_config,
-    make_student,
-    numpy_mlp_decoder,
-    numpy_mlp_encoder,
+  IMAGE_SHAPE,
+  log_softmax,
+  make_config,
+  make_student,
+  numpy_mlp_decoder,
+  numpy_mlp_encoder,
 )
 
 B, J, J_T, F = 6, 3, 2, 4
@@ -32,27 +32,38 @@ def _numpy_terms(model, x, omega, noise, tau, config):
   p = special.softmax(logits, -1)
   kl_d = (p * np.log(p * J)).sum(-1)
   t_logits, _, _ = numpy_mlp_encoder(model.teacher.encoder, x)
-  t = np.concatenate([special.softmax(t_logits, -1),
-                      np.full((len(x), J - J_T), config.teacher_pad_eps)], -1)
+  t = np.concatenate(
+    [special.softmax(t_logits, -1), np.full((len(x), J - J_T), config.teacher_pad_eps)], -1
+  )
   t /= t.sum(-1, keepdims=True)
   cons = np.where(omega == 0, (p * (np.log(p) - np.log(t))).sum(-1), 0.0)
   pbar = p.mean(0)
   mi = -(p * np.log(pbar)).sum(-1) + (p * log_softmax(logits)).sum(-1)
   neg_elbo = rec + kl_c + kl_d
   loss = neg_elbo + config.consistency_weight * cons - config.mi_weight * mi
-  return {"reconstruction": rec, "kl_continuous": kl_c, "kl_discrete": kl_d,
-          "neg_elbo": neg_elbo, "consistency": cons, "mutual_information": mi, "loss": loss}
+  return {
+    "reconstruction": rec,
+    "kl_continuous": kl_c,
+    "kl_discrete": kl_d,
+    "neg_elbo": neg_elbo,
+    "consistency": cons,
+    "mutual_information": mi,
+    "loss": loss,
+  }
 
 
 def test_per_example_objective_matches_numpy(rng):
-  config = make_config(consistency_weight=1.5, mi_weight=0.7, teacher_pad_eps=1e-3,
-                       tau_rate=0.01, tau_update_every=10)
+  config = make_config(
+    consistency_weight=1.5, mi_weight=0.7, teacher_pad_eps=1e-3, tau_rate=0.01, tau_update_every=10
+  )
   model = make_student(config, J, rng, teacher_categories=J_T)
-  model.student_step.assign(25)                       # tau = exp(-0.01 * 20)
+  model.student_step.assign(25)  # tau = exp(-0.01 * 20)
   x = rng.uniform(size=(B, *IMAGE_SHAPE)).astype(np.float32)
   omega = np.array([1, 1, 1, 0, 0, 0], np.float32)
-  noise = {"gumbel": rng.gumbel(size=(B, J)).astype(np.float32),
-           "normal": rng.normal(size=(B, F)).astype(np.float32)}
+  noise = {
+    "gumbel": rng.gumbel(size=(B, J)).astype(np.float32),
+    "normal": rng.normal(size=(B, F)).astype(np.float32),
+  }
   got = model.per_example_terms(x, omega, noise, training=False)
   expected = _numpy_terms(model, x, omega, noise, np.exp(-0.2), config)
   for name, value in expected.items():
@@ -75,8 +86,9 @@ def test_consistency_zero_without_synthetic_rows(rng):
   np.testing.assert_array_equal(terms["consistency"].numpy(), 0.0)
 
 
-@pytest.mark.parametrize("k,real,synthetic", [(0, 6, 0), (1, 3, 3), (2, 2, 4), (5, 1, 5),
-                                               (10, 1, 5)])
+@pytest.mark.parametrize(
+  "k,real,synthetic", [(0, 6, 0), (1, 3, 3), (2, 2, 4), (5, 1, 5), (10, 1, 5)]
+)
 def test_batch_sizes(rng, k, real, synthetic):
   model = make_student(make_config(), J, rng, teacher_categories=J_T)
   model.num_seen = k
@@ -85,7 +97,7 @@ def test_batch_sizes(rng, k, real, synthetic):
 
 
 def test_replay_batch_rows_mask_and_teacher_samples(rng):
-  model = make_student(make_config(), J, rng, teacher_categories=J_T)   # k = 2: 2 real, 4 syn
+  model = make_student(make_config(), J, rng, teacher_categories=J_T)  # k = 2: 2 real, 4 syn
   # Make the teacher's decoder ignore z_c: each synthetic image is one of J_T images.
   kernel = model.teacher.decoder.latent_input.kernel
   kernel.assign(tf.concat([kernel[:J_T], tf.zeros_like(kernel[J_T:])], 0))
@@ -96,12 +108,20 @@ def test_replay_batch_rows_mask_and_teacher_samples(rng):
   np.testing.assert_array_equal(x[:2], real)
   np.testing.assert_array_equal(x[2:], model.teacher_samples(4, seed))
   many = model.teacher_samples(600, seed=11).numpy().reshape(600, -1)
-  modes = np.stack([special.expit(numpy_mlp_decoder(model.teacher.decoder, np.concatenate(
-      [np.eye(J_T)[j:j + 1], np.zeros((1, F))], -1))).reshape(-1) for j in range(J_T)])
-  dist = np.abs(many[:, None, :] - modes[None]).max(-1)              # [600, J_T]
-  assert dist.min(1).max() < 1e-5                                     # always one of the modes
+  modes = np.stack(
+    [
+      special.expit(
+        numpy_mlp_decoder(
+          model.teacher.decoder, np.concatenate([np.eye(J_T)[j : j + 1], np.zeros((1, F))], -1)
+        )
+      ).reshape(-1)
+      for j in range(J_T)
+    ]
+  )
+  dist = np.abs(many[:, None, :] - modes[None]).max(-1)  # [600, J_T]
+  assert dist.min(1).max() < 1e-5  # always one of the modes
   counts = np.bincount(dist.argmin(1), minlength=J_T)
-  assert counts.min() > 240                                           # uniform over J_T
+  assert counts.min() > 240  # uniform over J_T
 
 
 def test_replay_sample_pixels_are_binary(rng):
@@ -117,21 +137,34 @@ def test_fit_with_teacher_trains_student_not_teacher(rng):
   student_before = [w.numpy().copy() for w in model.student_variables]
   assert not set(map(id, model.teacher.weights)) & set(map(id, model.trainable_weights))
   data = rng.uniform(size=(3 * model.real_batch_size(B), *IMAGE_SHAPE)).astype(np.float32)
-  logs = model.fit(data, batch_size=model.real_batch_size(B), epochs=1, verbose=0,
-                   shuffle=False).history
-  for name in ("loss", "neg_elbo", "reconstruction", "kl_continuous", "kl_discrete",
-               "consistency", "mutual_information", "temperature", "pi", "grad_norm"):
+  logs = model.fit(
+    data, batch_size=model.real_batch_size(B), epochs=1, verbose=0, shuffle=False
+  ).history
+  for name in (
+    "loss",
+    "neg_elbo",
+    "reconstruction",
+    "kl_continuous",
+    "kl_discrete",
+    "consistency",
+    "mutual_information",
+    "temperature",
+    "pi",
+    "grad_norm",
+  ):
     assert np.isfinite(logs[name][-1]), name
   assert logs["pi"][-1] == pytest.approx(4 / 6)
   assert logs["consistency"][-1] > 0 and logs["grad_norm"][-1] > 0
   assert logs["loss"][-1] == pytest.approx(
-      logs["neg_elbo"][-1] + 1.5 * logs["consistency"][-1] - 0.5 * logs["mutual_information"][-1],
-      rel=1e-4)
+    logs["neg_elbo"][-1] + 1.5 * logs["consistency"][-1] - 0.5 * logs["mutual_information"][-1],
+    rel=1e-4,
+  )
   assert int(model.student_step.numpy()) == 3
   for before, w in zip(teacher_before, model.teacher.weights):
     np.testing.assert_array_equal(before, w.numpy())
-  assert any(np.abs(b - w.numpy()).max() > 0 for b, w in zip(student_before,
-                                                             model.student_variables))
+  assert any(
+    np.abs(b - w.numpy()).max() > 0 for b, w in zip(student_before, model.student_variables)
+  )
 
 
 def test_temperature_tracker_follows_student_step(rng):
@@ -155,8 +188,9 @@ def test_call_sample_encode(rng):
   np.testing.assert_array_equal(samples, model.sample(5, seed=1))
   assert np.abs(samples - model.sample(5).numpy()).max() > 0
   one = model.sample(3, component=2, seed=1).numpy()
-  normal = tf.random.stateless_normal([3, F], tf.unstack(tf.random.experimental.stateless_split(
-      tf.constant([1, 0], tf.int64), 2))[1])
+  normal = tf.random.stateless_normal(
+    [3, F], tf.unstack(tf.random.experimental.stateless_split(tf.constant([1, 0], tf.int64), 2))[1]
+  )
   z = np.concatenate([np.tile(np.eye(J)[2], (3, 1)), normal.numpy()], -1)
   np.testing.assert_allclose(one, special.expit(numpy_mlp_decoder(model.decoder, z)), atol=1e-5)
 

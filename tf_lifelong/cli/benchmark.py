@@ -38,70 +38,121 @@ def define_flags() -> None:
 
   d = Settings()
   flags.DEFINE_string("output", None, "Where to write the JSON result.", required=True)
-  flags.DEFINE_bool("quick", False,
-                    "A tiny setting that runs in seconds: batch 32, 32 hidden units, 4-step "
-                    "bursts, 2 rounds, 8-step intervals run in this process. Flags given "
-                    "explicitly override it.")
+  flags.DEFINE_bool(
+    "quick",
+    False,
+    "A tiny setting that runs in seconds: batch 32, 32 hidden units, 4-step "
+    "bursts, 2 rounds, 8-step intervals run in this process. Flags given "
+    "explicitly override it.",
+  )
   flags.DEFINE_integer("steps", d.steps, "Steps per timed burst.", lower_bound=1)
-  flags.DEFINE_integer("rounds", d.rounds, "Interleaved bursts per variant (medians reported).",
-                       lower_bound=1)
-  flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size (real + synthetic rows).",
-                       lower_bound=2)
-  flags.DEFINE_integer("hidden_units", d.hidden_units, "Width of the MLP's hidden layers.",
-                       lower_bound=1)
-  flags.DEFINE_integer("continuous_dim", d.continuous_dim, "F, the dimension of z_c.",
-                       lower_bound=1)
-  flags.DEFINE_integer("num_categories", d.num_categories,
-                       "J of the benchmarked student; its teacher has J - 1 and k = J - 1.",
-                       lower_bound=2)
-  flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
-                       "steps_per_execution of the variants that use more than 1.", lower_bound=2)
+  flags.DEFINE_integer(
+    "rounds", d.rounds, "Interleaved bursts per variant (medians reported).", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "batch_size", d.batch_size, "Global batch size (real + synthetic rows).", lower_bound=2
+  )
+  flags.DEFINE_integer(
+    "hidden_units", d.hidden_units, "Width of the MLP's hidden layers.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "continuous_dim", d.continuous_dim, "F, the dimension of z_c.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "num_categories",
+    d.num_categories,
+    "J of the benchmarked student; its teacher has J - 1 and k = J - 1.",
+    lower_bound=2,
+  )
+  flags.DEFINE_integer(
+    "steps_per_execution",
+    d.steps_per_execution,
+    "steps_per_execution of the variants that use more than 1.",
+    lower_bound=2,
+  )
   flags.DEFINE_string("dataset", d.dataset, "The stream whose first interval feeds the steps.")
   flags.DEFINE_string("data_dir", d.data_dir, "As bin/train's --data_dir.")
-  flags.DEFINE_integer("interval_steps", d.interval_steps,
-                       "max_steps_per_interval of the interval benchmark.", lower_bound=1)
-  flags.DEFINE_integer("eval_every", d.eval_every, "eval_every of the interval benchmark.",
-                       lower_bound=1)
-  flags.DEFINE_integer("eval_examples", d.eval_examples,
-                       "eval_examples of the interval benchmark (default: all).")
-  flags.DEFINE_list("interval_variants", list(d.interval_variants),
-                    "Interval benchmark runs: default (config defaults), xla, spe, xla_spe.")
+  flags.DEFINE_integer(
+    "interval_steps",
+    d.interval_steps,
+    "max_steps_per_interval of the interval benchmark.",
+    lower_bound=1,
+  )
+  flags.DEFINE_integer(
+    "eval_every", d.eval_every, "eval_every of the interval benchmark.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "eval_examples", d.eval_examples, "eval_examples of the interval benchmark (default: all)."
+  )
+  flags.DEFINE_list(
+    "interval_variants",
+    list(d.interval_variants),
+    "Interval benchmark runs: default (config defaults), xla, spe, xla_spe.",
+  )
   flags.DEFINE_bool("interval", True, "Run the interval benchmark.")
-  flags.DEFINE_bool("interval_subprocess", None,
-                    "Each interval variant in a fresh process, for its own peak memory "
-                    "(default: yes, but not with --quick).")
-  flags.DEFINE_bool("compare_keras_adam", None,
-                    "Also time the step with Keras' own Adam update instead of the fused "
-                    "kernel (default: yes, but not with --quick).")
-  flags.DEFINE_integer("profile_steps", d.profile_steps,
-                       "Also profile this many student steps with tf.profiler and report op "
-                       "time per step by kind (matmul, optimizer, ...).", lower_bound=0)
-  flags.DEFINE_integer("threads", d.threads, "TensorFlow op threads (0: all cores).",
-                       lower_bound=0)
+  flags.DEFINE_bool(
+    "interval_subprocess",
+    None,
+    "Each interval variant in a fresh process, for its own peak memory "
+    "(default: yes, but not with --quick).",
+  )
+  flags.DEFINE_bool(
+    "compare_keras_adam",
+    None,
+    "Also time the step with Keras' own Adam update instead of the fused "
+    "kernel (default: yes, but not with --quick).",
+  )
+  flags.DEFINE_integer(
+    "profile_steps",
+    d.profile_steps,
+    "Also profile this many student steps with tf.profiler and report op "
+    "time per step by kind (matmul, optimizer, ...).",
+    lower_bound=0,
+  )
+  flags.DEFINE_integer("threads", d.threads, "TensorFlow op threads (0: all cores).", lower_bound=0)
   flags.DEFINE_integer("seed", d.seed, "Seed of the data order and the initialisation.")
-  flags.DEFINE_list("devices", [],
-                    "Run only the scaling benchmark (docs/scaling.md) over these device counts, "
-                    "e.g. 1,2 (1,2,4,8 on a host with 8 GPUs): the default strategy on one "
-                    "device, then MirroredStrategy over N GPUs (N logical CPUs without a GPU) "
-                    "for each N, each in a fresh process; --batch_size is the global batch. "
-                    "--quick, --steps, --rounds and the model and data flags apply. Empty: the "
-                    "step and interval benchmark.")
-  flags.DEFINE_bool("weak_scaling", True,
-                    "With --devices: also time N > 1 replicas with --batch_size rows each "
-                    "(global batch N x --batch_size).")
+  flags.DEFINE_list(
+    "devices",
+    [],
+    "Run only the scaling benchmark (docs/scaling.md) over these device counts, "
+    "e.g. 1,2 (1,2,4,8 on a host with 8 GPUs): the default strategy on one "
+    "device, then MirroredStrategy over N GPUs (N logical CPUs without a GPU) "
+    "for each N, each in a fresh process; --batch_size is the global batch. "
+    "--quick, --steps, --rounds and the model and data flags apply. Empty: the "
+    "step and interval benchmark.",
+  )
+  flags.DEFINE_bool(
+    "weak_scaling",
+    True,
+    "With --devices: also time N > 1 replicas with --batch_size rows each "
+    "(global batch N x --batch_size).",
+  )
   flags.DEFINE_bool("verbose", False, "Show TensorFlow's logging and full tracebacks.")
 
 
-_FIELDS = ("steps", "rounds", "batch_size", "hidden_units", "continuous_dim", "num_categories",
-           "steps_per_execution", "dataset", "data_dir", "interval_steps", "eval_every",
-           "eval_examples", "profile_steps", "threads", "seed")
+_FIELDS = (
+  "steps",
+  "rounds",
+  "batch_size",
+  "hidden_units",
+  "continuous_dim",
+  "num_categories",
+  "steps_per_execution",
+  "dataset",
+  "data_dir",
+  "interval_steps",
+  "eval_every",
+  "eval_examples",
+  "profile_steps",
+  "threads",
+  "seed",
+)
 
 
 def settings_from_flags():
   from tf_lifelong.benchmark import Settings  # noqa: PLC0415
 
-  given = {name: FLAGS[name].value for name in _FIELDS
-           if FLAGS[name].present or not FLAGS.quick}
+  given = {name: FLAGS[name].value for name in _FIELDS if FLAGS[name].present or not FLAGS.quick}
   if FLAGS["interval_variants"].present or not FLAGS.quick:
     given["interval_variants"] = tuple(FLAGS.interval_variants)
   if not FLAGS.interval:
@@ -135,8 +186,9 @@ def main(argv: list[str]) -> None:
     start = time.monotonic()
 
     def log(message: str) -> None:
-      print(f"benchmark: [{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr,
-            flush=True)
+      print(
+        f"benchmark: [{time.monotonic() - start:5.0f} s] {message}", file=sys.stderr, flush=True
+      )
 
     if devices:
       from tf_lifelong import scaling_benchmark  # noqa: PLC0415
@@ -155,36 +207,43 @@ def main(argv: list[str]) -> None:
 def summary(result: dict) -> str:
   """A few lines with the headline numbers."""
   lines = [
-      f"student step (k=9): {result['lgm_examples_per_sec']:.0f} rows/s; plain VAE "
-      f"{result['plain_vae_examples_per_sec']:.0f} rows/s; step time ratio "
-      f"{result['lgm_over_plain_step_time']:.2f}",
-      f"matmul bound {result['matmul_bound_examples_per_sec']:.0f} rows/s "
-      f"({result['matmul_gflops_per_sec']:.0f} GFLOP/s); student at "
-      f"{100 * result['lgm_fraction_of_matmul_bound']:.0f}% of it",
-      f"pipeline {result['pipeline_examples_per_sec']:.0f} rows/s "
-      f"({result['pipeline_over_plain_vae']:.1f}x the plain VAE step)",
+    f"student step (k=9): {result['lgm_examples_per_sec']:.0f} rows/s; plain VAE "
+    f"{result['plain_vae_examples_per_sec']:.0f} rows/s; step time ratio "
+    f"{result['lgm_over_plain_step_time']:.2f}",
+    f"matmul bound {result['matmul_bound_examples_per_sec']:.0f} rows/s "
+    f"({result['matmul_gflops_per_sec']:.0f} GFLOP/s); student at "
+    f"{100 * result['lgm_fraction_of_matmul_bound']:.0f}% of it",
+    f"pipeline {result['pipeline_examples_per_sec']:.0f} rows/s "
+    f"({result['pipeline_over_plain_vae']:.1f}x the plain VAE step)",
   ]
   if result.get("keras_adam"):
     k = result["keras_adam"]
-    lines.append(f"  with Keras' own Adam: student {k['lgm_examples_per_sec']:.0f} rows/s, plain "
-                 f"{k['plain_vae_examples_per_sec']:.0f} rows/s (the fused kernel: "
-                 f"{k['lgm_fused_over_keras_adam_rate']:.2f}x, "
-                 f"{k['plain_fused_over_keras_adam_rate']:.2f}x)")
+    lines.append(
+      f"  with Keras' own Adam: student {k['lgm_examples_per_sec']:.0f} rows/s, plain "
+      f"{k['plain_vae_examples_per_sec']:.0f} rows/s (the fused kernel: "
+      f"{k['lgm_fused_over_keras_adam_rate']:.2f}x, "
+      f"{k['plain_fused_over_keras_adam_rate']:.2f}x)"
+    )
   if result.get("profile"):
-    kinds = ", ".join(f"{k} {100 * v:.0f}%"
-                      for k, v in result["profile"]["by_kind_fraction"].items())
+    kinds = ", ".join(
+      f"{k} {100 * v:.0f}%" for k, v in result["profile"]["by_kind_fraction"].items()
+    )
     lines.append(f"  profile (op time): {kinds}")
   for name, v in result["step_variants"].items():
-    lines.append(f"  {name}: student {v['lgm_examples_per_sec']:.0f} rows/s, plain "
-                 f"{v['plain_vae_examples_per_sec']:.0f} rows/s")
+    lines.append(
+      f"  {name}: student {v['lgm_examples_per_sec']:.0f} rows/s, plain "
+      f"{v['plain_vae_examples_per_sec']:.0f} rows/s"
+    )
   for name, v in result["interval"].items():
     walls = ", ".join(f"{i['wall_seconds']:.1f} s / {i['steps']} steps" for i in v["intervals"])
     lines.append(f"  interval {name}: {walls}; peak RSS {v['peak_rss_mb']:.0f} MB")
   for name, estimate in (result.get("estimated_run") or {}).items():
     if estimate:
-      lines.append(f"estimated {estimate['num_intervals']}-interval run ({name}): "
-                   f"{estimate['seconds'] / 60:.1f} min (worst case "
-                   f"{estimate['worst_case_seconds'] / 60:.1f} min)")
+      lines.append(
+        f"estimated {estimate['num_intervals']}-interval run ({name}): "
+        f"{estimate['seconds'] / 60:.1f} min (worst case "
+        f"{estimate['worst_case_seconds'] / 60:.1f} min)"
+      )
   return "\n".join(lines)
 
 

@@ -25,11 +25,14 @@ def quiet_tensorflow(verbose: bool) -> None:
 
 
 _USER_ERRORS = {
-    "tf_lifelong.config": "ConfigError", "tf_lifelong.data.sources": "DataError",
-    "tf_lifelong.lifelong": "RunError", "tf_lifelong.checkpoints": "CheckpointError",
-    "tf_lifelong.tuning": "TuneError", "tf_lifelong.resume": "WorkdirError",
-    "tf_lifelong.runtime": "RuntimeSetupError",
-    "tf_lifelong.experiments.runner": "ExperimentError",
+  "tf_lifelong.config": "ConfigError",
+  "tf_lifelong.data.sources": "DataError",
+  "tf_lifelong.lifelong": "RunError",
+  "tf_lifelong.checkpoints": "CheckpointError",
+  "tf_lifelong.tuning": "TuneError",
+  "tf_lifelong.resume": "WorkdirError",
+  "tf_lifelong.runtime": "RuntimeSetupError",
+  "tf_lifelong.experiments.runner": "ExperimentError",
 }
 """Module -> the exception type of its user messages."""
 
@@ -40,8 +43,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
   Only those of modules already imported: an error can only come from a module
   that was, and importing the others (TensorFlow among them) would cost seconds.
   """
-  return tuple(getattr(sys.modules[name], kind) for name, kind in _USER_ERRORS.items()
-               if name in sys.modules)
+  return tuple(
+    getattr(sys.modules[name], kind) for name, kind in _USER_ERRORS.items() if name in sys.modules
+  )
 
 
 @contextlib.contextmanager

@@ -31,30 +31,52 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   run_flags.define_run_flags()
-  flags.DEFINE_enum("preset", None, list(presets.PRESETS),
-                    "The experiment: " + "; ".join(f"{p.name}: {p.description}"
-                                                   for p in presets.PRESETS.values()))
+  flags.DEFINE_enum(
+    "preset",
+    None,
+    list(presets.PRESETS),
+    "The experiment: " + "; ".join(f"{p.name}: {p.description}" for p in presets.PRESETS.values()),
+  )
   flags.DEFINE_string("output", None, "Folder of the experiment's runs, report and figures.")
   flags.DEFINE_integer("seeds", 1, "Number of seeds: --seed, --seed + 1, ...", lower_bound=1)
-  flags.DEFINE_string("variants", ",".join(presets.VARIANTS),
-                      "Comma-separated variants: with_consistency (gamma, lambda as given), "
-                      "without_consistency (both 0), batch_vae (all data at once, upper "
-                      "bound), naive (no teacher, lower bound).")
-  flags.DEFINE_integer("parallel", 1, "Runs at once, as subprocesses (2 on a 2-core machine, "
-                       "with --threads=1, the default then).", lower_bound=1)
-  flags.DEFINE_integer("iwae_k", 100, "Importance samples of the final IWAE log-likelihood.",
-                       lower_bound=1)
-  flags.DEFINE_integer("iwae_examples", None, "Cap on the test images of the IWAE bound "
-                       "(default: the whole test set).", lower_bound=1)
-  flags.DEFINE_integer("sampling_n", 100, "Samples per one-hot z_d for consistent sampling.",
-                       lower_bound=1)
-  flags.DEFINE_integer("classifier_epochs", 3, "Epochs of the consistent-sampling classifier.",
-                       lower_bound=1)
-  flags.DEFINE_integer("classifier_max_per_class", 2000, "Training examples per distribution "
-                       "of that classifier (0: all).", lower_bound=0)
+  flags.DEFINE_string(
+    "variants",
+    ",".join(presets.VARIANTS),
+    "Comma-separated variants: with_consistency (gamma, lambda as given), "
+    "without_consistency (both 0), batch_vae (all data at once, upper "
+    "bound), naive (no teacher, lower bound).",
+  )
+  flags.DEFINE_integer(
+    "parallel",
+    1,
+    "Runs at once, as subprocesses (2 on a 2-core machine, with --threads=1, the default then).",
+    lower_bound=1,
+  )
+  flags.DEFINE_integer(
+    "iwae_k", 100, "Importance samples of the final IWAE log-likelihood.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "iwae_examples",
+    None,
+    "Cap on the test images of the IWAE bound (default: the whole test set).",
+    lower_bound=1,
+  )
+  flags.DEFINE_integer(
+    "sampling_n", 100, "Samples per one-hot z_d for consistent sampling.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "classifier_epochs", 3, "Epochs of the consistent-sampling classifier.", lower_bound=1
+  )
+  flags.DEFINE_integer(
+    "classifier_max_per_class",
+    2000,
+    "Training examples per distribution of that classifier (0: all).",
+    lower_bound=0,
+  )
   flags.DEFINE_bool("report_only", False, "Only rebuild the report from the finished runs.")
-  flags.register_validator("variants", _variants_ok,
-                           "must name some of " + ", ".join(presets.VARIANTS))
+  flags.register_validator(
+    "variants", _variants_ok, "must name some of " + ", ".join(presets.VARIANTS)
+  )
   flags.mark_flag_as_required("preset")
   flags.mark_flag_as_required("output")
 
@@ -86,8 +108,7 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS["workdir"].present:
-    print("experiment: error: bin/experiment writes into --output, not --workdir",
-          file=sys.stderr)
+    print("experiment: error: bin/experiment writes into --output, not --workdir", file=sys.stderr)
     sys.exit(2)
   errors.quiet_tensorflow(FLAGS.verbose)
   with errors.reported("experiment", FLAGS.verbose):
@@ -103,13 +124,24 @@ def main(argv: list[str]) -> None:
       print(f"report: {FLAGS.output}/report.md")
       return
     options = extras.ExtrasOptions(
-        iwae_k=FLAGS.iwae_k, iwae_examples=FLAGS.iwae_examples, sampling_n=FLAGS.sampling_n,
-        classifier_epochs=FLAGS.classifier_epochs,
-        classifier_max_per_class=FLAGS.classifier_max_per_class or None)
+      iwae_k=FLAGS.iwae_k,
+      iwae_examples=FLAGS.iwae_examples,
+      sampling_n=FLAGS.sampling_n,
+      classifier_epochs=FLAGS.classifier_epochs,
+      classifier_max_per_class=FLAGS.classifier_max_per_class or None,
+    )
     seeds = [config.seed + k for k in range(FLAGS.seeds)]
-    runner.run_experiment(FLAGS.preset, config, seeds=seeds, variants=variants,
-                          output=FLAGS.output, options=options, parallel=FLAGS.parallel,
-                          command=shlex.join(["bin/experiment", *sys.argv[1:]]), out=sys.stdout)
+    runner.run_experiment(
+      FLAGS.preset,
+      config,
+      seeds=seeds,
+      variants=variants,
+      output=FLAGS.output,
+      options=options,
+      parallel=FLAGS.parallel,
+      command=shlex.join(["bin/experiment", *sys.argv[1:]]),
+      out=sys.stdout,
+    )
     print(f"report: {FLAGS.output}/report.md")
 
 

@@ -20,12 +20,19 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and "
-                      "checkpoints/).")
-  flags.DEFINE_string("checkpoint", None, "A checkpoint name in W/checkpoints, e.g. "
-                      "interval-003. Default: the latest (W/checkpoints/latest.json).")
-  flags.DEFINE_string("output", None, "Directory of the SavedModel. Default: W/export. An "
-                      "existing export there is replaced once the new one is complete.")
+  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and checkpoints/).")
+  flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "A checkpoint name in W/checkpoints, e.g. "
+    "interval-003. Default: the latest (W/checkpoints/latest.json).",
+  )
+  flags.DEFINE_string(
+    "output",
+    None,
+    "Directory of the SavedModel. Default: W/export. An "
+    "existing export there is replaced once the new one is complete.",
+  )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
 
@@ -50,7 +57,6 @@ def main(argv: list[str]) -> None:
 def entry() -> None:
   define_flags()
   errors.run_app("export", main, (__name__,))
-
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def _ints(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(t) for t in text.split(","))
   except ValueError:
     raise config_lib.ConfigError(
-        f"--order must be comma-separated integers, got {text!r}") from None
+      f"--order must be comma-separated integers, got {text!r}"
+    ) from None
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -37,126 +38,236 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(t) for t in text.split(","))
   except ValueError:
     raise config_lib.ConfigError(
-        f"--angles must be comma-separated numbers, got {text!r}") from None
+      f"--angles must be comma-separated numbers, got {text!r}"
+    ) from None
 
 
 def define_run_flags() -> None:
   """Defines the flags of a lifelong run (bin/train, bin/tune, bin/experiment)."""
   d = _DEFAULTS
   flags.DEFINE_string(
-      "dataset", d.dataset,
-      "The stream: fashion_mnist (classes 0..9, one per interval; offline with Debian's "
-      "dataset-fashion-mnist), mnist (digits 0..9), rotated_mnist (digit x angle, "
-      "--num_intervals drawn with replacement), svhn_mnist (all SVHN then all MNIST, "
-      "32x32 RGB), fashion_mnist_mnist (its offline twin), folder:PATH (one sub-folder "
-      "of images per distribution) or npz:PATH (arrays `images` and `distribution`).")
+    "dataset",
+    d.dataset,
+    "The stream: fashion_mnist (classes 0..9, one per interval; offline with Debian's "
+    "dataset-fashion-mnist), mnist (digits 0..9), rotated_mnist (digit x angle, "
+    "--num_intervals drawn with replacement), svhn_mnist (all SVHN then all MNIST, "
+    "32x32 RGB), fashion_mnist_mnist (its offline twin), folder:PATH (one sub-folder "
+    "of images per distribution) or npz:PATH (arrays `images` and `distribution`).",
+  )
   flags.DEFINE_string(
-      "data_dir", None,
-      "Root holding one folder per dataset, named as in TFDS (mnist/, fashion_mnist/, "
-      "svhn_cropped/) with the original files (IDX .gz, or SVHN's train_32x32.mat and "
-      "test_32x32.mat). Unset: TFDS's prepared data (and, for Fashion-MNIST, the Debian "
-      "package path /usr/share/datasets/fashion-mnist/).")
-  flags.DEFINE_bool("download", False,
-                    "Let tensorflow-datasets download data that is not prepared yet "
-                    "(needs a network; off by default so that absent data fails at once).")
-  flags.DEFINE_string("workdir", None,
-                      "Where the run writes config, metrics, checkpoints, TensorBoard "
-                      "logs, samples and the export. Default: runs/<dataset>-<time>.")
-  flags.DEFINE_string("config_file", None,
-                      "JSON configuration to start from (a run's config.json, or "
-                      "bin/tune's best_config.json); flags given here override it.")
-  flags.DEFINE_string("order", None,
-                      "Comma-separated distribution ids in schedule order, repeats "
-                      "allowed, e.g. 3,7,3. Default: every distribution once, by id.")
-  flags.DEFINE_integer("num_intervals", None,
-                       "Number of intervals (rotated_mnist: default 70; others: "
-                       "truncates the order).")
-  flags.DEFINE_string("angles", ",".join(f"{a:g}" for a in d.angles),
-                      "Rotation angles in degrees for rotated_mnist.")
-  flags.DEFINE_enum("strategy", d.strategy, list(config_lib.STRATEGIES),
-                    "tf.distribute strategy: default (no strategy), one_device, mirrored "
-                    "(all local GPUs, or the --num_cpu_devices logical CPUs), multi_worker "
-                    "(MultiWorkerMirroredStrategy configured from TF_CONFIG).")
-  flags.DEFINE_integer("num_cpu_devices", d.num_cpu_devices,
-                       "Testing aid: split the CPU into N logical devices so that "
-                       "--strategy=mirrored can be tried without GPUs.")
-  flags.DEFINE_enum("arch", None, list(config_lib.ARCHS),
-                    "Networks: mlp (2x512 dense) or conv (32x32x3). Default: the dataset "
-                    "chooses (conv for svhn_mnist and fashion_mnist_mnist).")
-  flags.DEFINE_integer("batch_size", d.batch_size,
-                       "Global batch size, real plus synthetic rows, split over replicas.")
+    "data_dir",
+    None,
+    "Root holding one folder per dataset, named as in TFDS (mnist/, fashion_mnist/, "
+    "svhn_cropped/) with the original files (IDX .gz, or SVHN's train_32x32.mat and "
+    "test_32x32.mat). Unset: TFDS's prepared data (and, for Fashion-MNIST, the Debian "
+    "package path /usr/share/datasets/fashion-mnist/).",
+  )
+  flags.DEFINE_bool(
+    "download",
+    False,
+    "Let tensorflow-datasets download data that is not prepared yet "
+    "(needs a network; off by default so that absent data fails at once).",
+  )
+  flags.DEFINE_string(
+    "workdir",
+    None,
+    "Where the run writes config, metrics, checkpoints, TensorBoard "
+    "logs, samples and the export. Default: runs/<dataset>-<time>.",
+  )
+  flags.DEFINE_string(
+    "config_file",
+    None,
+    "JSON configuration to start from (a run's config.json, or "
+    "bin/tune's best_config.json); flags given here override it.",
+  )
+  flags.DEFINE_string(
+    "order",
+    None,
+    "Comma-separated distribution ids in schedule order, repeats "
+    "allowed, e.g. 3,7,3. Default: every distribution once, by id.",
+  )
+  flags.DEFINE_integer(
+    "num_intervals",
+    None,
+    "Number of intervals (rotated_mnist: default 70; others: truncates the order).",
+  )
+  flags.DEFINE_string(
+    "angles", ",".join(f"{a:g}" for a in d.angles), "Rotation angles in degrees for rotated_mnist."
+  )
+  flags.DEFINE_enum(
+    "strategy",
+    d.strategy,
+    list(config_lib.STRATEGIES),
+    "tf.distribute strategy: default (no strategy), one_device, mirrored "
+    "(all local GPUs, or the --num_cpu_devices logical CPUs), multi_worker "
+    "(MultiWorkerMirroredStrategy configured from TF_CONFIG).",
+  )
+  flags.DEFINE_integer(
+    "num_cpu_devices",
+    d.num_cpu_devices,
+    "Testing aid: split the CPU into N logical devices so that "
+    "--strategy=mirrored can be tried without GPUs.",
+  )
+  flags.DEFINE_enum(
+    "arch",
+    None,
+    list(config_lib.ARCHS),
+    "Networks: mlp (2x512 dense) or conv (32x32x3). Default: the dataset "
+    "chooses (conv for svhn_mnist and fashion_mnist_mnist).",
+  )
+  flags.DEFINE_integer(
+    "batch_size", d.batch_size, "Global batch size, real plus synthetic rows, split over replicas."
+  )
   flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (fresh per student).")
   flags.DEFINE_integer("continuous_dim", d.continuous_dim, "F, the dimension of z_c.")
-  flags.DEFINE_float("consistency_weight", d.consistency_weight,
-                     "gamma: weight of the teacher-student consistency KL (0 with "
-                     "--mi_weight=0 is the 'without consistency' baseline).")
-  flags.DEFINE_float("mi_weight", d.mi_weight,
-                     "lambda: weight of the mutual information I(z_d; x), maximised.")
-  flags.DEFINE_enum("consistency_kl", d.consistency_kl, list(config_lib.CONSISTENCY_KLS),
-                    "Direction of the consistency KL: reverse = KL(student||teacher), "
-                    "forward = KL(teacher||student).")
-  flags.DEFINE_bool("consistency_gaussian", d.consistency_gaussian,
-                    "Add the Gaussian z_c term to the consistency KL.")
-  flags.DEFINE_enum("baseline", d.baseline, list(config_lib.BASELINES),
-                    "none: the lifelong model; naive: sequential training with no teacher "
-                    "and no replay (lower bound); batch_vae: all distributions at once, "
-                    "one category each, at the whole stream's step budget (upper bound).")
-  flags.DEFINE_integer("patience", d.patience,
-                       "Validation evaluations without improvement before an interval ends.")
-  flags.DEFINE_integer("eval_every", d.eval_every,
-                       "Training steps between validation evaluations.")
-  flags.DEFINE_integer("max_steps_per_interval", d.max_steps_per_interval,
-                       "Upper bound on the training steps of one interval.")
+  flags.DEFINE_float(
+    "consistency_weight",
+    d.consistency_weight,
+    "gamma: weight of the teacher-student consistency KL (0 with "
+    "--mi_weight=0 is the 'without consistency' baseline).",
+  )
+  flags.DEFINE_float(
+    "mi_weight", d.mi_weight, "lambda: weight of the mutual information I(z_d; x), maximised."
+  )
+  flags.DEFINE_enum(
+    "consistency_kl",
+    d.consistency_kl,
+    list(config_lib.CONSISTENCY_KLS),
+    "Direction of the consistency KL: reverse = KL(student||teacher), "
+    "forward = KL(teacher||student).",
+  )
+  flags.DEFINE_bool(
+    "consistency_gaussian",
+    d.consistency_gaussian,
+    "Add the Gaussian z_c term to the consistency KL.",
+  )
+  flags.DEFINE_enum(
+    "baseline",
+    d.baseline,
+    list(config_lib.BASELINES),
+    "none: the lifelong model; naive: sequential training with no teacher "
+    "and no replay (lower bound); batch_vae: all distributions at once, "
+    "one category each, at the whole stream's step budget (upper bound).",
+  )
+  flags.DEFINE_integer(
+    "patience", d.patience, "Validation evaluations without improvement before an interval ends."
+  )
+  flags.DEFINE_integer("eval_every", d.eval_every, "Training steps between validation evaluations.")
+  flags.DEFINE_integer(
+    "max_steps_per_interval",
+    d.max_steps_per_interval,
+    "Upper bound on the training steps of one interval.",
+  )
   flags.DEFINE_integer("seed", d.seed, "Seed of the schedule, initialisation and sampling.")
-  flags.DEFINE_integer("threads", d.threads,
-                       "CPU threads for TensorFlow ops (0: all cores); 1 lets two runs "
-                       "share a 2-core machine.")
-  flags.DEFINE_bool("deterministic", d.deterministic,
-                    "Enable TensorFlow's op determinism (slower) and seed everything.")
-  flags.DEFINE_bool("binarize", d.binarize,
-                    "Dynamically binarise the Bernoulli targets (off: continuous pixels "
-                    "as targets, the paper's convention).")
+  flags.DEFINE_integer(
+    "threads",
+    d.threads,
+    "CPU threads for TensorFlow ops (0: all cores); 1 lets two runs share a 2-core machine.",
+  )
+  flags.DEFINE_bool(
+    "deterministic",
+    d.deterministic,
+    "Enable TensorFlow's op determinism (slower) and seed everything.",
+  )
+  flags.DEFINE_bool(
+    "binarize",
+    d.binarize,
+    "Dynamically binarise the Bernoulli targets (off: continuous pixels "
+    "as targets, the paper's convention).",
+  )
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
-  flags.DEFINE_integer("steps_per_execution", d.steps_per_execution,
-                       "Training steps per call of the compiled step (Keras): the same "
-                       "computation with fewer Python round trips; lowered to a divisor of "
-                       "--eval_every.")
-  flags.DEFINE_enum("grow_init", d.grow_init, list(config_lib.GROW_INITS),
-                    "Hand-over of the layers that grow with J: glorot re-initialises them "
-                    "(the paper); keep_old keeps the old slices and initialises only the "
-                    "new category's rows/columns.")
+  flags.DEFINE_integer(
+    "steps_per_execution",
+    d.steps_per_execution,
+    "Training steps per call of the compiled step (Keras): the same "
+    "computation with fewer Python round trips; lowered to a divisor of "
+    "--eval_every.",
+  )
+  flags.DEFINE_enum(
+    "grow_init",
+    d.grow_init,
+    list(config_lib.GROW_INITS),
+    "Hand-over of the layers that grow with J: glorot re-initialises them "
+    "(the paper); keep_old keeps the old slices and initialises only the "
+    "new category's rows/columns.",
+  )
   flags.DEFINE_integer("hidden_units", d.hidden_units, "Width of the mlp's hidden layers.")
   flags.DEFINE_float("tau_min", d.tau_min, "Floor of the Gumbel-softmax temperature.")
-  flags.DEFINE_float("teacher_pad_eps", d.teacher_pad_eps,
-                     "Probability given to the teacher's missing (new) categories in the "
-                     "consistency KL, before renormalising.")
-  flags.DEFINE_bool("replay_sample_pixels", d.replay_sample_pixels,
-                    "Synthetic pixels as Bernoulli samples instead of Bernoulli means.")
-  flags.DEFINE_integer("validation_synthetic_examples", d.validation_synthetic_examples,
-                       "Size of the fixed synthetic validation set drawn from the teacher.")
-  flags.DEFINE_integer("min_steps_per_interval", d.min_steps_per_interval,
-                       "Early stopping may not end an interval before this many steps.")
-  flags.DEFINE_integer("eval_examples", None,
-                       "Cap on test examples per distribution when evaluating after each "
-                       "interval (default: all).")
-  flags.DEFINE_integer("checkpoint_every", d.checkpoint_every,
-                       "Also checkpoint every N training steps, at the next evaluation "
-                       "(0: only at hand-overs and after each interval).")
-  flags.DEFINE_bool("overwrite", False,
-                    "Start afresh in a workdir that holds a run, removing its checkpoints, "
-                    "metrics, summaries, samples and export. Without it, bin/train on a "
-                    "workdir resumes the run there (same configuration) or refuses.")
+  flags.DEFINE_float(
+    "teacher_pad_eps",
+    d.teacher_pad_eps,
+    "Probability given to the teacher's missing (new) categories in the "
+    "consistency KL, before renormalising.",
+  )
+  flags.DEFINE_bool(
+    "replay_sample_pixels",
+    d.replay_sample_pixels,
+    "Synthetic pixels as Bernoulli samples instead of Bernoulli means.",
+  )
+  flags.DEFINE_integer(
+    "validation_synthetic_examples",
+    d.validation_synthetic_examples,
+    "Size of the fixed synthetic validation set drawn from the teacher.",
+  )
+  flags.DEFINE_integer(
+    "min_steps_per_interval",
+    d.min_steps_per_interval,
+    "Early stopping may not end an interval before this many steps.",
+  )
+  flags.DEFINE_integer(
+    "eval_examples",
+    None,
+    "Cap on test examples per distribution when evaluating after each interval (default: all).",
+  )
+  flags.DEFINE_integer(
+    "checkpoint_every",
+    d.checkpoint_every,
+    "Also checkpoint every N training steps, at the next evaluation "
+    "(0: only at hand-overs and after each interval).",
+  )
+  flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Start afresh in a workdir that holds a run, removing its checkpoints, "
+    "metrics, summaries, samples and export. Without it, bin/train on a "
+    "workdir resumes the run there (same configuration) or refuses.",
+  )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
 
 _SIMPLE = (
-    "dataset", "data_dir", "num_intervals", "strategy", "num_cpu_devices", "arch",
-    "batch_size", "learning_rate", "continuous_dim", "consistency_weight", "mi_weight",
-    "consistency_kl", "consistency_gaussian", "baseline", "patience", "eval_every",
-    "max_steps_per_interval", "seed", "threads", "deterministic", "binarize", "jit_compile",
-    "eval_examples", "checkpoint_every", "steps_per_execution", "grow_init", "hidden_units",
-    "tau_min", "teacher_pad_eps", "replay_sample_pixels", "validation_synthetic_examples",
-    "min_steps_per_interval",
+  "dataset",
+  "data_dir",
+  "num_intervals",
+  "strategy",
+  "num_cpu_devices",
+  "arch",
+  "batch_size",
+  "learning_rate",
+  "continuous_dim",
+  "consistency_weight",
+  "mi_weight",
+  "consistency_kl",
+  "consistency_gaussian",
+  "baseline",
+  "patience",
+  "eval_every",
+  "max_steps_per_interval",
+  "seed",
+  "threads",
+  "deterministic",
+  "binarize",
+  "jit_compile",
+  "eval_examples",
+  "checkpoint_every",
+  "steps_per_execution",
+  "grow_init",
+  "hidden_units",
+  "tau_min",
+  "teacher_pad_eps",
+  "replay_sample_pixels",
+  "validation_synthetic_examples",
+  "min_steps_per_interval",
 )
 
 

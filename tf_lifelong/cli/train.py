@@ -59,6 +59,5 @@ def entry() -> None:
   errors.run_app("train", main, (run_flags.__name__,))
 
 
-
 if __name__ == "__main__":
   entry()

@@ -25,9 +25,13 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   run_flags.define_run_flags()
-  flags.DEFINE_integer("max_trials", 10, "Number of trials (lifelong runs); a search "
-                       "continued in the same --workdir counts its finished trials.",
-                       lower_bound=1)
+  flags.DEFINE_integer(
+    "max_trials",
+    10,
+    "Number of trials (lifelong runs); a search "
+    "continued in the same --workdir counts its finished trials.",
+    lower_bound=1,
+  )
 
 
 def main(argv: list[str]) -> None:
@@ -42,15 +46,16 @@ def main(argv: list[str]) -> None:
       runtime.configure(config)
 
     workdir = FLAGS.workdir or os.path.join(
-        "runs", "tune-" + os.path.basename(run_flags.default_workdir(config)))
-    tuning.tune(config, workdir, max_trials=FLAGS.max_trials, overwrite=FLAGS.overwrite,
-                out=sys.stdout)
+      "runs", "tune-" + os.path.basename(run_flags.default_workdir(config))
+    )
+    tuning.tune(
+      config, workdir, max_trials=FLAGS.max_trials, overwrite=FLAGS.overwrite, out=sys.stdout
+    )
 
 
 def entry() -> None:
   define_flags()
   errors.run_app("tune", main, (run_flags.__name__, __name__))
-
 
 
 if __name__ == "__main__":

@@ -47,11 +47,23 @@ _HOLDOUT_SEED = 20180321
 _TEST_SALT = 7
 
 MNIST_CLASSES = tuple(str(i) for i in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                   "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+)
 _IDX_CLASSES = {"mnist": MNIST_CLASSES, "fashion_mnist": FASHION_CLASSES}
-IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+IDX_FILES = {
+  "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 _IDX_MAGIC = {3: 2051, 1: 2049}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "svhn": "svhn_cropped"}
@@ -79,11 +91,15 @@ class Split:
 
   def __post_init__(self):
     if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise ValueError(f"Split images must be uint8 [N, H, W, C], got "
-                       f"{self.images.dtype} {list(self.images.shape)}")
+      raise ValueError(
+        f"Split images must be uint8 [N, H, W, C], got "
+        f"{self.images.dtype} {list(self.images.shape)}"
+      )
     if self.labels.shape != (len(self.images),) or self.labels.dtype != np.int64:
-      raise ValueError(f"Split labels must be int64 [{len(self.images)}], got "
-                       f"{self.labels.dtype} {list(self.labels.shape)}")
+      raise ValueError(
+        f"Split labels must be int64 [{len(self.images)}], got "
+        f"{self.labels.dtype} {list(self.labels.shape)}"
+      )
     if self.distribution is not None and self.distribution.shape != self.labels.shape:
       raise ValueError("Split distribution ids must have the shape of the labels")
 
@@ -117,12 +133,14 @@ def concat_splits(splits: list[Split]) -> Split:
     raise ValueError("concat_splits needs at least one split")
   dists = [s.distribution for s in splits]
   dist = None if any(d is None for d in dists) else np.concatenate(dists)
-  return Split(np.concatenate([s.images for s in splits]),
-               np.concatenate([s.labels for s in splits]), dist)
+  return Split(
+    np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]), dist
+  )
 
 
-def holdout(n: int, fraction: float, key: tuple[int, ...],
-            min_keep: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def holdout(
+  n: int, fraction: float, key: tuple[int, ...], min_keep: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
   """Splits range(n) into (kept, held) by a permutation seeded by `key` only.
 
   `round(fraction * n)` indices are held (at least 1), as long as `min_keep`
@@ -135,8 +153,9 @@ def holdout(n: int, fraction: float, key: tuple[int, ...],
   return np.sort(perm[count:]), np.sort(perm[:count])
 
 
-def holdout_by_group(groups: np.ndarray, fraction: float, salt: int,
-                     min_keep: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def holdout_by_group(
+  groups: np.ndarray, fraction: float, salt: int, min_keep: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
   """`holdout` within each group id: (kept, held) indices into `groups`, sorted."""
   kept, held = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
   for g in np.unique(groups):
@@ -175,8 +194,9 @@ def _read_bytes(path: str) -> bytes:
   except FileNotFoundError:
     raise DataError(f"{path} not found") from None
   except (OSError, EOFError, zlib.error) as e:
-    raise DataError(f"{path} is corrupt or truncated ({_first_line(e)}); replace it with "
-                    "the official file") from None
+    raise DataError(
+      f"{path} is corrupt or truncated ({_first_line(e)}); replace it with the official file"
+    ) from None
 
 
 def read_idx(path: str, ndim: int) -> np.ndarray:
@@ -190,17 +210,23 @@ def read_idx(path: str, ndim: int) -> np.ndarray:
   kind = "images" if ndim == 3 else "labels"
   header = 4 * (1 + ndim)
   if len(data) < header:
-    raise DataError(f"{path} has {len(data)} bytes, too few for an IDX {kind} header; "
-                    "replace it with the official file")
+    raise DataError(
+      f"{path} has {len(data)} bytes, too few for an IDX {kind} header; "
+      "replace it with the official file"
+    )
   magic, *dims = struct.unpack(f">{1 + ndim}I", data[:header])
   if magic != _IDX_MAGIC[ndim]:
-    raise DataError(f"{path} has IDX magic number {magic}, expected {_IDX_MAGIC[ndim]} "
-                    f"for {kind}; it is not an IDX {kind} file (swapped or wrong file?)")
+    raise DataError(
+      f"{path} has IDX magic number {magic}, expected {_IDX_MAGIC[ndim]} "
+      f"for {kind}; it is not an IDX {kind} file (swapped or wrong file?)"
+    )
   size = math.prod(dims)
   if len(data) - header != size or size == 0:
-    raise DataError(f"{path} holds {len(data) - header} bytes of {kind} but its header "
-                    f"announces {'x'.join(map(str, dims))}; the file is truncated or "
-                    "corrupt, replace it with the official file")
+    raise DataError(
+      f"{path} holds {len(data) - header} bytes of {kind} but its header "
+      f"announces {'x'.join(map(str, dims))}; the file is truncated or "
+      "corrupt, replace it with the official file"
+    )
   return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
@@ -209,11 +235,15 @@ def _read_idx_split(folder: str, split: str, num_classes: int) -> tuple[np.ndarr
   images = read_idx(image_path, 3)[..., None]
   labels = read_idx(label_path, 1).astype(np.int64)
   if len(images) != len(labels):
-    raise DataError(f"{image_path} holds {len(images)} images but {label_path} holds "
-                    f"{len(labels)} labels; the two files do not belong together")
+    raise DataError(
+      f"{image_path} holds {len(images)} images but {label_path} holds "
+      f"{len(labels)} labels; the two files do not belong together"
+    )
   if labels.max() >= num_classes:
-    raise DataError(f"{label_path} has label {labels.max()}, but the dataset has "
-                    f"{num_classes} classes; replace it with the official file")
+    raise DataError(
+      f"{label_path} has label {labels.max()}, but the dataset has "
+      f"{num_classes} classes; replace it with the official file"
+    )
   return images, labels
 
 
@@ -224,14 +254,18 @@ def _read_svhn_mat(path: str) -> tuple[np.ndarray, np.ndarray]:
   except FileNotFoundError:
     raise DataError(f"{path} not found") from None
   except (OSError, ValueError, TypeError, NotImplementedError, zlib.error) as e:
-    raise DataError(f"{path} is not a readable MATLAB v5 file ({_first_line(e)}); "
-                    "replace it with the official SVHN file") from None
+    raise DataError(
+      f"{path} is not a readable MATLAB v5 file ({_first_line(e)}); "
+      "replace it with the official SVHN file"
+    ) from None
   if "X" not in mat or "y" not in mat:
     raise DataError(f"{path} lacks the arrays X and y of the official SVHN layout")
   x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
   if x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8 or x.shape[3] != len(y):
-    raise DataError(f"{path}: X must be uint8 [H, W, 3, N] matching y [N, 1], got "
-                    f"{x.dtype} {list(x.shape)} and {len(y)} labels")
+    raise DataError(
+      f"{path}: X must be uint8 [H, W, 3, N] matching y [N, 1], got "
+      f"{x.dtype} {list(x.shape)} and {len(y)} labels"
+    )
   if len(y) == 0 or y.min() < 0 or y.max() > 10 or np.any(y != np.round(y)):
     raise DataError(f"{path}: labels must be integers in 1..10 (10 for digit 0)")
   labels = y.astype(np.int64) % 10
@@ -245,39 +279,50 @@ def _read_image(path: str) -> np.ndarray:
       grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
       array = np.asarray(image.convert("L" if grey else "RGB"), np.uint8)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-    raise DataError(f"{path} is not a readable image ({_first_line(e)}); "
-                    "replace or remove it") from None
+    raise DataError(
+      f"{path} is not a readable image ({_first_line(e)}); replace or remove it"
+    ) from None
   return array[..., None] if array.ndim == 2 else array
 
 
 def _read_image_folder(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
   """One sub-folder per distribution, ordered by name; returns images, folder index, names."""
   if not os.path.isdir(path):
-    raise DataError(f"{path} is not a directory; folder:PATH needs a directory with one "
-                    "sub-folder of PNG/JPEG images per distribution")
-  names = sorted(d for d in os.listdir(path)
-                 if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    raise DataError(
+      f"{path} is not a directory; folder:PATH needs a directory with one "
+      "sub-folder of PNG/JPEG images per distribution"
+    )
+  names = sorted(
+    d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith(".")
+  )
   if not names:
-    raise DataError(f"{path} has no sub-folders; put the images of each distribution in "
-                    "a sub-folder of their own")
+    raise DataError(
+      f"{path} has no sub-folders; put the images of each distribution in a sub-folder of their own"
+    )
   images, groups, first = [], [], None
   for index, name in enumerate(names):
     folder = os.path.join(path, name)
-    files = sorted(f for f in os.listdir(folder)
-                   if f.lower().endswith(_IMAGE_SUFFIXES)
-                   and os.path.isfile(os.path.join(folder, f)))
+    files = sorted(
+      f
+      for f in os.listdir(folder)
+      if f.lower().endswith(_IMAGE_SUFFIXES) and os.path.isfile(os.path.join(folder, f))
+    )
     if not files:
-      raise DataError(f"{folder} holds no PNG or JPEG images; every distribution "
-                      "folder needs some (or remove the folder)")
+      raise DataError(
+        f"{folder} holds no PNG or JPEG images; every distribution "
+        "folder needs some (or remove the folder)"
+      )
     for file in files:
       file_path = os.path.join(folder, file)
       array = _read_image(file_path)
       if first is None:
         first = (array.shape, file_path)
       elif array.shape != first[0]:
-        raise DataError(f"{file_path} is {_shape_text(array.shape)} but {first[1]} is "
-                        f"{_shape_text(first[0])}; all images must share one size and "
-                        "channel count (resize or convert them)")
+        raise DataError(
+          f"{file_path} is {_shape_text(array.shape)} but {first[1]} is "
+          f"{_shape_text(first[0])}; all images must share one size and "
+          "channel count (resize or convert them)"
+        )
       images.append(array)
       groups.append(index)
   return np.stack(images), np.asarray(groups, np.int64), tuple(names)
@@ -290,11 +335,12 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 def _npz_ids(path: str, arrays: dict, key: str, length: int) -> np.ndarray:
   ids = arrays[key]
   if ids.ndim != 1 or ids.dtype.kind not in "iu":
-    raise DataError(f"{path}: {key} must be a 1-D integer array, got {ids.dtype} "
-                    f"{list(ids.shape)}")
+    raise DataError(f"{path}: {key} must be a 1-D integer array, got {ids.dtype} {list(ids.shape)}")
   if len(ids) != length:
-    raise DataError(f"{path}: images has {length} entries but {key} has {len(ids)}; "
-                    "they must have the same length")
+    raise DataError(
+      f"{path}: images has {length} entries but {key} has {len(ids)}; "
+      "they must have the same length"
+    )
   if ids.min() < 0:
     raise DataError(f"{path}: {key} holds negative ids ({ids.min()}); use ids >= 0")
   return ids.astype(np.int64)
@@ -305,21 +351,25 @@ def _npz_images(path: str, images: np.ndarray) -> np.ndarray:
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.size == 0:
-    raise DataError(f"{path}: images must be a non-empty [N, H, W] or [N, H, W, C] array "
-                    f"with C = 1 or 3, got {list(images.shape)}")
+    raise DataError(
+      f"{path}: images must be a non-empty [N, H, W] or [N, H, W, C] array "
+      f"with C = 1 or 3, got {list(images.shape)}"
+    )
   if images.dtype == np.uint8:
     return images
   if images.dtype.kind == "f":
     if np.isnan(images).any():
       raise DataError(f"{path}: images hold NaN pixels; replace them with values in [0, 1]")
     if images.min() < 0 or images.max() > 1:
-      raise DataError(f"{path}: float images must lie in [0, 1], found "
-                      f"[{images.min():g}, {images.max():g}]")
+      raise DataError(
+        f"{path}: float images must lie in [0, 1], found [{images.min():g}, {images.max():g}]"
+      )
     return np.rint(images * 255).astype(np.uint8)
   if images.dtype.kind in "iu":
     if images.min() < 0 or images.max() > 255:
-      raise DataError(f"{path}: integer images must lie in [0, 255], found "
-                      f"[{images.min()}, {images.max()}]")
+      raise DataError(
+        f"{path}: integer images must lie in [0, 255], found [{images.min()}, {images.max()}]"
+      )
     return images.astype(np.uint8)
   raise DataError(f"{path}: images must be uint8 or float in [0, 1], got {images.dtype}")
 
@@ -332,14 +382,18 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
   except FileNotFoundError:
     raise DataError(f"{path} not found") from None
   except AttributeError:  # a .npy file: np.load returned an array
-    raise DataError(f"{path} is a single array, not an .npz archive; save it with "
-                    "np.savez(path, images=..., distribution=...)") from None
+    raise DataError(
+      f"{path} is a single array, not an .npz archive; save it with "
+      "np.savez(path, images=..., distribution=...)"
+    ) from None
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
     raise DataError(f"{path} is not a readable .npz file ({_first_line(e)})") from None
   for key in ("images", "distribution"):
     if key not in arrays:
-      raise DataError(f"{path} has no array {key!r} (it has: {', '.join(arrays) or 'none'}); "
-                      "save it with np.savez(path, images=..., distribution=...)")
+      raise DataError(
+        f"{path} has no array {key!r} (it has: {', '.join(arrays) or 'none'}); "
+        "save it with np.savez(path, images=..., distribution=...)"
+      )
   images = _npz_images(path, arrays["images"])
   dist = _npz_ids(path, arrays, "distribution", len(images))
   labels = _npz_ids(path, arrays, "labels", len(images)) if "labels" in arrays else None
@@ -358,13 +412,17 @@ def _load_tfds(name: str, data_dir: str | None, download: bool) -> SourceData | 
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
-      raise DataError(f"TFDS could not download and prepare {_TFDS_NAMES[name]!r} into "
-                      f"{builder.data_dir}: {_first_line(e)}") from None
+      raise DataError(
+        f"TFDS could not download and prepare {_TFDS_NAMES[name]!r} into "
+        f"{builder.data_dir}: {_first_line(e)}"
+      ) from None
   splits = {}
   for split in ("train", "test"):
     batches = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=8192)))
-    splits[split] = Split(np.concatenate([b["image"] for b in batches]).astype(np.uint8),
-                          np.concatenate([b["label"] for b in batches]).astype(np.int64))
+    splits[split] = Split(
+      np.concatenate([b["image"] for b in batches]).astype(np.uint8),
+      np.concatenate([b["label"] for b in batches]).astype(np.int64),
+    )
   names = tuple(builder.info.features["label"].names)
   return SourceData(name, splits["train"], splits["test"], names)
 
@@ -379,20 +437,23 @@ def _missing_message(name: str) -> str:
   """The one message for a named dataset found nowhere: every way to get it."""
   tfds_name = _TFDS_NAMES[name]
   if name == "svhn":
-    local = ("pass --data_dir=ROOT with train_32x32.mat and test_32x32.mat in "
-             "ROOT/svhn_cropped/")
+    local = "pass --data_dir=ROOT with train_32x32.mat and test_32x32.mat in ROOT/svhn_cropped/"
   else:
     local = f"pass --data_dir=ROOT with the four IDX .gz files in ROOT/{name}/"
-  return (f"{name} data not found: TFDS has not prepared {tfds_name!r} in "
-          f"{_tfds_root()}; {local}{_debian_hint(name)}, or let TFDS fetch it with "
-          f"--download (or run `tfds build {tfds_name}` first)")
+  return (
+    f"{name} data not found: TFDS has not prepared {tfds_name!r} in "
+    f"{_tfds_root()}; {local}{_debian_hint(name)}, or let TFDS fetch it with "
+    f"--download (or run `tfds build {tfds_name}` first)"
+  )
 
 
 def _debian_hint(name: str) -> str:
   if name != "fashion_mnist":
     return ""
-  return (f", install the Debian package (`apt-get install dataset-fashion-mnist`, files "
-          f"in {DEBIAN_FASHION_DIR}/)")
+  return (
+    f", install the Debian package (`apt-get install dataset-fashion-mnist`, files "
+    f"in {DEBIAN_FASHION_DIR}/)"
+  )
 
 
 # ------------------------------------------------------------- named sets
@@ -421,9 +482,11 @@ def _load_from_root(name: str, data_dir: str, folder: str, download: bool) -> So
   tfds_data = _load_tfds(name, data_dir, download) if _looks_tfds(folder, download) else None
   if tfds_data is not None:
     return tfds_data
-  raise DataError(f"{missing} not found; put the official files of {name} in {folder}/"
-                  f"{_debian_hint(name)}, or drop --data_dir to use TFDS (with --download "
-                  "if TFDS has not prepared it)")
+  raise DataError(
+    f"{missing} not found; put the official files of {name} in {folder}/"
+    f"{_debian_hint(name)}, or drop --data_dir to use TFDS (with --download "
+    "if TFDS has not prepared it)"
+  )
 
 
 def _local_files(name: str) -> tuple[str, ...]:
@@ -442,8 +505,12 @@ def _missing_local(name: str, folder: str) -> str | None:
 
 
 def _looks_tfds(folder: str, download: bool) -> bool:
-  return download or (os.path.isdir(folder) and any(
-      os.path.isfile(os.path.join(folder, v, "dataset_info.json")) for v in os.listdir(folder)))
+  return download or (
+    os.path.isdir(folder)
+    and any(
+      os.path.isfile(os.path.join(folder, v, "dataset_info.json")) for v in os.listdir(folder)
+    )
+  )
 
 
 def _read_local(name: str, folder: str) -> SourceData:
@@ -452,8 +519,7 @@ def _read_local(name: str, folder: str) -> SourceData:
     test = _read_svhn_mat(os.path.join(folder, "test_32x32.mat"))
     return SourceData(name, Split(*train), Split(*test), MNIST_CLASSES)
   classes = _IDX_CLASSES[name]
-  splits = [Split(*_read_idx_split(folder, split, len(classes)))
-            for split in ("train", "test")]
+  splits = [Split(*_read_idx_split(folder, split, len(classes))) for split in ("train", "test")]
   return SourceData(name, splits[0], splits[1], classes)
 
 
@@ -474,8 +540,7 @@ def _load_npz(path: str) -> SourceData:
   return SourceData(f"npz:{path}", train, test, names)
 
 
-def load_source(name: str, data_dir: str | None = None,
-                download: bool = False) -> SourceData:
+def load_source(name: str, data_dir: str | None = None, download: bool = False) -> SourceData:
   """Loads a dataset's train and test splits as uint8 arrays.
 
   Args:
@@ -494,12 +559,13 @@ def load_source(name: str, data_dir: str | None = None,
       names the file and says how to fix it).
   """
   if name.startswith("folder:"):
-    return _load_folder(os.path.expanduser(name[len("folder:"):]))
+    return _load_folder(os.path.expanduser(name[len("folder:") :]))
   if name.startswith("npz:"):
-    return _load_npz(os.path.expanduser(name[len("npz:"):]))
+    return _load_npz(os.path.expanduser(name[len("npz:") :]))
   if name == "svhn_cropped":
     name = "svhn"
   if name not in _TFDS_NAMES:
-    raise DataError(f"unknown data source {name!r}; choose mnist, fashion_mnist, svhn, "
-                    "folder:PATH or npz:PATH")
+    raise DataError(
+      f"unknown data source {name!r}; choose mnist, fashion_mnist, svhn, folder:PATH or npz:PATH"
+    )
   return _load_named(name, data_dir, download)

@@ -32,12 +32,12 @@ import tensorflow as tf
 from tf_lifelong.config import Config
 from tf_lifelong.data import transforms
 from tf_lifelong.data.sources import (
-    DataError,
-    SourceData,
-    Split,
-    concat_splits,
-    holdout,
-    load_source,
+  DataError,
+  SourceData,
+  Split,
+  concat_splits,
+  holdout,
+  load_source,
 )
 
 ROTATED_MNIST_INTERVALS = 70
@@ -104,8 +104,9 @@ def _validation(train: Split, key: int, fraction: float) -> tuple[Split, Split]:
   return train.take(kept), train.take(held)
 
 
-def _distribution(ident: int, name: str, train: Split, test: Split,
-                  fraction: float) -> Distribution:
+def _distribution(
+  ident: int, name: str, train: Split, test: Split, fraction: float
+) -> Distribution:
   """A distribution whose train split gives up a validation share (keyed by its id)."""
   train, validation = _validation(train, ident, fraction)
   return Distribution(ident, name, train, validation, test)
@@ -116,8 +117,9 @@ def _plain(split: Split) -> Split:
   return Split(split.images, split.labels)
 
 
-def _per_group(source: SourceData, names: dict[int, str],
-               fraction: float) -> dict[int, Distribution]:
+def _per_group(
+  source: SourceData, names: dict[int, str], fraction: float
+) -> dict[int, Distribution]:
   """One distribution per group id (class, folder or npz id) of `source`."""
   out = {}
   for ident, name in names.items():
@@ -150,8 +152,10 @@ def _rotated_distributions(config: Config) -> dict[int, Distribution]:
   """Digit x angle; the validation images of a digit are the same at every angle."""
   source = load_source("mnist", config.data_dir, config.download)
   digits = range(len(source.class_names))
-  train = {d: _validation(source.train.take(source.train.labels == d), d,
-                          config.validation_fraction) for d in digits}
+  train = {
+    d: _validation(source.train.take(source.train.labels == d), d, config.validation_fraction)
+    for d in digits
+  }
   test = {d: source.test.take(source.test.labels == d) for d in digits}
   out = {}
   for a, angle in enumerate(config.angles):
@@ -172,8 +176,9 @@ def _two_domains(config: Config, first: str) -> dict[int, Distribution]:
   for ident, name in enumerate((first, "mnist")):
     source = load_source(name, config.data_dir, config.download)
     # Split the small uint8 originals first, then make each split 32x32 RGB.
-    d = _distribution(ident, name, _plain(source.train), _plain(source.test),
-                      config.validation_fraction)
+    d = _distribution(
+      ident, name, _plain(source.train), _plain(source.test), config.validation_fraction
+    )
     out[ident] = Distribution(ident, name, *(_rgb32(s) for s in (d.train, d.validation, d.test)))
   return out
 
@@ -210,28 +215,33 @@ def _order(config: Config, ids: list[int]) -> tuple[int, ...]:
     order = tuple(ids)
   if config.num_intervals is not None:
     if config.num_intervals > len(order):
-      raise DataError(f"num_intervals={config.num_intervals} but the order of {config.dataset} "
-                      f"has only {len(order)} intervals; lower num_intervals or give a longer "
-                      "--order")
-    order = order[:config.num_intervals]
+      raise DataError(
+        f"num_intervals={config.num_intervals} but the order of {config.dataset} "
+        f"has only {len(order)} intervals; lower num_intervals or give a longer "
+        "--order"
+      )
+    order = order[: config.num_intervals]
   return order
 
 
-def _check(config: Config, distributions: dict[int, Distribution],
-           order: tuple[int, ...]) -> None:
+def _check(config: Config, distributions: dict[int, Distribution], order: tuple[int, ...]) -> None:
   known = sorted(distributions)
   ids = ", ".join(map(str, known)) if len(known) <= 12 else f"{known[0]}..{known[-1]}"
   for ident in order:
     if ident not in distributions:
-      raise DataError(f"order names distribution {ident}, but {config.dataset} has ids "
-                      f"{ids} ({len(known)} distributions); fix --order")
+      raise DataError(
+        f"order names distribution {ident}, but {config.dataset} has ids "
+        f"{ids} ({len(known)} distributions); fix --order"
+      )
   for d in distributions.values():
     sizes = {"train": len(d.train), "validation": len(d.validation), "test": len(d.test)}
     empty = [k for k, v in sizes.items() if v == 0]
     if empty:
-      raise DataError(f"distribution {d.id} ({d.name}) of {config.dataset} has an empty "
-                      f"{' and '.join(empty)} split ({sizes}); it needs at least 3 examples "
-                      "(more in folder/npz sources)")
+      raise DataError(
+        f"distribution {d.id} ({d.name}) of {config.dataset} has an empty "
+        f"{' and '.join(empty)} split ({sizes}); it needs at least 3 examples "
+        "(more in folder/npz sources)"
+      )
 
 
 def build_stream(config: Config) -> Stream:
@@ -257,8 +267,9 @@ def build_stream(config: Config) -> Stream:
     intervals.append(Interval(index, distributions[ident], ident not in seen))
     seen.add(ident)
   first = next(iter(distributions.values()))
-  return Stream(config.dataset, tuple(first.train.images.shape[1:]), distributions,
-                tuple(intervals))
+  return Stream(
+    config.dataset, tuple(first.train.images.shape[1:]), distributions, tuple(intervals)
+  )
 
 
 def joint(stream: Stream) -> Stream:
@@ -271,16 +282,26 @@ def joint(stream: Stream) -> Stream:
   ids = list(dict.fromkeys(stream.scheduled_ids))
   parts = [stream.distributions[i] for i in ids]
   pooled = Distribution(
-      -1, "all of " + ", ".join(d.name for d in parts),
-      concat_splits([d.train for d in parts]),
-      concat_splits([d.validation for d in parts]),
-      concat_splits([d.test for d in parts]), members=tuple(ids))
+    -1,
+    "all of " + ", ".join(d.name for d in parts),
+    concat_splits([d.train for d in parts]),
+    concat_splits([d.validation for d in parts]),
+    concat_splits([d.test for d in parts]),
+    members=tuple(ids),
+  )
   return dataclasses.replace(stream, intervals=(Interval(0, pooled, True),))
 
 
 # ---------------------------------------------------------------- tf.data
-def as_dataset(split: Split, batch_size: int, *, shuffle: bool, seed: int | None = None,
-               repeat: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
+def as_dataset(
+  split: Split,
+  batch_size: int,
+  *,
+  shuffle: bool,
+  seed: int | None = None,
+  repeat: bool = False,
+  drop_remainder: bool = False,
+) -> tf.data.Dataset:
   """A tf.data pipeline of (images float32 [B, H, W, C] in [0, 1], labels int64 [B]).
 
   The uint8 images stay in memory (on the CPU); the pipeline shuffles and
@@ -307,8 +328,10 @@ def as_dataset(split: Split, batch_size: int, *, shuffle: bool, seed: int | None
   if batch_size < 1:
     raise ValueError(f"batch_size must be at least 1, got {batch_size}")
   if n == 0 or (drop_remainder and not repeat and n < batch_size):
-    raise DataError(f"a split of {n} examples yields no batch of {batch_size}"
-                    f"{' with drop_remainder' if n else ''}")
+    raise DataError(
+      f"a split of {n} examples yields no batch of {batch_size}"
+      f"{' with drop_remainder' if n else ''}"
+    )
   with tf.device("/cpu:0"):
     images = tf.constant(split.images)
     labels = tf.constant(split.labels)
@@ -325,5 +348,6 @@ def as_dataset(split: Split, batch_size: int, *, shuffle: bool, seed: int | None
     pixels = tf.cast(tf.gather(images, batch), tf.float32) / 255.0
     return pixels, tf.gather(labels, batch)
 
-  return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                   deterministic=True).prefetch(tf.data.AUTOTUNE)
+  return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+    tf.data.AUTOTUNE
+  )

@@ -23,23 +23,21 @@ in cache."""
 
 def _check_images(images: np.ndarray) -> None:
   if images.ndim != 4 or images.dtype != np.uint8:
-    raise ValueError(f"expected uint8 images [N, H, W, C], got {images.dtype} "
-                     f"{list(images.shape)}")
+    raise ValueError(f"expected uint8 images [N, H, W, C], got {images.dtype} {list(images.shape)}")
 
 
-def _apply(images: np.ndarray, matrix: sparse.csr_matrix,
-           out_hw: tuple[int, int]) -> np.ndarray:
+def _apply(images: np.ndarray, matrix: sparse.csr_matrix, out_hw: tuple[int, int]) -> np.ndarray:
   """Applies a pixel operator to every image and channel; rounds to uint8."""
   n, h, w, c = images.shape
   planes = images.transpose(0, 3, 1, 2).reshape(n * c, h * w)
   out = np.empty((n * c, out_hw[0] * out_hw[1]), np.uint8)
   for start in range(0, n * c, _CHUNK):
     # csr @ C-contiguous [pixels, rows] is scipy's fast path.
-    chunk = np.ascontiguousarray(planes[start:start + _CHUNK].T, dtype=np.float32)
+    chunk = np.ascontiguousarray(planes[start : start + _CHUNK].T, dtype=np.float32)
     values = matrix @ chunk
     np.rint(values, out=values)
     np.clip(values, 0, 255, out=values)
-    out[start:start + _CHUNK] = values.astype(np.uint8).T
+    out[start : start + _CHUNK] = values.astype(np.uint8).T
   return out.reshape(n, c, *out_hw).transpose(0, 2, 3, 1).copy()
 
 
@@ -117,16 +115,21 @@ def _rotation_matrix(h: int, w: int, degrees: float) -> sparse.csr_matrix:
   fr, fc = r_in - r0, c_in - c0
   out_index = np.arange(h * w)
   rows, cols, vals = [], [], []
-  for dr, dc, weight in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
-                         (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
+  for dr, dc, weight in (
+    (0, 0, (1 - fr) * (1 - fc)),
+    (0, 1, (1 - fr) * fc),
+    (1, 0, fr * (1 - fc)),
+    (1, 1, fr * fc),
+  ):
     r, c = r0 + dr, c0 + dc
     keep = (r >= 0) & (r < h) & (c >= 0) & (c < w) & (weight > 0)
     rows.append(out_index[keep])
     cols.append(r[keep] * w + c[keep])
     vals.append(weight[keep])
   return sparse.csr_matrix(
-      (np.concatenate(vals).astype(np.float32),
-       (np.concatenate(rows), np.concatenate(cols))), shape=(h * w, h * w))
+    (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+    shape=(h * w, h * w),
+  )
 
 
 def rotate(images: np.ndarray, degrees: float) -> np.ndarray:

@@ -53,8 +53,15 @@ def full_test_images(stream, limit: int | None) -> np.ndarray:
   return out.astype(np.float32) / 255.0
 
 
-def compute_extras(student, stream, seen, workdir: str, options: ExtrasOptions,
-                   classifier: sampling_metrics.Classifier | None, seed: int = 0) -> dict:
+def compute_extras(
+  student,
+  stream,
+  seen,
+  workdir: str,
+  options: ExtrasOptions,
+  classifier: sampling_metrics.Classifier | None,
+  seed: int = 0,
+) -> dict:
   """Measures the final `student`; writes its pictures under `workdir/extras/`.
 
   Returns:
@@ -66,15 +73,24 @@ def compute_extras(student, stream, seen, workdir: str, options: ExtrasOptions,
   from tf_lifelong import lifelong  # noqa: PLC0415
 
   images = full_test_images(stream, options.iwae_examples)
-  out = {"iwae_log_likelihood": sampling_metrics.iwae_log_likelihood(
-             student, images, options.iwae_k, seed=seed),
-         "iwae_k": options.iwae_k, "iwae_examples": len(images),
-         "consistent_sampling": None, "pictures": {}}
+  out = {
+    "iwae_log_likelihood": sampling_metrics.iwae_log_likelihood(
+      student, images, options.iwae_k, seed=seed
+    ),
+    "iwae_k": options.iwae_k,
+    "iwae_examples": len(images),
+    "consistent_sampling": None,
+    "pictures": {},
+  }
   if classifier is not None:
     score = sampling_metrics.consistent_sampling(
-        student, classifier.predict, classifier.class_ids, options.sampling_n, seed)
-    out["consistent_sampling"] = {**score.to_dict(), "samples_per_component": options.sampling_n,
-                                  "classifier_test_accuracy": classifier.test_accuracy}
+      student, classifier.predict, classifier.class_ids, options.sampling_n, seed
+    )
+    out["consistent_sampling"] = {
+      **score.to_dict(),
+      "samples_per_component": options.sampling_n,
+      "classifier_test_accuracy": classifier.test_accuracy,
+    }
   folder = os.path.join(workdir, EXTRAS_DIR)
   recon = lifelong.reconstruction_grid(student, stream, list(seen)[:MAX_RECONSTRUCTED])
   out["pictures"]["reconstructions"] = _png(folder, "reconstructions.png", recon)
@@ -93,8 +109,11 @@ def _png(folder: str, name: str, images: np.ndarray) -> str:
 class FinalExtras:
   """lifelong.run hook: `compute_extras` after the last interval, kept in `.result`."""
 
-  def __init__(self, options: ExtrasOptions,
-               classifier: Callable[[], sampling_metrics.Classifier | None] | None = None):
+  def __init__(
+    self,
+    options: ExtrasOptions,
+    classifier: Callable[[], sampling_metrics.Classifier | None] | None = None,
+  ):
     """`classifier`: a function that returns the classifier (called once, at the end)."""
     self.options = options
     self.classifier = classifier
@@ -104,5 +123,6 @@ class FinalExtras:
     if ctx.interval.index != len(ctx.stream) - 1:
       return
     classifier = self.classifier() if self.classifier is not None else None
-    self.result = compute_extras(ctx.student, ctx.stream, ctx.seen, ctx.workdir, self.options,
-                                 classifier, ctx.config.seed)
+    self.result = compute_extras(
+      ctx.student, ctx.stream, ctx.seen, ctx.workdir, self.options, classifier, ctx.config.seed
+    )

@@ -22,8 +22,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 SIZE = (5, 3.5)
 TITLE_SIZE = 9
 DPI = 80
-COLORS = {"with_consistency": "tab:blue", "without_consistency": "tab:orange",
-          "batch_vae": "tab:green", "naive": "tab:red"}
+COLORS = {
+  "with_consistency": "tab:blue",
+  "without_consistency": "tab:orange",
+  "batch_vae": "tab:green",
+  "naive": "tab:red",
+}
 
 
 def _save(fig, path: str) -> str:
@@ -43,7 +47,7 @@ def mean_std(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]
   length = max((len(c) for c in curves), default=0)
   a = np.full((len(curves), length), np.nan)
   for i, c in enumerate(curves):
-    a[i, :len(c)] = [np.nan if v is None else v for v in c]
+    a[i, : len(c)] = [np.nan if v is None else v for v in c]
   with np.errstate(all="ignore"):
     present = ~np.isnan(a)
     n = present.sum(axis=0)
@@ -53,8 +57,13 @@ def mean_std(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]
   return mean, np.where(n > 0, np.sqrt(var), np.nan)
 
 
-def curves_figure(path: str, curves: Mapping[str, Sequence[Sequence[float]]], title: str,
-                  ylabel: str, xlabel: str = "interval") -> str:
+def curves_figure(
+  path: str,
+  curves: Mapping[str, Sequence[Sequence[float]]],
+  title: str,
+  ylabel: str,
+  xlabel: str = "interval",
+) -> str:
   """Mean +- std over seeds per variant; `curves[variant]` is one curve per seed."""
   fig, ax = plt.subplots(figsize=SIZE)
   width = max((len(c) for cs in curves.values() for c in cs), default=1)
@@ -75,8 +84,9 @@ def curves_figure(path: str, curves: Mapping[str, Sequence[Sequence[float]]], ti
   return _save(fig, path)
 
 
-def grad_norm_figure(path: str, periods: Mapping[str, Sequence[Sequence[float]]],
-                     title: str) -> str:
+def grad_norm_figure(
+  path: str, periods: Mapping[str, Sequence[Sequence[float]]], title: str
+) -> str:
   """Gradient norm over evaluation periods, interval after interval (dotted boundaries).
 
   `periods[variant]` is, per interval, the mean gradient norm of each of its
@@ -86,22 +96,29 @@ def grad_norm_figure(path: str, periods: Mapping[str, Sequence[Sequence[float]]]
   boundaries = set()
   for variant, per_interval in periods.items():
     values = [v for interval in per_interval for v in interval]
-    ax.plot(np.arange(len(values)), values, lw=1, marker=".", ms=3, color=COLORS.get(variant),
-            label=variant)
+    ax.plot(
+      np.arange(len(values)),
+      values,
+      lw=1,
+      marker=".",
+      ms=3,
+      color=COLORS.get(variant),
+      label=variant,
+    )
     boundaries.update(np.cumsum([len(i) for i in per_interval])[:-1].tolist())
   for b in sorted(boundaries):
     ax.axvline(b - 0.5, color="grey", lw=0.5, ls=":")
   ax.set_title(title, fontsize=TITLE_SIZE)
-  ax.set(xlabel="evaluation period (dotted: interval boundaries)",
-         ylabel="gradient norm")
+  ax.set(xlabel="evaluation period (dotted: interval boundaries)", ylabel="gradient norm")
   ax.xaxis.set_major_locator(MaxNLocator(integer=True))
   ax.set_yscale("log")
   ax.legend(fontsize=7)
   return _save(fig, path)
 
 
-def examples_figure(path: str, real: Sequence[float], synthetic: Sequence[float],
-                    title: str) -> str:
+def examples_figure(
+  path: str, real: Sequence[float], synthetic: Sequence[float], title: str
+) -> str:
   """Real and synthetic examples per interval (paper fig. 7), stacked bars."""
   fig, ax = plt.subplots(figsize=SIZE)
   x = np.arange(len(real))
@@ -114,8 +131,9 @@ def examples_figure(path: str, real: Sequence[float], synthetic: Sequence[float]
   return _save(fig, path)
 
 
-def matrix_figure(path: str, matrix: Sequence[Sequence[float | None]],
-                  distribution_ids: Sequence[int], title: str) -> str:
+def matrix_figure(
+  path: str, matrix: Sequence[Sequence[float | None]], distribution_ids: Sequence[int], title: str
+) -> str:
   """Heatmap of R[i][j], the test -ELBO of distribution j after interval i."""
   a = np.asarray([[np.nan if v is None else v for v in row] for row in matrix], float)
   fig, ax = plt.subplots(figsize=SIZE)

@@ -34,19 +34,41 @@ class Preset:
     return self.fields["dataset"] in ("svhn_mnist", "fashion_mnist_mnist")
 
 
-PRESETS = {p.name: p for p in (
-    Preset("fashion_sequential", {"dataset": "fashion_mnist", "arch": "mlp"}, "5.1, fig. 3",
-           "Fashion-MNIST classes 0..9, one per interval"),
-    Preset("mnist_sequential", {"dataset": "mnist", "arch": "mlp"}, "7.5.1, fig. 8",
-           "MNIST digits 0..9, one per interval"),
-    Preset("rotated_mnist", {"dataset": "rotated_mnist", "arch": "mlp", "num_intervals": 70},
-           "5.2, fig. 4", "digit x angle, 70 intervals drawn with replacement"),
-    Preset("svhn_mnist", {"dataset": "svhn_mnist", "arch": "conv", "continuous_dim": 2},
-           "5.3, fig. 5", "all of SVHN, then all of MNIST (32x32 RGB), F = 2"),
-    Preset("fashion_mnist_mnist",
-           {"dataset": "fashion_mnist_mnist", "arch": "conv", "continuous_dim": 2},
-           "5.3, fig. 5 (offline twin)", "all of Fashion-MNIST, then all of MNIST, F = 2"),
-)}
+PRESETS = {
+  p.name: p
+  for p in (
+    Preset(
+      "fashion_sequential",
+      {"dataset": "fashion_mnist", "arch": "mlp"},
+      "5.1, fig. 3",
+      "Fashion-MNIST classes 0..9, one per interval",
+    ),
+    Preset(
+      "mnist_sequential",
+      {"dataset": "mnist", "arch": "mlp"},
+      "7.5.1, fig. 8",
+      "MNIST digits 0..9, one per interval",
+    ),
+    Preset(
+      "rotated_mnist",
+      {"dataset": "rotated_mnist", "arch": "mlp", "num_intervals": 70},
+      "5.2, fig. 4",
+      "digit x angle, 70 intervals drawn with replacement",
+    ),
+    Preset(
+      "svhn_mnist",
+      {"dataset": "svhn_mnist", "arch": "conv", "continuous_dim": 2},
+      "5.3, fig. 5",
+      "all of SVHN, then all of MNIST (32x32 RGB), F = 2",
+    ),
+    Preset(
+      "fashion_mnist_mnist",
+      {"dataset": "fashion_mnist_mnist", "arch": "conv", "continuous_dim": 2},
+      "5.3, fig. 5 (offline twin)",
+      "all of Fashion-MNIST, then all of MNIST, F = 2",
+    ),
+  )
+}
 
 VARIANTS = ("with_consistency", "without_consistency", "batch_vae", "naive")
 """Every variant, in report order."""
@@ -55,8 +77,7 @@ VARIANTS = ("with_consistency", "without_consistency", "batch_vae", "naive")
 def preset_config(name: str, **overrides) -> config_lib.Config:
   """The Config of preset `name` with `overrides` (fields given by the user) on top."""
   if name not in PRESETS:
-    raise config_lib.ConfigError(
-        f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    raise config_lib.ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
   return config_lib.Config(**{**PRESETS[name].fields, **overrides})
 
 
@@ -68,8 +89,7 @@ def variant_config(base: config_lib.Config, variant: str) -> config_lib.Config:
     return dataclasses.replace(base, baseline="none", consistency_weight=0.0, mi_weight=0.0)
   if variant in ("batch_vae", "naive"):
     return dataclasses.replace(base, baseline=variant)
-  raise config_lib.ConfigError(
-      f"unknown variant {variant!r}; choose among {', '.join(VARIANTS)}")
+  raise config_lib.ConfigError(f"unknown variant {variant!r}; choose among {', '.join(VARIANTS)}")
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -78,5 +98,6 @@ def parse_variants(text: str) -> tuple[str, ...]:
   unknown = [n for n in names if n not in VARIANTS]
   if unknown or not names:
     raise config_lib.ConfigError(
-        f"--variants must name some of {', '.join(VARIANTS)}; got {text!r}")
+      f"--variants must name some of {', '.join(VARIANTS)}; got {text!r}"
+    )
   return names

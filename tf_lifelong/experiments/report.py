@@ -44,8 +44,9 @@ class Run:
     return self.result.get("extras") or {}
 
 
-def load_runs(output: str, seeds: Sequence[int],
-              variants: Sequence[str]) -> tuple[dict[str, list[Run]], list[str]]:
+def load_runs(
+  output: str, seeds: Sequence[int], variants: Sequence[str]
+) -> tuple[dict[str, list[Run]], list[str]]:
   """The finished runs per variant (seed order), and the names of the missing ones."""
   runs, missing = {}, []
   for variant in variants:
@@ -61,8 +62,9 @@ def load_runs(output: str, seeds: Sequence[int],
       if os.path.exists(path):
         with open(path) as f:
           matrix = json.load(f)
-      runs[variant].append(Run(variant, seed, workdir, artifacts.read_metrics(workdir),
-                               result, matrix))
+      runs[variant].append(
+        Run(variant, seed, workdir, artifacts.read_metrics(workdir), result, matrix)
+      )
   return runs, missing
 
 
@@ -72,8 +74,12 @@ def stats(values: Sequence[float | None]) -> dict:
   finite = [v for v in clean if v is not None]
   if not finite:
     return {"mean": None, "std": None, "n": 0, "values": clean}
-  return {"mean": float(np.mean(finite)), "std": float(np.std(finite)), "n": len(finite),
-          "values": clean}
+  return {
+    "mean": float(np.mean(finite)),
+    "std": float(np.std(finite)),
+    "n": len(finite),
+    "values": clean,
+  }
 
 
 def _final(runs: list[Run], key: str) -> dict:
@@ -84,9 +90,11 @@ def _transfer(run: Run) -> tuple[dict, float]:
   m = run.matrix
   if not m or not m["rows"]:
     return {}, math.nan
-  matrix = metrics.ElboMatrix(m["distribution_ids"], learned=list(m["learned"]),
-                              rows=[[math.nan if v is None else v for v in row]
-                                    for row in m["rows"]])
+  matrix = metrics.ElboMatrix(
+    m["distribution_ids"],
+    learned=list(m["learned"]),
+    rows=[[math.nan if v is None else v for v in row] for row in m["rows"]],
+  )
   return matrix.forgetting(), matrix.backward_transfer()
 
 
@@ -96,41 +104,61 @@ def _sampling(runs: list[Run]) -> dict:
   if not scores:
     return {}
   first = scores[0]
-  return {"mean_purity": stats([s["mean_purity"] for s in scores]),
-          "distinct_majority_classes": stats([s["distinct_majority_classes"] for s in scores]),
-          "classes_with_share": stats([s["classes_with_share"] for s in scores]),
-          "min_share": first["min_share"], "num_components": first["num_components"],
-          "num_classes": first["num_classes"],
-          "classifier_test_accuracy": first["classifier_test_accuracy"],
-          "per_seed": scores}
+  return {
+    "mean_purity": stats([s["mean_purity"] for s in scores]),
+    "distinct_majority_classes": stats([s["distinct_majority_classes"] for s in scores]),
+    "classes_with_share": stats([s["classes_with_share"] for s in scores]),
+    "min_share": first["min_share"],
+    "num_components": first["num_components"],
+    "num_classes": first["num_classes"],
+    "classifier_test_accuracy": first["classifier_test_accuracy"],
+    "per_seed": scores,
+  }
 
 
 def summarize(record: dict, runs: dict[str, list[Run]], missing: list[str]) -> dict:
   """The summary.json dict (see the module docstring)."""
-  out = {"preset": record["preset"], "seeds": record["seeds"], "variants": record["variants"],
-         "missing_runs": missing}
-  for key, name in (("test_neg_elbo_full", "final_test_neg_elbo"),
-                    ("test_neg_elbo_seen", "final_test_neg_elbo_seen"),
-                    ("consistency", "final_consistency")):
+  out = {
+    "preset": record["preset"],
+    "seeds": record["seeds"],
+    "variants": record["variants"],
+    "missing_runs": missing,
+  }
+  for key, name in (
+    ("test_neg_elbo_full", "final_test_neg_elbo"),
+    ("test_neg_elbo_seen", "final_test_neg_elbo_seen"),
+    ("consistency", "final_consistency"),
+  ):
     out[name] = {v: _final(rs, key) for v, rs in runs.items()}
   out["iwae_log_likelihood"] = {
-      v: {**stats([r.extras.get("iwae_log_likelihood") for r in rs]),
-          "k": rs[0].extras.get("iwae_k") if rs else None,
-          "examples": rs[0].extras.get("iwae_examples") if rs else None}
-      for v, rs in runs.items()}
+    v: {
+      **stats([r.extras.get("iwae_log_likelihood") for r in rs]),
+      "k": rs[0].extras.get("iwae_k") if rs else None,
+      "examples": rs[0].extras.get("iwae_examples") if rs else None,
+    }
+    for v, rs in runs.items()
+  }
   out["consistent_sampling"] = {v: _sampling(rs) for v, rs in runs.items()}
   out["classifier_test_accuracy"] = next(
-      (c["classifier_test_accuracy"] for c in out["consistent_sampling"].values() if c), None)
+    (c["classifier_test_accuracy"] for c in out["consistent_sampling"].values() if c), None
+  )
   out["backward_transfer"] = {v: stats([_transfer(r)[1] for r in rs]) for v, rs in runs.items()}
   out["mean_forgetting"] = {
-      v: stats([float(np.mean(list(f.values()))) if f else None
-                for f in (_transfer(r)[0] for r in rs)]) for v, rs in runs.items()}
-  out["run_wall_seconds"] = {v: stats([r.result.get("wall_seconds") for r in rs])
-                             for v, rs in runs.items()}
+    v: stats(
+      [float(np.mean(list(f.values()))) if f else None for f in (_transfer(r)[0] for r in rs)]
+    )
+    for v, rs in runs.items()
+  }
+  out["run_wall_seconds"] = {
+    v: stats([r.result.get("wall_seconds") for r in rs]) for v, rs in runs.items()
+  }
   invocations = record.get("invocations", [])
-  out["commands"] = {"experiment": [i["command"] for i in invocations],
-                     "runs": {f"{r.variant}/seed-{r.seed}": r.result.get("command")
-                              for rs in runs.values() for r in rs}}
+  out["commands"] = {
+    "experiment": [i["command"] for i in invocations],
+    "runs": {
+      f"{r.variant}/seed-{r.seed}": r.result.get("command") for rs in runs.values() for r in rs
+    },
+  }
   out["wall_seconds"] = round(sum(i.get("wall_seconds", 0.0) for i in invocations), 1)
   return out
 
@@ -173,29 +201,45 @@ def make_figures(output: str, preset: str, runs: dict[str, list[Run]]) -> dict[s
     return done
   for key, label in (("test_neg_elbo_seen", "seen"), ("test_neg_elbo_full", "full")):
     curves = {v: [[r.get(key) for r in run.rows] for run in rs] for v, rs in present.items()}
-    figures.curves_figure(path(f"neg_elbo_{label}.png"), curves,
-                          f"{preset}: test -ELBO ({label} test set)", "-ELBO (nats)")
+    figures.curves_figure(
+      path(f"neg_elbo_{label}.png"),
+      curves,
+      f"{preset}: test -ELBO ({label} test set)",
+      "-ELBO (nats)",
+    )
   lifelong = {v: rs for v, rs in present.items() if v in LIFELONG}
   if lifelong:
-    curves = {v: [[r.get("consistency") for r in run.rows] for run in rs]
-              for v, rs in lifelong.items()}
-    figures.curves_figure(path("consistency.png"), curves, f"{preset}: posterior consistency",
-                          "consistency")
+    curves = {
+      v: [[r.get("consistency") for r in run.rows] for run in rs] for v, rs in lifelong.items()
+    }
+    figures.curves_figure(
+      path("consistency.png"), curves, f"{preset}: posterior consistency", "consistency"
+    )
     figures.grad_norm_figure(
-        path("grad_norms.png"), {v: [r.get("grad_norms") or [] for r in rs[0].rows]
-                                 for v, rs in lifelong.items()},
-        f"{preset}: gradient norm (seed {next(iter(lifelong.values()))[0].seed})")
+      path("grad_norms.png"),
+      {v: [r.get("grad_norms") or [] for r in rs[0].rows] for v, rs in lifelong.items()},
+      f"{preset}: gradient norm (seed {next(iter(lifelong.values()))[0].seed})",
+    )
     first = next(iter(lifelong.values()))
     real = figures.mean_std([[r.get("real_examples") for r in run.rows] for run in first])[0]
     synthetic = figures.mean_std(
-        [[r.get("synthetic_examples") for r in run.rows] for run in first])[0]
-    figures.examples_figure(path("examples.png"), real, synthetic,
-                            f"{preset}: real vs synthetic examples ({first[0].variant})")
+      [[r.get("synthetic_examples") for r in run.rows] for run in first]
+    )[0]
+    figures.examples_figure(
+      path("examples.png"),
+      real,
+      synthetic,
+      f"{preset}: real vs synthetic examples ({first[0].variant})",
+    )
   for v, rs in present.items():
     run = rs[0]
     if run.matrix and v in LIFELONG:
-      figures.matrix_figure(path(f"neg_elbo_matrix_{v}.png"), run.matrix["rows"],
-                            run.matrix["distribution_ids"], f"R matrix, {v} (seed {run.seed})")
+      figures.matrix_figure(
+        path(f"neg_elbo_matrix_{v}.png"),
+        run.matrix["rows"],
+        run.matrix["distribution_ids"],
+        f"R matrix, {v} (seed {run.seed})",
+      )
     _copy_pictures(run, v, path)
   return done
 
@@ -223,27 +267,37 @@ def markdown(summary: dict) -> str:
   lines = [f"# {summary['preset']}", ""]
   if preset:
     lines += [f"{preset.description}; paper section {preset.paper}.", ""]
-  lines += [f"Seeds: {', '.join(map(str, summary['seeds']))}. Mean +- std over seeds. "
-            f"Wall time: {summary['wall_seconds']:.0f} s.", ""]
+  lines += [
+    f"Seeds: {', '.join(map(str, summary['seeds']))}. Mean +- std over seeds. "
+    f"Wall time: {summary['wall_seconds']:.0f} s.",
+    "",
+  ]
   if summary["missing_runs"]:
     lines += [f"Missing runs: {', '.join(summary['missing_runs'])}.", ""]
-  lines += ["| variant | test -ELBO (full) | test -ELBO (seen) | consistency | IWAE log p(x) "
-            "| purity | distinct classes | backward transfer |", "|---" * 8 + "|"]
+  lines += [
+    "| variant | test -ELBO (full) | test -ELBO (seen) | consistency | IWAE log p(x) "
+    "| purity | distinct classes | backward transfer |",
+    "|---" * 8 + "|",
+  ]
   for v in summary["variants"]:
     cs = summary["consistent_sampling"].get(v) or {}
     lines.append(
-        f"| {v} | {_fmt(summary['final_test_neg_elbo'][v])} "
-        f"| {_fmt(summary['final_test_neg_elbo_seen'][v])} "
-        f"| {_fmt(summary['final_consistency'][v], 3)} "
-        f"| {_fmt(summary['iwae_log_likelihood'][v])} | {_fmt(cs.get('mean_purity'), 3)} "
-        f"| {_fmt(cs.get('distinct_majority_classes'), 1)} "
-        f"| {_fmt(summary['backward_transfer'][v])} |")
+      f"| {v} | {_fmt(summary['final_test_neg_elbo'][v])} "
+      f"| {_fmt(summary['final_test_neg_elbo_seen'][v])} "
+      f"| {_fmt(summary['final_consistency'][v], 3)} "
+      f"| {_fmt(summary['iwae_log_likelihood'][v])} | {_fmt(cs.get('mean_purity'), 3)} "
+      f"| {_fmt(cs.get('distinct_majority_classes'), 1)} "
+      f"| {_fmt(summary['backward_transfer'][v])} |"
+    )
   accuracy = summary["classifier_test_accuracy"]
   if accuracy is not None:
-    lines += ["", f"Consistent sampling: each one-hot z_d decoded and classified by an MLP "
-                  f"trained on the stream's real training data (test accuracy {accuracy:.4f}); "
-                  "purity = share of a component's samples in its majority class; distinct "
-                  "classes = distinct majority classes over the components."]
+    lines += [
+      "",
+      f"Consistent sampling: each one-hot z_d decoded and classified by an MLP "
+      f"trained on the stream's real training data (test accuracy {accuracy:.4f}); "
+      "purity = share of a component's samples in its majority class; distinct "
+      "classes = distinct majority classes over the components.",
+    ]
   lines += ["", "## Figures", ""]
   lines += [f"### {name}\n\n![{name}]({rel})\n" for name, rel in summary["figures"].items()]
   lines += ["## Commands", "", "```"] + summary["commands"]["experiment"] + ["```", ""]

@@ -52,8 +52,13 @@ EXPERIMENT = "experiment.json"
 CLASSIFIER = os.path.join("runs", "classifier")
 IGNORED_FIELDS = ("threads", "data_dir", "download", "steps_per_execution")
 """Config fields that do not change a run's result (a finished run is kept)."""
-FINAL_KEYS = ("test_neg_elbo_seen", "test_neg_elbo_full", "consistency",
-              "best_validation_neg_elbo", "num_categories")
+FINAL_KEYS = (
+  "test_neg_elbo_seen",
+  "test_neg_elbo_full",
+  "consistency",
+  "best_validation_neg_elbo",
+  "num_categories",
+)
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -73,26 +78,53 @@ class RunSpec:
   classifier_dir: str | None = None
 
   def to_json(self) -> str:
-    return json.dumps({**dataclasses.asdict(self), "config": self.config.to_dict(),
-                       "options": dataclasses.asdict(self.options)}, indent=2)
+    return json.dumps(
+      {
+        **dataclasses.asdict(self),
+        "config": self.config.to_dict(),
+        "options": dataclasses.asdict(self.options),
+      },
+      indent=2,
+    )
 
   @classmethod
   def from_json(cls, text: str) -> RunSpec:
     v = json.loads(text)
-    return cls(v["variant"], v["seed"], v["workdir"], config_lib.Config.from_dict(v["config"]),
-               ExtrasOptions(**v["options"]), v["classifier_dir"])
+    return cls(
+      v["variant"],
+      v["seed"],
+      v["workdir"],
+      config_lib.Config.from_dict(v["config"]),
+      ExtrasOptions(**v["options"]),
+      v["classifier_dir"],
+    )
 
 
 def run_dir(output: str, variant: str, seed: int) -> str:
   return os.path.join(output, "runs", variant, f"seed-{seed}")
 
 
-def plan(base: config_lib.Config, seeds: Sequence[int], variants: Sequence[str], output: str,
-         options: ExtrasOptions, classifier_dir: str | None = None) -> list[RunSpec]:
+def plan(
+  base: config_lib.Config,
+  seeds: Sequence[int],
+  variants: Sequence[str],
+  output: str,
+  options: ExtrasOptions,
+  classifier_dir: str | None = None,
+) -> list[RunSpec]:
   """The runs, seed-major: for seed in seeds, for variant in variants."""
-  return [RunSpec(v, s, run_dir(output, v, s),
-                  presets.variant_config(dataclasses.replace(base, seed=s), v), options,
-                  classifier_dir) for s in seeds for v in variants]
+  return [
+    RunSpec(
+      v,
+      s,
+      run_dir(output, v, s),
+      presets.variant_config(dataclasses.replace(base, seed=s), v),
+      options,
+      classifier_dir,
+    )
+    for s in seeds
+    for v in variants
+  ]
 
 
 def _comparable(config: dict) -> dict:
@@ -110,8 +142,9 @@ def read_result(workdir: str) -> dict | None:
 def is_finished(spec: RunSpec) -> bool:
   """Whether `spec.workdir` holds a finished run of the same configuration."""
   result = read_result(spec.workdir)
-  return (result is not None and _comparable(result["config"])
-          == _comparable(json.loads(spec.config.to_json())))
+  return result is not None and _comparable(result["config"]) == _comparable(
+    json.loads(spec.config.to_json())
+  )
 
 
 def train_command(spec: RunSpec) -> str:
@@ -140,16 +173,23 @@ def run_one(spec: RunSpec, out=None) -> dict:
   if hook.result is None:  # killed after its last interval: the extras need a full run
     _say(out, "the run ended before its extras; starting afresh")
     rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
-  result = {"variant": spec.variant, "seed": spec.seed, "config": spec.config.to_dict(),
-            "intervals": len(rows), "final": {k: rows[-1].get(k) for k in FINAL_KEYS},
-            "extras": hook.result, "wall_seconds": round(time.monotonic() - start, 1),
-            "command": train_command(spec)}
+  result = {
+    "variant": spec.variant,
+    "seed": spec.seed,
+    "config": spec.config.to_dict(),
+    "intervals": len(rows),
+    "final": {k: rows[-1].get(k) for k in FINAL_KEYS},
+    "extras": hook.result,
+    "wall_seconds": round(time.monotonic() - start, 1),
+    "command": train_command(spec),
+  }
   artifacts.write_json(os.path.join(spec.workdir, RESULT), result)
   return result
 
 
-def ensure_classifier(base: config_lib.Config, output: str, options: ExtrasOptions,
-                      out=None) -> str:
+def ensure_classifier(
+  base: config_lib.Config, output: str, options: ExtrasOptions, out=None
+) -> str:
   """Trains (once) the sampling classifier over all of the stream's distributions."""
   from tf_lifelong import sampling_metrics  # noqa: PLC0415
   from tf_lifelong.data import streams  # noqa: PLC0415
@@ -162,16 +202,29 @@ def ensure_classifier(base: config_lib.Config, output: str, options: ExtrasOptio
       return folder
   _say(out, f"training the sampling classifier on {len(ids)} distributions")
   classifier = sampling_metrics.train_classifier(
-      stream, ids, epochs=options.classifier_epochs,
-      max_per_class=options.classifier_max_per_class, seed=base.seed)
+    stream,
+    ids,
+    epochs=options.classifier_epochs,
+    max_per_class=options.classifier_max_per_class,
+    seed=base.seed,
+  )
   classifier.save(folder)
   _say(out, f"classifier test accuracy {classifier.test_accuracy:.4f}")
   return folder
 
 
-def run_experiment(preset: str, base: config_lib.Config, *, seeds: Sequence[int],
-                   variants: Sequence[str], output: str, options: ExtrasOptions | None = None,
-                   parallel: int = 1, command: str | None = None, out=None) -> dict:
+def run_experiment(
+  preset: str,
+  base: config_lib.Config,
+  *,
+  seeds: Sequence[int],
+  variants: Sequence[str],
+  output: str,
+  options: ExtrasOptions | None = None,
+  parallel: int = 1,
+  command: str | None = None,
+  out=None,
+) -> dict:
   """Runs the experiment's unfinished runs, then builds the report.
 
   Args:
@@ -211,13 +264,21 @@ def run_experiment(preset: str, base: config_lib.Config, *, seeds: Sequence[int]
     failed = _run_parallel(pending, parallel, out)
   else:
     failed = _run_sequential(pending, out)
-  record["invocations"].append({"command": command, "runs": len(pending), "failed": len(failed),
-                                "wall_seconds": round(time.monotonic() - start, 1)})
+  record["invocations"].append(
+    {
+      "command": command,
+      "runs": len(pending),
+      "failed": len(failed),
+      "wall_seconds": round(time.monotonic() - start, 1),
+    }
+  )
   artifacts.write_json(os.path.join(output, EXPERIMENT), record)
   summary = report.build_report(output)
   if failed:
-    raise ExperimentError("runs failed: " + "; ".join(failed) + f"; the report of the others "
-                          f"is in {output}; run again to retry the failed ones")
+    raise ExperimentError(
+      "runs failed: " + "; ".join(failed) + f"; the report of the others "
+      f"is in {output}; run again to retry the failed ones"
+    )
   return summary
 
 
@@ -228,10 +289,17 @@ def _start_record(output, preset, base, seeds, variants, options) -> dict:
     with open(path) as f:
       record = json.load(f)
     if record.get("preset") != preset:
-      raise ExperimentError(f"{output} holds the experiment {record.get('preset')!r}, not "
-                            f"{preset!r}; choose another --output")
-  record.update(preset=preset, seeds=list(seeds), variants=list(variants),
-                options=dataclasses.asdict(options), base_config=base.to_dict())
+      raise ExperimentError(
+        f"{output} holds the experiment {record.get('preset')!r}, not "
+        f"{preset!r}; choose another --output"
+      )
+  record.update(
+    preset=preset,
+    seeds=list(seeds),
+    variants=list(variants),
+    options=dataclasses.asdict(options),
+    base_config=base.to_dict(),
+  )
   artifacts.write_json(path, record)
   return record
 
@@ -255,8 +323,9 @@ def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
 
 
 def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-      p for p in (_REPO, os.environ.get("PYTHONPATH")) if p))
+  env = dict(
+    os.environ, PYTHONPATH=os.pathsep.join(p for p in (_REPO, os.environ.get("PYTHONPATH")) if p)
+  )
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   queue, running, failed = list(specs), {}, []
   main = threading.current_thread() is threading.main_thread()
@@ -266,15 +335,18 @@ def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
       while queue and len(running) < parallel:
         spec = queue.pop(0)
         running[_launch(spec, env)] = spec
-        _say(out, f"started {spec.variant}, seed {spec.seed}: log in "
-                  f"{os.path.join(spec.workdir, LOG)}")
+        _say(
+          out, f"started {spec.variant}, seed {spec.seed}: log in {os.path.join(spec.workdir, LOG)}"
+        )
       time.sleep(1.0)
       for process in [p for p in running if p.poll() is not None]:
         spec = running.pop(process)
         result = read_result(spec.workdir)
         if process.returncode != 0 or result is None:
-          failed.append(f"{spec.variant} seed {spec.seed} (exit {process.returncode}, see "
-                        f"{os.path.join(spec.workdir, LOG)})")
+          failed.append(
+            f"{spec.variant} seed {spec.seed} (exit {process.returncode}, see "
+            f"{os.path.join(spec.workdir, LOG)})"
+          )
         else:
           _say(out, _done_line(spec, result))
   finally:
@@ -297,15 +369,21 @@ def _launch(spec: RunSpec, env: dict) -> subprocess.Popen:
   path = os.path.join(spec.workdir, SPEC)
   artifacts.write_text(path, spec.to_json() + "\n")
   with open(os.path.join(spec.workdir, LOG), "a") as log:  # a resumed run adds to it
-    return subprocess.Popen([sys.executable, "-m", "tf_lifelong.experiments.runner", path],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+      [sys.executable, "-m", "tf_lifelong.experiments.runner", path],
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      env=env,
+    )
 
 
 def _done_line(spec: RunSpec, result: dict) -> str:
   final = result["final"]
-  return (f"done {spec.variant}, seed {spec.seed} in {result['wall_seconds']:.0f} s: "
-          f"test -ELBO {final['test_neg_elbo_full']:.2f}, "
-          f"IWAE {result['extras']['iwae_log_likelihood']:.2f}")
+  return (
+    f"done {spec.variant}, seed {spec.seed} in {result['wall_seconds']:.0f} s: "
+    f"test -ELBO {final['test_neg_elbo_full']:.2f}, "
+    f"IWAE {result['extras']['iwae_log_likelihood']:.2f}"
+  )
 
 
 def _say(out, text: str) -> None:

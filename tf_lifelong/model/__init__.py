@@ -6,25 +6,25 @@ name `handover` here; the function is not re-exported over it).
 """
 
 from tf_lifelong.model.evaluation import (
-    iwae_log_likelihood,
-    neg_elbo,
-    posterior_argmax,
-    reconstruct,
+  iwae_log_likelihood,
+  neg_elbo,
+  posterior_argmax,
+  reconstruct,
 )
 from tf_lifelong.model.latents import continuous_posterior, discrete_posterior, temperature
 from tf_lifelong.model.networks import build_networks
 from tf_lifelong.model.student import LifelongVAE, compile_student, new_student
 
 __all__ = [
-    "LifelongVAE",
-    "build_networks",
-    "compile_student",
-    "continuous_posterior",
-    "discrete_posterior",
-    "iwae_log_likelihood",
-    "neg_elbo",
-    "new_student",
-    "posterior_argmax",
-    "reconstruct",
-    "temperature",
+  "LifelongVAE",
+  "build_networks",
+  "compile_student",
+  "continuous_posterior",
+  "discrete_posterior",
+  "iwae_log_likelihood",
+  "neg_elbo",
+  "new_student",
+  "posterior_argmax",
+  "reconstruct",
+  "temperature",
 ]

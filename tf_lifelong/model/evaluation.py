@@ -57,14 +57,18 @@ def enumerated_neg_elbo_terms(model, x, normal) -> dict[str, tf.Tensor]:
   logits, loc, scale = model.encoder(x, training=False)
   j, b = model.num_categories, tf.shape(x)[0]
   z_c = latents.gaussian_sample(loc, scale, normal)
-  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)      # [J*B, J], category-major
+  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)  # [J*B, J], category-major
   dec = model.decoder(tf.concat([z_d, tf.tile(z_c, [j, 1])], -1), training=False)
   rec_j = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [j, 1, 1, 1]), dec), [j, b])
   rec = tf.reduce_sum(tf.transpose(tf.nn.softmax(logits, -1)) * rec_j, axis=0)
   kl_c = objectives.kl_continuous(loc, scale)
   kl_d = objectives.kl_discrete(logits)
-  return {"reconstruction": rec, "kl_continuous": kl_c, "kl_discrete": kl_d,
-          "neg_elbo": rec + kl_c + kl_d}
+  return {
+    "reconstruction": rec,
+    "kl_continuous": kl_c,
+    "kl_discrete": kl_d,
+    "neg_elbo": rec + kl_c + kl_d,
+  }
 
 
 def neg_elbo_terms(model, x, mode: str = "sample", seed=None) -> dict[str, tf.Tensor]:
@@ -84,8 +88,9 @@ def neg_elbo_terms(model, x, mode: str = "sample", seed=None) -> dict[str, tf.Te
   if mode not in ("sample", "enumerate"):
     raise ValueError(f"mode must be sample or enumerate, not {mode!r}")
   x = tf.convert_to_tensor(x, tf.float32)
-  seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(
-      stateless_seed(model, seed), 2))
+  seed_d, seed_c = tf.unstack(
+    tf.random.experimental.stateless_split(stateless_seed(model, seed), 2)
+  )
   normal = tf.random.stateless_normal([tf.shape(x)[0], model.continuous_dim], seed_c)
   if mode == "enumerate":
     return enumerated_neg_elbo_terms(model, x, normal)
@@ -107,23 +112,25 @@ def iwae_log_likelihood(model, x, k: int, seed=None) -> tf.Tensor:
   ELBO; it increases with K towards log p(x).
   """
   x = tf.convert_to_tensor(x, tf.float32)
-  seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(
-      stateless_seed(model, seed), 2))
+  seed_d, seed_c = tf.unstack(
+    tf.random.experimental.stateless_split(stateless_seed(model, seed), 2)
+  )
   logits, loc, scale = model.encoder(x, training=False)
   b, j = tf.shape(x)[0], model.num_categories
-  index = tf.random.stateless_categorical(logits, k, seed_d)           # [B, K]
-  index = tf.transpose(index)                                           # [K, B]
-  z_d = tf.one_hot(index, j)                                            # [K, B, J]
+  index = tf.random.stateless_categorical(logits, k, seed_d)  # [B, K]
+  index = tf.transpose(index)  # [K, B]
+  z_d = tf.one_hot(index, j)  # [K, B, J]
   eps = tf.random.stateless_normal(tf.concat([[k], tf.shape(loc)], 0), seed_c)
-  z_c = loc + scale * eps                                               # [K, B, F]
+  z_c = loc + scale * eps  # [K, B, F]
   z = tf.reshape(tf.concat([z_d, z_c], -1), [k * b, -1])
   dec = model.decoder(z, training=False)
   log_px = -tf.reshape(objectives.reconstruction_nll(tf.tile(x, [k, 1, 1, 1]), dec), [k, b])
   posterior_c = latents.continuous_posterior(loc, scale)
   prior_c = latents.continuous_prior(loc.shape[-1])
   log_q_d = tf.gather(tf.nn.log_softmax(logits, -1), tf.transpose(index), batch_dims=1)  # [B, K]
-  log_w = (log_px + prior_c.log_prob(z_c) - posterior_c.log_prob(z_c)
-           - math.log(j) - tf.transpose(log_q_d))
+  log_w = (
+    log_px + prior_c.log_prob(z_c) - posterior_c.log_prob(z_c) - math.log(j) - tf.transpose(log_q_d)
+  )
   return tf.reduce_logsumexp(log_w, axis=0) - math.log(k)
 
 

@@ -30,8 +30,14 @@ import numpy as np
 from tf_lifelong.model.networks import build_networks
 from tf_lifelong.model.student import LifelongVAE, compile_student, new_student
 
-__all__ = ["frozen_copy", "grow_slice", "handover", "new_student", "reset_batch_norm_statistics",
-           "transfer_weights"]
+__all__ = [
+  "frozen_copy",
+  "grow_slice",
+  "handover",
+  "new_student",
+  "reset_batch_norm_statistics",
+  "transfer_weights",
+]
 
 
 def _layer_pairs(old, new):
@@ -55,7 +61,7 @@ def grow_slice(old: np.ndarray, fresh: np.ndarray, axis: int, insert_at: int) ->
   moved_old = np.moveaxis(old, axis, 0)
   target = np.moveaxis(out, axis, 0)
   target[:insert_at] = moved_old[:insert_at]
-  target[insert_at + grown:] = moved_old[insert_at:]
+  target[insert_at + grown :] = moved_old[insert_at:]
   return out
 
 
@@ -73,8 +79,9 @@ def transfer_weights(old, new, *, grow_init: str = "glorot", insert_at: int = 0)
         new_var.assign(old_var.value)
         continue
       if new_layer is not new.grown_layer:
-        raise ValueError(f"unexpected shape change in {new_layer.name}: "
-                         f"{old_var.shape} -> {new_var.shape}")
+        raise ValueError(
+          f"unexpected shape change in {new_layer.name}: {old_var.shape} -> {new_var.shape}"
+        )
       if grow_init == "keep_old":
         axis = new.GROWN_KERNEL_AXIS if len(new_var.shape) > 1 else -1
         new_var.assign(grow_slice(old_var.numpy(), new_var.numpy(), axis, insert_at))
@@ -97,12 +104,19 @@ def frozen_copy(model: LifelongVAE, config) -> LifelongVAE:
   False, the student calls it with training=False and never gives its
   variables to the optimizer.
   """
-  encoder, decoder = build_networks(model.arch, model.image_shape, model.num_categories,
-                                    model.continuous_dim, config)
+  encoder, decoder = build_networks(
+    model.arch, model.image_shape, model.num_categories, model.continuous_dim, config
+  )
   transfer_weights(model.encoder, encoder)
   transfer_weights(model.decoder, decoder)
-  teacher = LifelongVAE(encoder, decoder, config, num_categories=model.num_categories,
-                        image_shape=model.image_shape, name="teacher")
+  teacher = LifelongVAE(
+    encoder,
+    decoder,
+    config,
+    num_categories=model.num_categories,
+    image_shape=model.image_shape,
+    name="teacher",
+  )
   teacher.trainable = False
   return teacher
 
@@ -124,12 +138,20 @@ def handover(student: LifelongVAE, *, is_new: bool, config) -> LifelongVAE:
   j_teacher = student.num_categories
   j = j_teacher + 1 if is_new else j_teacher
   teacher = frozen_copy(student, config)
-  encoder, decoder = build_networks(student.arch, student.image_shape, j,
-                                    student.continuous_dim, config)
+  encoder, decoder = build_networks(
+    student.arch, student.image_shape, j, student.continuous_dim, config
+  )
   for old, new in ((student.encoder, encoder), (student.decoder, decoder)):
     transfer_weights(old, new, grow_init=config.grow_init, insert_at=j_teacher)
     reset_batch_norm_statistics(new)
-  model = LifelongVAE(encoder, decoder, config, num_categories=j,
-                      image_shape=student.image_shape, teacher=teacher, num_seen=j_teacher)
+  model = LifelongVAE(
+    encoder,
+    decoder,
+    config,
+    num_categories=j,
+    image_shape=student.image_shape,
+    teacher=teacher,
+    num_seen=j_teacher,
+  )
   model.seed_generator.state.assign(student.seed_generator.state.value)
   return compile_student(model, config)

@@ -33,7 +33,7 @@ _INIT = "glorot_uniform"
 def split_latent(out, num_categories: int, continuous_dim: int):
   """[B, J + 2F] -> (logits [B, J], loc [B, F], scale [B, F]); scale = softplus + 1e-6."""
   j, f = num_categories, continuous_dim
-  return out[:, :j], out[:, j:j + f], latents.scale_from_raw(out[:, j + f:j + 2 * f])
+  return out[:, :j], out[:, j : j + f], latents.scale_from_raw(out[:, j + f : j + 2 * f])
 
 
 def _norm():
@@ -56,8 +56,13 @@ class _Network(keras.Model):
     self.width = int(width)
 
   def get_config(self):
-    return {"image_shape": self.image_shape, "num_categories": self.num_categories,
-            "continuous_dim": self.continuous_dim, "width": self.width, "name": self.name}
+    return {
+      "image_shape": self.image_shape,
+      "num_categories": self.num_categories,
+      "continuous_dim": self.continuous_dim,
+      "width": self.width,
+      "name": self.name,
+    }
 
   def build_with_zeros(self):
     """Creates the variables by calling the network once on zeros (inference mode)."""
@@ -93,7 +98,8 @@ class MlpEncoder(_Network):
     self.hidden_2 = layers.Dense(self.width, kernel_initializer=_INIT)
     self.norm_2 = _norm()
     self.latent_projection = layers.Dense(
-        self.num_categories + 2 * self.continuous_dim, kernel_initializer=_INIT)
+      self.num_categories + 2 * self.continuous_dim, kernel_initializer=_INIT
+    )
 
   def call(self, x, training=False):
     h = ops.elu(self.norm_1(self.hidden_1(self.flatten(x)), training=training))
@@ -129,8 +135,9 @@ def _num_downsamplings(image_shape) -> int:
   """Stride-2 layers taking H x W down to 4 x 4 (H == W, a power of two >= 8)."""
   h, w = image_shape[0], image_shape[1]
   if h != w or h < 8 or h & (h - 1):
-    raise ValueError(f"conv networks need square images with a power-of-two side >= 8, "
-                     f"got {tuple(image_shape)}")
+    raise ValueError(
+      f"conv networks need square images with a power-of-two side >= 8, got {tuple(image_shape)}"
+    )
   return int(math.log2(h)) - 2
 
 
@@ -153,22 +160,33 @@ class ConvEncoder(_Network):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
     self.num_down = _num_downsamplings(self.image_shape)
     for i in range(1, self.num_down + 1):
-      setattr(self, f"conv_{i}", layers.Conv2D(
-          self.width * 2 ** (i - 1), 4, strides=2, padding="same", kernel_initializer=_INIT))
+      setattr(
+        self,
+        f"conv_{i}",
+        layers.Conv2D(
+          self.width * 2 ** (i - 1), 4, strides=2, padding="same", kernel_initializer=_INIT
+        ),
+      )
       setattr(self, f"norm_{i}", _norm())
     last = self.num_down + 1
-    setattr(self, f"conv_{last}", layers.Conv2D(
-        self.width * 2 ** self.num_down, 4, padding="valid", kernel_initializer=_INIT))
+    setattr(
+      self,
+      f"conv_{last}",
+      layers.Conv2D(self.width * 2**self.num_down, 4, padding="valid", kernel_initializer=_INIT),
+    )
     setattr(self, f"norm_{last}", _norm())
     self.latent_projection = layers.Conv2D(
-        self.num_categories + 2 * self.continuous_dim, 1, kernel_initializer=_INIT)
+      self.num_categories + 2 * self.continuous_dim, 1, kernel_initializer=_INIT
+    )
 
   def call(self, x, training=False):
     h = x
     for i in range(1, self.num_down + 2):
       h = getattr(self, f"conv_{i}")(h)
       h = ops.elu(getattr(self, f"norm_{i}")(h, training=training))
-    out = ops.reshape(self.latent_projection(h), (-1, self.num_categories + 2 * self.continuous_dim))
+    out = ops.reshape(
+      self.latent_projection(h), (-1, self.num_categories + 2 * self.continuous_dim)
+    )
     return split_latent(out, self.num_categories, self.continuous_dim)
 
 
@@ -191,17 +209,24 @@ class ConvDecoder(_Network):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
     self.num_down = _num_downsamplings(self.image_shape)
     n = self.num_down
-    self.latent_input = layers.Conv2D(self.width * 2 ** n, 1, kernel_initializer=_INIT)
+    self.latent_input = layers.Conv2D(self.width * 2**n, 1, kernel_initializer=_INIT)
     self.norm_0 = _norm()
     self.deconv_1 = layers.Conv2DTranspose(
-        self.width * 2 ** (n - 1), 4, padding="valid", kernel_initializer=_INIT)
+      self.width * 2 ** (n - 1), 4, padding="valid", kernel_initializer=_INIT
+    )
     self.norm_1 = _norm()
     for i in range(2, n + 1):
-      setattr(self, f"deconv_{i}", layers.Conv2DTranspose(
-          self.width * 2 ** (n - i), 4, strides=2, padding="same", kernel_initializer=_INIT))
+      setattr(
+        self,
+        f"deconv_{i}",
+        layers.Conv2DTranspose(
+          self.width * 2 ** (n - i), 4, strides=2, padding="same", kernel_initializer=_INIT
+        ),
+      )
       setattr(self, f"norm_{i}", _norm())
     self.output_layer = layers.Conv2DTranspose(
-        self.image_shape[-1], 4, strides=2, padding="same", kernel_initializer=_INIT)
+      self.image_shape[-1], 4, strides=2, padding="same", kernel_initializer=_INIT
+    )
 
   def call(self, z, training=False):
     h = ops.reshape(z, (-1, 1, 1, self.num_categories + self.continuous_dim))

@@ -65,12 +65,17 @@ def neg_elbo_terms(x, decoder_logits, logits, loc, scale) -> dict[str, tf.Tensor
   rec = reconstruction_nll(x, decoder_logits)
   kl_c = kl_continuous(loc, scale)
   kl_d = kl_discrete(logits)
-  return {"reconstruction": rec, "kl_continuous": kl_c, "kl_discrete": kl_d,
-          "neg_elbo": rec + kl_c + kl_d}
+  return {
+    "reconstruction": rec,
+    "kl_continuous": kl_c,
+    "kl_discrete": kl_d,
+    "neg_elbo": rec + kl_c + kl_d,
+  }
 
 
-def padded_teacher_log_probs(teacher_logits: tf.Tensor, num_categories: int,
-                             eps: float) -> tf.Tensor:
+def padded_teacher_log_probs(
+  teacher_logits: tf.Tensor, num_categories: int, eps: float
+) -> tf.Tensor:
   """log q_T(z_d|x) over the student's J categories (method.md section 4).
 
   The teacher's probabilities softmax(l_T) [B, J_T] are padded with `eps`
@@ -98,8 +103,15 @@ def gaussian_kl(loc_p, scale_p, loc_q, scale_q) -> tf.Tensor:
   return p.kl_divergence(latents.continuous_posterior(loc_q, scale_q))
 
 
-def consistency_terms(student_logits, teacher_logits, *, eps: float, direction: str = "reverse",
-                      student_gaussian=None, teacher_gaussian=None) -> dict[str, tf.Tensor]:
+def consistency_terms(
+  student_logits,
+  teacher_logits,
+  *,
+  eps: float,
+  direction: str = "reverse",
+  student_gaussian=None,
+  teacher_gaussian=None,
+) -> dict[str, tf.Tensor]:
   """Posterior consistency between student and teacher (paper eq. 3, appendix 7.0.2, 7.3).
 
   Discrete: reverse KL(q_S(z_d|x) || q_T(z_d|x)) (default) or forward
@@ -130,8 +142,11 @@ def consistency_terms(student_logits, teacher_logits, *, eps: float, direction: 
     gaussian = gaussian_kl(*student_gaussian, *teacher_gaussian)
   else:
     gaussian = gaussian_kl(*teacher_gaussian, *student_gaussian)
-  return {"consistency_discrete": discrete, "consistency_gaussian": gaussian,
-          "consistency": discrete + gaussian}
+  return {
+    "consistency_discrete": discrete,
+    "consistency_gaussian": gaussian,
+    "consistency": discrete + gaussian,
+  }
 
 
 def batch_marginal_sum(logits: tf.Tensor) -> tf.Tensor:
@@ -162,8 +177,9 @@ def mutual_information_terms(logits: tf.Tensor, marginal: tf.Tensor) -> dict[str
   return {"mutual_information": cross - entropy, "conditional_entropy": entropy}
 
 
-def student_loss(neg_elbo, consistency, mutual_information, omega, *, gamma: float,
-                 lam: float) -> tf.Tensor:
+def student_loss(
+  neg_elbo, consistency, mutual_information, omega, *, gamma: float, lam: float
+) -> tf.Tensor:
   """loss_b = -ELBO_b + gamma [omega_b == 0] consistency_b - lambda mi_b (method.md section 4).
 
   All arguments [B]; omega is 1 for real rows and 0 for synthetic ones.

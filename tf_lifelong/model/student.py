@@ -42,8 +42,15 @@ import tensorflow as tf
 from tf_lifelong import config as config_lib
 from tf_lifelong.model import evaluation, latents, networks, objectives
 
-TERMS = ("loss", "neg_elbo", "reconstruction", "kl_continuous", "kl_discrete", "consistency",
-         "mutual_information")
+TERMS = (
+  "loss",
+  "neg_elbo",
+  "reconstruction",
+  "kl_continuous",
+  "kl_discrete",
+  "consistency",
+  "mutual_information",
+)
 """Per-example terms reported by the training step (global means)."""
 
 FUSED_ADAM = True
@@ -106,8 +113,18 @@ class LifelongVAE(keras.Model):
     student_step: this student's training steps (drives the temperature).
   """
 
-  def __init__(self, encoder, decoder, config, num_categories, image_shape, teacher=None,
-               num_seen=0, seed=None, **kwargs):
+  def __init__(
+    self,
+    encoder,
+    decoder,
+    config,
+    num_categories,
+    image_shape,
+    teacher=None,
+    num_seen=0,
+    seed=None,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     if num_seen > 0 and teacher is None:
       raise ValueError(f"num_seen={num_seen} needs a teacher to replay the seen distributions")
@@ -124,19 +141,30 @@ class LifelongVAE(keras.Model):
       teacher.trainable = False
     self.seed_generator = keras.random.SeedGenerator(config.seed if seed is None else seed)
     self.student_step = self.add_weight(
-        shape=(), dtype="int64", initializer="zeros", trainable=False, name="student_step",
-        aggregation="only_first_replica")
-    self.trackers = {name: keras.metrics.Mean(name=name)
-                     for name in (*TERMS, "temperature", "pi", "grad_norm")}
+      shape=(),
+      dtype="int64",
+      initializer="zeros",
+      trainable=False,
+      name="student_step",
+      aggregation="only_first_replica",
+    )
+    self.trackers = {
+      name: keras.metrics.Mean(name=name) for name in (*TERMS, "temperature", "pi", "grad_norm")
+    }
     self.built = True
 
   def get_config(self):
     serialize = keras.saving.serialize_keras_object
-    return {"encoder": serialize(self.encoder), "decoder": serialize(self.decoder),
-            "config": self.config.to_dict(), "num_categories": self.num_categories,
-            "image_shape": self.image_shape, "num_seen": self.num_seen,
-            "teacher": None if self.teacher is None else serialize(self.teacher),
-            "name": self.name}
+    return {
+      "encoder": serialize(self.encoder),
+      "decoder": serialize(self.decoder),
+      "config": self.config.to_dict(),
+      "num_categories": self.num_categories,
+      "image_shape": self.image_shape,
+      "num_seen": self.num_seen,
+      "teacher": None if self.teacher is None else serialize(self.teacher),
+      "name": self.name,
+    }
 
   @classmethod
   def from_config(cls, config):
@@ -252,16 +280,19 @@ class LifelongVAE(keras.Model):
     """
     if self.teacher is None:
       raise ValueError("this student has no teacher")
-    seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(
-        evaluation.stateless_seed(self, seed), 2))
+    seed_z, seed_x = tf.unstack(
+      tf.random.experimental.stateless_split(evaluation.stateless_seed(self, seed), 2)
+    )
     mean = tf.sigmoid(self.teacher.decode_prior(num, seed_z, training=False))
     return binarize(mean, seed_x) if self.config.replay_sample_pixels else mean
 
   def draw_noise(self, batch, seed):
     """Noise of one reparameterised sample: gumbel [B, J], normal [B, F]."""
     seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    return {"gumbel": latents.gumbel_noise([batch, self.num_categories], seed_d),
-            "normal": tf.random.stateless_normal([batch, self.continuous_dim], seed_c)}
+    return {
+      "gumbel": latents.gumbel_noise([batch, self.num_categories], seed_d),
+      "normal": tf.random.stateless_normal([batch, self.continuous_dim], seed_c),
+    }
 
   # -------------------------------------------------------------- objective
   def per_example_terms(self, x, omega, noise, training=True, num_real=None):
@@ -301,16 +332,24 @@ class LifelongVAE(keras.Model):
       t_logits, t_loc, t_scale = self.teacher.encoder(rows(x), training=False)
       gaussian = self.config.consistency_gaussian
       cons = objectives.consistency_terms(
-          rows(logits), t_logits, eps=self.config.teacher_pad_eps,
-          direction=self.config.consistency_kl,
-          student_gaussian=(rows(loc), rows(scale)) if gaussian else None,
-          teacher_gaussian=(t_loc, t_scale) if gaussian else None)["consistency"]
+        rows(logits),
+        t_logits,
+        eps=self.config.teacher_pad_eps,
+        direction=self.config.consistency_kl,
+        student_gaussian=(rows(loc), rows(scale)) if gaussian else None,
+        teacher_gaussian=(t_loc, t_scale) if gaussian else None,
+      )["consistency"]
       if num_real is not None:
         cons = tf.concat([tf.zeros([num_real], cons.dtype), cons], 0)
       terms["consistency"] = objectives.masked_consistency(cons, omega)
     terms["loss"] = objectives.student_loss(
-        terms["neg_elbo"], terms["consistency"], terms["mutual_information"], omega,
-        gamma=self.config.consistency_weight, lam=self.config.mi_weight)
+      terms["neg_elbo"],
+      terms["consistency"],
+      terms["mutual_information"],
+      omega,
+      gamma=self.config.consistency_weight,
+      lam=self.config.mi_weight,
+    )
     return terms
 
   def loss_and_gradients(self, x, omega, noise, num_real=None):
@@ -346,7 +385,8 @@ class LifelongVAE(keras.Model):
     ops; the update is Keras' Adam formula.
     """
     seed_replay, seed_bin, seed_noise = tf.unstack(
-        tf.random.experimental.stateless_split(self._step_seed(), 3))
+      tf.random.experimental.stateless_split(self._step_seed(), 3)
+    )
     real = _images(data)
     num_real = real.shape[0] if real.shape[0] is not None else tf.shape(real)[0]
     x, omega = self.replay_batch(real, seed_replay)
@@ -358,8 +398,7 @@ class LifelongVAE(keras.Model):
     if not (FUSED_ADAM and _apply_adam_fused(self.optimizer, grads, self.student_variables)):
       self.optimizer.apply(grads, self.student_variables)
     self.student_step.assign_add(1)
-    sums = tf.stack([tf.reduce_sum(terms[name]) for name in TERMS]
-                    + [tf.reduce_sum(1.0 - omega)])
+    sums = tf.stack([tf.reduce_sum(terms[name]) for name in TERMS] + [tf.reduce_sum(1.0 - omega)])
     means = tf.unstack(_all_reduce_sum(sums) / count)
     for name, value in zip(TERMS, means):
       self.trackers[name].update_state(value)
@@ -395,8 +434,10 @@ def _logs(metrics) -> dict[str, tf.Tensor]:
   is given as a [1] vector, whose mean over the replicas is the result again.
   """
   strategy = tf.distribute.get_strategy()
-  multi_worker = (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-                  and strategy.extended._in_multi_worker_mode())  # noqa: SLF001 - as Keras tells.
+  multi_worker = (
+    isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    and strategy.extended._in_multi_worker_mode()
+  )  # noqa: SLF001 - as Keras tells.
   return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in metrics}
 
 
@@ -417,14 +458,22 @@ def _apply_adam_fused(optimizer, grads, variables) -> bool:
   outside any distribution strategy, on dense float32 gradients. Otherwise
   returns False and the caller uses `optimizer.apply`.
   """
-  if (type(optimizer) is not keras.optimizers.Adam or not optimizer.built
-      or tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
-      or optimizer.amsgrad or optimizer.clipnorm or optimizer.clipvalue
-      or optimizer.global_clipnorm or optimizer.weight_decay or optimizer.use_ema
-      or optimizer.gradient_accumulation_steps or optimizer.loss_scale_factor
-      or any(not isinstance(g, tf.Tensor) or g.dtype != tf.float32 for g in grads)
-      or any(v.dtype != "float32" or getattr(v, "overwrite_with_gradient", False)
-             for v in variables)):
+  if (
+    type(optimizer) is not keras.optimizers.Adam
+    or not optimizer.built
+    or tf.distribute.has_strategy()
+    or tf.distribute.in_cross_replica_context()
+    or optimizer.amsgrad
+    or optimizer.clipnorm
+    or optimizer.clipvalue
+    or optimizer.global_clipnorm
+    or optimizer.weight_decay
+    or optimizer.use_ema
+    or optimizer.gradient_accumulation_steps
+    or optimizer.loss_scale_factor
+    or any(not isinstance(g, tf.Tensor) or g.dtype != tf.float32 for g in grads)
+    or any(v.dtype != "float32" or getattr(v, "overwrite_with_gradient", False) for v in variables)
+  ):
     return False
   with tf.name_scope("fused_adam"):
     local_step = tf.cast(optimizer.iterations + 1, tf.float32)
@@ -436,10 +485,17 @@ def _apply_adam_fused(optimizer, grads, variables) -> bool:
     for grad, variable in zip(grads, variables):
       index = optimizer._get_variable_index(variable)
       tf.raw_ops.ResourceApplyAdam(
-          var=variable.value.handle, m=optimizer._momentums[index].value.handle,
-          v=optimizer._velocities[index].value.handle, beta1_power=beta_1_power,
-          beta2_power=beta_2_power, lr=lr, beta1=beta_1, beta2=beta_2, epsilon=epsilon,
-          grad=grad)
+        var=variable.value.handle,
+        m=optimizer._momentums[index].value.handle,
+        v=optimizer._velocities[index].value.handle,
+        beta1_power=beta_1_power,
+        beta2_power=beta_2_power,
+        lr=lr,
+        beta1=beta_1,
+        beta2=beta_2,
+        epsilon=epsilon,
+        grad=grad,
+      )
     optimizer.iterations.assign_add(1)
   return True
 
@@ -451,9 +507,11 @@ def compile_student(model: LifelongVAE, config) -> LifelongVAE:
   steps_per_execution come from `config` (XLA fails under MirroredStrategy
   on CPU; see docs/stack-notes.md).
   """
-  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                jit_compile=config.jit_compile,
-                steps_per_execution=effective_steps_per_execution(config))
+  model.compile(
+    optimizer=keras.optimizers.Adam(config.learning_rate),
+    jit_compile=config.jit_compile,
+    steps_per_execution=effective_steps_per_execution(config),
+  )
   return model
 
 
@@ -472,14 +530,18 @@ def effective_steps_per_execution(config) -> int:
   """
   global _said_spe
   asked = config.steps_per_execution
-  spe, why = math.gcd(asked, config.eval_every), f"it does not divide eval_every = {config.eval_every}"
+  spe, why = (
+    math.gcd(asked, config.eval_every),
+    f"it does not divide eval_every = {config.eval_every}",
+  )
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
   if replicas > 1 and spe > 1:
     spe, why = 1, f"more than one step per execution fails with {replicas} replicas"
   if spe != asked and not _said_spe:
     _said_spe = True
-    logging.getLogger(__name__).warning("steps_per_execution: using %d, not %d: %s",
-                                        spe, asked, why)
+    logging.getLogger(__name__).warning(
+      "steps_per_execution: using %d, not %d: %s", spe, asked, why
+    )
   return spe
 
 
@@ -489,10 +551,12 @@ def new_student(config, image_shape, num_categories: int = 1) -> LifelongVAE:
   J = 1 for a lifelong run; the batch baseline starts with J = the number of
   distributions. Call inside the caller's strategy scope.
   """
-  encoder, decoder = networks.build_networks(config.resolved_arch, image_shape, num_categories,
-                                             config.continuous_dim, config)
-  model = LifelongVAE(encoder, decoder, config, num_categories=num_categories,
-                      image_shape=image_shape)
+  encoder, decoder = networks.build_networks(
+    config.resolved_arch, image_shape, num_categories, config.continuous_dim, config
+  )
+  model = LifelongVAE(
+    encoder, decoder, config, num_categories=num_categories, image_shape=image_shape
+  )
   return compile_student(model, config)
 
 
@@ -502,7 +566,12 @@ def without_teacher(model: LifelongVAE, config) -> LifelongVAE:
   The naive sequential baseline: after the hand-over has grown J, training
   sees only the current interval's data (pi = 0, no consistency term).
   """
-  plain = LifelongVAE(model.encoder, model.decoder, config, num_categories=model.num_categories,
-                      image_shape=model.image_shape)
+  plain = LifelongVAE(
+    model.encoder,
+    model.decoder,
+    config,
+    num_categories=model.num_categories,
+    image_shape=model.image_shape,
+  )
   plain.seed_generator.state.assign(model.seed_generator.state.value)
   return compile_student(plain, config)
