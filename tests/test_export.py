@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -415,3 +416,35 @@ def test_export_under_mirrored_strategy(tmp_path):
     np.testing.assert_allclose(enc["stddev"], ref["scale"], rtol=1e-5, atol=1e-7)
     assert np.all(np.isfinite(sigs["elbo"](images=tf.constant(ref["x"]))["neg_elbo"]))
     assert export.read_metadata(tmp_path / where)["strategy"] == "mirrored"
+
+
+def _rest_bodies():
+  """The JSON bodies of the `curl ... :predict -d '{...}'` calls in docs/serving.md."""
+  with open(os.path.join(REPO, "docs", "serving.md")) as f:
+    text = f.read()
+  return re.findall(r":predict -d '(\{.*?\})'", text, flags=re.S)
+
+
+def test_rest_request_bodies_of_the_docs_fit_the_signatures(served):
+  """What TF Serving's REST API does with the docs' request bodies (columnar `inputs`):
+  each named input becomes a tensor of the signature's dtype and must fit its shape.
+  The server itself is not run here (no Docker, no tensorflow-model-server package)."""
+  bodies = _rest_bodies()
+  assert len(bodies) == 2
+  sample = json.loads(bodies[0])
+  # The docs elide the 28 x 28 pixels; the tiny model takes its own image shape.
+  encode = json.loads(re.sub(r'"images": \[.*\]', '"images": null', bodies[1]))
+  assert (sample["signature_name"], encode["signature_name"]) == ("sample", "encode")
+  encode["inputs"]["images"] = np.random.default_rng(3).uniform(size=(2, *SHAPE)).tolist()
+  model = tf.saved_model.load(served["path"])
+  for body in (sample, encode):
+    signature = model.signatures[body["signature_name"]]
+    specs = signature.structured_input_signature[1]
+    assert set(body["inputs"]) == set(specs), body["signature_name"]
+    tensors = {}
+    for name, value in body["inputs"].items():
+      tensors[name] = tf.constant(value, dtype=specs[name].dtype)
+      assert specs[name].shape.is_compatible_with(tensors[name].shape), name
+    outputs = signature(**tensors)
+    json.dumps({k: v.numpy().tolist() for k, v in outputs.items()})  # a REST response
+  assert outputs["probs"].shape == (2, J)
