@@ -418,19 +418,20 @@ def test_export_under_mirrored_strategy(tmp_path):
     assert export.read_metadata(tmp_path / where)["strategy"] == "mirrored"
 
 
-def _rest_bodies():
-  """The JSON bodies of the `curl ... :predict -d '{...}'` calls in docs/serving.md."""
-  with open(os.path.join(REPO, "docs", "serving.md")) as f:
+def _rest_bodies(*path):
+  """The JSON bodies of the `curl ... :predict -d '{...}'` calls in a doc of the repo."""
+  with open(os.path.join(REPO, *path)) as f:
     text = f.read()
-  return re.findall(r":predict -d '(\{.*?\})'", text, flags=re.S)
+  return re.findall(r":predict\s*\\?\s*-d '(\{.*?\})'", text, flags=re.S)
 
 
 def test_rest_request_bodies_of_the_docs_fit_the_signatures(served):
   """What TF Serving's REST API does with the docs' request bodies (columnar `inputs`):
   each named input becomes a tensor of the signature's dtype and must fit its shape.
   The server itself is not run here (no Docker, no tensorflow-model-server package)."""
-  bodies = _rest_bodies()
+  bodies = _rest_bodies("docs", "serving.md")
   assert len(bodies) == 2
+  assert [json.loads(b) for b in _rest_bodies("README.md")] == [json.loads(bodies[0])]
   sample = json.loads(bodies[0])
   # The docs elide the 28 x 28 pixels; the tiny model takes its own image shape.
   encode = json.loads(re.sub(r'"images": \[.*\]', '"images": null', bodies[1]))
