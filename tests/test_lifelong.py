@@ -92,6 +92,16 @@ def test_metrics_csv_has_a_finite_row_per_interval(dry_run):
   assert int(table[0]["synthetic_examples"]) == 0 < int(table[1]["synthetic_examples"])
 
 
+def test_rows_split_the_interval_time_into_phases(dry_run):
+  _, rows, _ = dry_run
+  for row in rows:
+    phases = row["phase_seconds"]
+    assert set(phases) == {"handover", "train", "evaluate"}
+    assert all(v >= 0 for v in phases.values()) and phases["train"] > 0
+    # The phases cover the interval's wall time, up to rounding and the hook calls.
+    assert sum(phases.values()) == pytest.approx(row["wall_seconds"], abs=0.5)
+
+
 def test_tensorboard_has_named_scalars_and_images(dry_run):
   from tensorboard.backend.event_processing import event_accumulator
 

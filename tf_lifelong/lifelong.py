@@ -271,6 +271,7 @@ def _run_interval(
     train_state = None
   else:
     teacher_seen, train_state = resumed.teacher_seen, resumed.train_state
+  handed_over = time.monotonic()
   _call(hooks, "before_interval", ctx)
   dist = interval.distribution
   shown.start_interval(
@@ -314,7 +315,15 @@ def _run_interval(
     raise _non_finite(ctx, e.step, e.what) from None
   ctx.global_step += result.steps
   ctx.result = result
+  trained = time.monotonic()
   row = _row(ctx, evaluator, teacher_seen, result, time.monotonic() - start)
+  end = time.monotonic()
+  row["wall_seconds"] = round(end - start, 2)  # the evaluation included
+  row["phase_seconds"] = {
+    "handover": round(handed_over - start, 2),
+    "train": round(trained - handed_over, 2),
+    "evaluate": round(end - trained, 2),
+  }
   _call(hooks, "after_interval", ctx, row)
   ctx.rows.append(row)
   shown.end_interval(
