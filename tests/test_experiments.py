@@ -141,6 +141,35 @@ def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
   assert after.splitlines()[:2] == first.splitlines()[:2]
 
 
+def test_the_runner_keeps_unfinished_runs_for_resuming(tmp_path, monkeypatch):
+  # bin/experiment run again after a kill must hand unfinished workdirs (their
+  # checkpoints) to the runs, not delete them.
+  base = config_lib.Config(dataset="mnist", order=(3, 7), max_steps_per_interval=40)
+  output = str(tmp_path)
+  specs = runner.plan(base, [0], ["with_consistency", "without_consistency"], output, None)
+  finished, unfinished = specs
+  artifacts.write_json(
+    os.path.join(finished.workdir, runner.RESULT),
+    {"config": finished.config.to_dict(), "extras": {}, "final": {}},
+  )
+  marker = os.path.join(unfinished.workdir, "checkpoints", "latest.json")
+  artifacts.write_json(marker, {"interval": 0})
+  handed = []
+  monkeypatch.setattr(runner, "ensure_classifier", lambda *a, **k: None)
+  monkeypatch.setattr(runner, "_run_sequential", lambda pending, out: handed.extend(pending) or [])
+  monkeypatch.setattr(report, "build_report", lambda out: {})
+  runner.run_experiment(
+    "mnist_sequential",
+    base,
+    seeds=[0],
+    variants=["with_consistency", "without_consistency"],
+    output=output,
+    out=open(os.devnull, "w"),
+  )
+  assert [s.variant for s in handed] == ["without_consistency"]
+  assert os.path.exists(marker)
+
+
 # ---------------------------------------------------------------- report
 def test_mean_std_over_curves_of_unequal_length():
   mean, std = figures.mean_std([[1.0, 2.0, None], [3.0], [5.0, 4.0]])

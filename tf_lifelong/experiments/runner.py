@@ -31,7 +31,6 @@ import dataclasses
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -258,8 +257,7 @@ def run_experiment(
   specs = plan(base, seeds, variants, output, options, classifier_dir)
   pending = [s for s in specs if not is_finished(s)]
   _say(out, f"{preset}: {len(specs)} runs, {len(specs) - len(pending)} already finished")
-  for spec in pending:
-    shutil.rmtree(spec.workdir, ignore_errors=True)
+  # Unfinished runs keep their workdirs: run_one goes on from their checkpoints.
   if parallel > 1:
     failed = _run_parallel(pending, parallel, out)
   else:
