@@ -244,6 +244,15 @@ def _split(n=50, seed=0):
   return Split(rng.integers(0, 256, (n, 3, 2, 1), dtype=np.uint8), np.arange(n, dtype=np.int64))
 
 
+def test_as_dataset_runs_without_tf_data_autotuning():
+  # With autotuning on, deleting the iterator at the end of Keras' fit waited up
+  # to a minute for tf.data's model thread (docs/performance.md).
+  for repeat in (False, True):
+    dataset = as_dataset(_split(), 8, shuffle=True, seed=3, repeat=repeat)
+    assert dataset.options().autotune.enabled is False
+    assert len(next(iter(dataset))[1]) == 8
+
+
 def test_as_dataset_one_epoch_covers_every_example_once():
   split = _split()
   batches = _batches(as_dataset(split, 8, shuffle=True, seed=3))

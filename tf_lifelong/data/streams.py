@@ -293,6 +293,12 @@ def joint(stream: Stream) -> Stream:
 
 
 # ---------------------------------------------------------------- tf.data
+MAP_THREADS = 2
+"""Parallel gathers of the training/evaluation pipelines (tf.data autotuning is off)."""
+PREFETCH_BATCHES = 2
+"""Batches made ahead of the step."""
+
+
 def as_dataset(
   split: Split,
   batch_size: int,
@@ -306,7 +312,9 @@ def as_dataset(
 
   The uint8 images stay in memory (on the CPU); the pipeline shuffles and
   batches example indices, gathers each batch and only then casts and scales
-  it, so its cost per example is a few bytes of index work.
+  it, so its cost per example is a few bytes of index work. Gathers run on
+  MAP_THREADS threads, PREFETCH_BATCHES batches ahead; tf.data's autotuning is
+  off, so that deleting an iterator does not wait for its model thread.
 
   Args:
     split: the examples.
@@ -348,6 +356,20 @@ def as_dataset(
     pixels = tf.cast(tf.gather(images, batch), tf.float32) / 255.0
     return pixels, tf.gather(labels, batch)
 
-  return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-    tf.data.AUTOTUNE
-  )
+  batches = index.map(gather, num_parallel_calls=MAP_THREADS, deterministic=True)
+  return batches.prefetch(PREFETCH_BATCHES).with_options(_without_autotune())
+
+
+def _without_autotune() -> tf.data.Options:
+  """tf.data options with autotuning off (fixed parallelism and buffers instead).
+
+  With autotuning on, deleting an iterator (as Keras' `fit` does at its end)
+  waits for tf.data's model thread, which sleeps between optimisation rounds
+  whose period doubles up to 60 s: seen here as a 35 s stall at the end of
+  some 45-50 s intervals, and 50 s after a 150 s one (docs/performance.md).
+  These pipelines are index work and one gather per batch, far faster than the
+  step without tuning.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return options
