@@ -1,5 +1,5 @@
-"""bin/benchmark on a tiny setting (every key written, numbers positive and finite), and
-the FLOP count of the step (docs/performance.md).
+"""bin/benchmark on a tiny setting (every key written, numbers positive and finite), the
+FLOP count of the step (docs/performance.md), and the child processes the benchmarks run.
 
 The quick run takes about 45 s on an idle 2-core machine: six compiled steps
 (two with XLA) and three one-interval lifelong runs (one with XLA).
@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from tests import paths
-from tf_lifelong import benchmark
 from tf_lifelong import config as config_lib
+from tf_lifelong.benchmarks import child_process, flops, steps
 
 BENCHMARK = os.path.join(paths.REPO, "bin", "benchmark")
 
@@ -65,12 +65,12 @@ def _numbers(value, path=""):
 
 def test_writes_every_key_with_positive_finite_numbers(quick):
   result, _ = quick
-  for key in benchmark.REQUIRED_KEYS:
+  for key in steps.REQUIRED_KEYS:
     assert key in result, key
   checked = {
     key: result[key]
     for key in (
-      *benchmark.REQUIRED_KEYS,
+      *steps.REQUIRED_KEYS,
       "estimated_run",
       "lgm_over_pytorch_reference",
       "benchmark_seconds",
@@ -110,7 +110,7 @@ def test_command_and_summary(quick):
 
 def test_flop_count_by_hand():
   d, w, j, f, b, syn, jt = 6, 4, 3, 2, 5, 3, 2
-  plan = benchmark.matmul_step_plan(d, w, j, f, b, syn, jt)
+  plan = flops.matmul_step_plan(d, w, j, f, b, syn, jt)
   student = (
     2 * b * d * w * 2  # encoder layer 1: forward + kernel grad
     + 6 * b * w * w  # encoder layer 2: forward + 2 grads
@@ -123,8 +123,22 @@ def test_flop_count_by_hand():
     2 * syn * ((jt + f) * w + w * w + w * d)  # decoder, synthetic rows
     + 2 * syn * (d * w + w * w + w * (jt + 2 * f))
   )  # encoder, synthetic rows
-  summary = benchmark.flop_summary(plan, b)
+  summary = flops.flop_summary(plan, b)
   assert summary["per_step"] == student + teacher
   assert summary["per_example_by_part"] == {"student": student / b, "teacher": teacher / b}
-  plain = benchmark.matmul_step_plan(d, w, j, f, b, 0, None)
-  assert benchmark.flop_summary(plain, b)["per_step"] == student
+  plain = flops.matmul_step_plan(d, w, j, f, b, 0, None)
+  assert flops.flop_summary(plain, b)["per_step"] == student
+
+
+def test_child_process_returns_the_json_result():
+  # builtins.dict(payload): the payload back, through a fresh Python process.
+  payload = {"a": [1, 2.5, None], "b": "text"}
+  assert child_process.run_json_child("builtins", "dict", payload) == payload
+
+
+def test_child_process_failure_carries_its_stderr():
+  with pytest.raises(RuntimeError, match="the test child failed") as raised:
+    child_process.run_json_child(
+      "tf_lifelong.no_such_module", "f", {}, description="the test child"
+    )
+  assert "ModuleNotFoundError" in str(raised.value)

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests import paths
-from tf_lifelong import scaling_benchmark
+from tf_lifelong.benchmarks import scaling
 
 BENCHMARK = os.path.join(paths.REPO, "bin", "benchmark")
 
@@ -48,12 +48,12 @@ def quick(tmp_path_factory):
 
 def test_every_run_has_every_key_with_positive_finite_numbers(quick):
   result, stderr = quick
-  for key in scaling_benchmark.REQUIRED_KEYS:
+  for key in scaling.REQUIRED_KEYS:
     assert key in result, key
   assert result["order"] == ["default", "mirrored_1", "mirrored_2", "mirrored_2_weak"]
   for name in result["order"]:
     run = result["runs"][name]
-    for key in scaling_benchmark.RUN_KEYS:
+    for key in scaling.RUN_KEYS:
       assert key in run, (name, key)
       value = run[key]
       if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -95,12 +95,12 @@ def test_bad_devices_give_one_line(tmp_path, devices, message):
 
 
 def test_parse_and_check_devices():
-  assert scaling_benchmark.parse_devices("2,1,2") == (1, 2)
-  assert scaling_benchmark.parse_devices(["1", " 4"]) == (1, 4)
-  with pytest.raises(scaling_benchmark.DevicesError, match="does not split evenly"):
-    scaling_benchmark.check_devices((1, 3), "GPU", 8, 128)
-  with pytest.raises(scaling_benchmark.DevicesError, match="this machine has 2 GPU"):
-    scaling_benchmark.check_devices((1, 4), "GPU", 2, 128)
-  specs = scaling_benchmark.plan((1, 2), "GPU", 128, weak=True)
+  assert scaling.parse_devices("2,1,2") == (1, 2)
+  assert scaling.parse_devices(["1", " 4"]) == (1, 4)
+  with pytest.raises(scaling.DevicesError, match="does not split evenly"):
+    scaling.check_devices((1, 3), "GPU", 8, 128)
+  with pytest.raises(scaling.DevicesError, match="this machine has 2 GPU"):
+    scaling.check_devices((1, 4), "GPU", 2, 128)
+  specs = scaling.plan((1, 2), "GPU", 128, weak=True)
   assert [s["replicas"] for s in specs] == [1, 1, 2]
   assert [r["global_batch"] for r in specs[2]["runs"]] == [128, 256, 128]

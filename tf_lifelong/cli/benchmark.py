@@ -7,7 +7,7 @@ pipeline and one lifelong interval, side by side; writes JSON.
     bin/benchmark --output=s.json --devices=1,2           # only the scaling benchmark
 
 With --devices, bin/benchmark runs only the scaling benchmark
-(tf_lifelong/scaling_benchmark.py, docs/scaling.md): the student step with the
+(tf_lifelong/benchmarks/scaling.py, docs/scaling.md): the student step with the
 default strategy on one device, then MirroredStrategy over each number of
 devices listed (the first N GPUs, or the CPU split into N logical devices where
 there is no GPU), each in a fresh process; the JSON gives examples/s and the
@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  from tf_lifelong.benchmark import Settings  # noqa: PLC0415 - no TensorFlow import here.
+  from tf_lifelong.benchmarks.settings import Settings  # noqa: PLC0415 - no TensorFlow import here.
 
   d = Settings()
   flags.DEFINE_string("output", None, "Where to write the JSON result.", required=True)
@@ -150,7 +150,7 @@ _FIELDS = (
 
 
 def settings_from_flags():
-  from tf_lifelong.benchmark import Settings  # noqa: PLC0415
+  from tf_lifelong.benchmarks.settings import Settings  # noqa: PLC0415
 
   given = {name: FLAGS[name].value for name in _FIELDS if FLAGS[name].present or not FLAGS.quick}
   if FLAGS["interval_variants"].present or not FLAGS.quick:
@@ -171,14 +171,14 @@ def main(argv: list[str]) -> None:
     settings = settings_from_flags()
     devices = None
     if FLAGS.devices:
-      from tf_lifelong import scaling_benchmark  # noqa: PLC0415 - no TensorFlow import here.
+      from tf_lifelong.benchmarks import scaling  # noqa: PLC0415 - no TensorFlow import here.
 
-      devices = scaling_benchmark.parse_devices(FLAGS.devices)
+      devices = scaling.parse_devices(FLAGS.devices)
     with errors.native_stderr_silenced(not FLAGS.verbose):
       # TensorFlow loads here, its C++ start-up lines silenced.
       import tensorflow as tf  # noqa: PLC0415
 
-      from tf_lifelong import benchmark  # noqa: PLC0415
+      from tf_lifelong.benchmarks import steps  # noqa: PLC0415
     if not FLAGS.verbose:
       # Each of the benchmark's models traces its own step: not a retracing problem.
       tf.get_logger().setLevel("ERROR")
@@ -191,15 +191,15 @@ def main(argv: list[str]) -> None:
       )
 
     if devices:
-      from tf_lifelong import scaling_benchmark  # noqa: PLC0415
+      from tf_lifelong.benchmarks import scaling  # noqa: PLC0415
 
-      result = scaling_benchmark.run(settings, devices, weak=FLAGS.weak_scaling, log=log)
-      text = scaling_benchmark.summary(result)
+      result = scaling.run(settings, devices, weak=FLAGS.weak_scaling, log=log)
+      text = scaling.summary(result)
     else:
-      result = benchmark.run(settings, log=log)
+      result = steps.run(settings, log=log)
       text = summary(result)
     result["command"] = " ".join(["bin/benchmark", *sys.argv[1:]])
-    benchmark.write(result, FLAGS.output)
+    steps.write(result, FLAGS.output)
     log(text)
     log(f"wrote {FLAGS.output}")
 

@@ -3,12 +3,12 @@
     bin/benchmark --devices=1,2 --output=scaling.json          # this machine's CPU
     bin/benchmark --devices=1,2,4,8 --output=scaling.json      # a host with 8 GPUs
 
-The step is the one `benchmark.py` times (`LifelongVAE.train_step` with
+The step is the one `steps.py` times (`LifelongVAE.train_step` with
 teacher replay; MLP, J = 10 after nine hand-overs, F = 20; XLA as the config's
-default, off), built and timed with benchmark.py's helpers, at
+default, off), built and timed as it does (bursts.py, measuring.py), at
 steps_per_execution 1 (`STEPS_PER_EXECUTION` says why).
-Each device setting runs in a fresh Python process, because logical devices
-must be laid out before TensorFlow initialises:
+Each device setting runs in a fresh Python process (child_process.py), because
+logical devices must be laid out before TensorFlow initialises:
 
 - `default`: no strategy, one device (the first GPU, else the CPU), global
   batch B (128). Every speed-up is relative to this run.
@@ -20,7 +20,7 @@ must be laid out before TensorFlow initialises:
   replica, a global batch of N B.
 
 Each process times its runs in bursts that take turns for `rounds` rounds
-(rates are medians over rounds, as in benchmark.py). A mirrored process also
+(rates are medians over rounds, as in steps.py). A mirrored process also
 times the default-strategy step, interleaved with its own runs:
 `paired_speedup_vs_default` is the median of the per-round ratios against it,
 which a change of load on a shared machine hits on both sides alike.
@@ -30,17 +30,15 @@ which a change of load on a shared machine hits on both sides alike.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import platform
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 
-from tf_lifelong import benchmark
 from tf_lifelong import config as config_lib
+from tf_lifelong.benchmarks import bursts, child_process, measuring
+from tf_lifelong.benchmarks.settings import Settings
 
 RUN_KEYS = (
   "strategy",
@@ -167,7 +165,7 @@ def plan(devices: Sequence[int], kind: str, batch_size: int, weak: bool) -> list
 
 
 # -------------------------------------------------------- the child side
-def _setup(spec: dict, settings: benchmark.Settings):
+def _setup(spec: dict, settings: Settings):
   """Lays out the devices, configures the runtime; (mirrored strategy or None, config)."""
   from tf_lifelong import runtime  # noqa: PLC0415
 
@@ -185,7 +183,7 @@ def _setup(spec: dict, settings: benchmark.Settings):
   return (runtime.make_strategy(config) if mirrored else None), config
 
 
-def _student_burst(run: dict, strategy, split, image_shape, settings: benchmark.Settings):
+def _student_burst(run: dict, strategy, split, image_shape, settings: Settings):
   """The compiled student (k = J - 1) of one run, as a burst of `settings.steps` steps."""
   import tensorflow as tf  # noqa: PLC0415
 
@@ -195,13 +193,13 @@ def _student_burst(run: dict, strategy, split, image_shape, settings: benchmark.
     batch_size=run["global_batch"], steps_per_execution=STEPS_PER_EXECUTION
   )
   scope = strategy if run["strategy"] == "mirrored" else tf.distribute.get_strategy()
-  with scope.scope():  # The optimizer's variables too (built by _train_burst, as fit does).
-    lgm, _ = benchmark._students(config, image_shape, settings.num_categories)
+  with scope.scope():  # The optimizer's variables too (built by train_burst, as fit does).
+    lgm, _ = bursts.students(config, image_shape, settings.num_categories)
     training.use_xla_where_it_works(lgm)  # Off with several CPU replicas, as training does.
-    data = benchmark._real_rows(split, lgm.real_batch_size(run["global_batch"]), settings)
+    data = bursts.real_rows(split, lgm.real_batch_size(run["global_batch"]), settings.seed)
     if run["strategy"] == "mirrored":
       data = strategy.experimental_distribute_dataset(data)
-    burst = benchmark._train_burst(run["name"], lgm, data, settings.steps)
+    burst = bursts.train_burst(run["name"], lgm, data, settings.steps)
   info = {
     "replicas": lgm.distribute_strategy.num_replicas_in_sync,
     "device_names": _device_names(lgm.distribute_strategy),
@@ -223,27 +221,31 @@ def _device_names(strategy) -> list[str]:
 
 
 def measure(spec: dict) -> dict:
-  """Times the runs of one process spec (in this fresh process); steps/s per round."""
+  """Times the runs of one process spec (in this fresh process); steps/s per round.
+
+  The child side of `_in_subprocess` (child_process.serve): `spec` is a spec of
+  `plan` with the benchmark settings (a dict) under "settings".
+  """
   from tf_lifelong.data import streams  # noqa: PLC0415
 
   settings = _settings_from_dict(spec["settings"])
   strategy, config = _setup(spec, settings)
   stream = streams.build_stream(config)
   split = stream.intervals[0].distribution.train
-  bursts, infos = [], {}
+  timed, infos = [], {}
   for run in spec["runs"]:
     burst, infos[run["name"]] = _student_burst(run, strategy, split, stream.image_shape, settings)
-    bursts.append(burst)
-  for burst in bursts:
+    timed.append(burst)
+  for burst in timed:
     burst.run()  # An untimed round: a mirrored step's first bursts run far slower.
-  load_before = benchmark._load_average()
-  benchmark._round_robin(bursts, settings.rounds)
+  load_before = measuring.load_average()
+  measuring.round_robin(timed, settings.rounds)
   out = {
-    "load_average": {"before": load_before, "after": benchmark._load_average()},
-    "peak_rss_mb": benchmark.peak_rss_mb(),
+    "load_average": {"before": load_before, "after": measuring.load_average()},
+    "peak_rss_mb": measuring.peak_rss_mb(),
     "runs": {},
   }
-  for burst in bursts:
+  for burst in timed:
     out["runs"][burst.name] = {
       **infos[burst.name],
       "steps_per_burst": burst.units,
@@ -253,38 +255,19 @@ def measure(spec: dict) -> dict:
   return out
 
 
-def child() -> None:
-  """Entry of a device-setting process: a spec JSON on stdin, the result on stdout's last line."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  print(json.dumps(measure(json.loads(sys.stdin.read()))))
+def _settings_from_dict(values: dict) -> Settings:
+  """The Settings that `dataclasses.asdict` gave `values` (JSON made its tuples lists)."""
+  return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def _settings_from_dict(values: dict) -> benchmark.Settings:
-  return benchmark.Settings(
-    **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-  )
-
-
-def _in_subprocess(spec: dict, settings: benchmark.Settings) -> dict:
+def _in_subprocess(spec: dict, settings: Settings) -> dict:
   """`measure(spec)` in a fresh Python process."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
-  env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-  payload = json.dumps({**spec, "settings": dataclasses.asdict(settings)})
-  done = subprocess.run(
-    [sys.executable, "-c", "from tf_lifelong import scaling_benchmark as s; s.child()"],
-    input=payload,
-    capture_output=True,
-    text=True,
-    env=env,
-    check=False,
+  return child_process.run_json_child(
+    "tf_lifelong.benchmarks.scaling",
+    "measure",
+    {**spec, "settings": dataclasses.asdict(settings)},
+    description=f"the scaling benchmark process ({spec['kind']} x {spec['replicas']})",
   )
-  if done.returncode != 0:
-    raise RuntimeError(
-      f"the scaling benchmark process ({spec['kind']} x {spec['replicas']}) "
-      f"failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    )
-  return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------- the parent side
@@ -293,16 +276,16 @@ def _run_result(name: str, run: dict, spec: dict, measured: dict, default_rate: 
   own = measured["runs"][name]
   batch = run["global_batch"]
   wall = own["wall_steps_per_sec"]
-  rate = benchmark._median(wall) * batch
+  rate = measuring.median(wall) * batch
   paired = measured["runs"].get("paired_default")
   if paired is None:
     paired_ratio, paired_rate = 1.0, rate
   else:
     base = spec["runs"][-1]["global_batch"]
-    paired_ratio = benchmark._median(
+    paired_ratio = measuring.median(
       [a * batch / (b * base) for a, b in zip(wall, paired["wall_steps_per_sec"])]
     )
-    paired_rate = benchmark._median(paired["wall_steps_per_sec"]) * base
+    paired_rate = measuring.median(paired["wall_steps_per_sec"]) * base
   devices = spec["replicas"]
   return {
     "strategy": run["strategy"],
@@ -318,8 +301,8 @@ def _run_result(name: str, run: dict, spec: dict, measured: dict, default_rate: 
     "jit_compile": own["jit_compile"],
     "steps_per_execution": own["steps_per_execution"],
     "examples_per_sec": rate,
-    "steps_per_sec": benchmark._median(wall),
-    "examples_per_cpu_sec": benchmark._median(own["cpu_steps_per_sec"]) * batch,
+    "steps_per_sec": measuring.median(wall),
+    "examples_per_cpu_sec": measuring.median(own["cpu_steps_per_sec"]) * batch,
     "speedup_vs_default": rate / default_rate if default_rate else math.nan,
     "paired_default_examples_per_sec": paired_rate,
     "paired_speedup_vs_default": paired_ratio,
@@ -331,7 +314,7 @@ def _run_result(name: str, run: dict, spec: dict, measured: dict, default_rate: 
 
 
 def run(
-  settings: benchmark.Settings,
+  settings: Settings,
   devices: Sequence[int],
   weak: bool = True,
   log: Callable[[str], None] = print,
@@ -339,8 +322,8 @@ def run(
   """The scaling benchmark: every device setting in its own process; the JSON-able result.
 
   Args:
-    settings: sizes, steps per burst, rounds, data (benchmark.Settings; the
-      interval fields are not used). `batch_size` is the global batch.
+    settings: sizes, steps per burst, rounds, data (the interval fields are
+      not used). `batch_size` is the global batch.
     devices: the replica counts of the mirrored runs, e.g. (1, 2).
     weak: also time N > 1 replicas with `batch_size` rows each.
     log: progress lines.
@@ -352,7 +335,7 @@ def run(
 
   kind, count = available_devices()
   check_devices(devices, kind, count, settings.batch_size)
-  start, load_before = time.perf_counter(), benchmark._load_average()
+  start, load_before = time.perf_counter(), measuring.load_average()
   runs, order, default_rate = {}, [], None
   for spec in plan(devices, kind, settings.batch_size, weak):
     log(
@@ -374,7 +357,7 @@ def run(
     "weak_scaling": weak,
     "runs": runs,
     "order": order,
-    "load_average": {"before": load_before, "after": benchmark._load_average()},
+    "load_average": {"before": load_before, "after": measuring.load_average()},
     "settings": {
       k: getattr(settings, k)
       for k in (

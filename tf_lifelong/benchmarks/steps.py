@@ -1,0 +1,316 @@
+"""The step benchmark: the training step, its matmul bound and the input pipeline, side by side.
+
+    bin/benchmark --output=benchmark.json          # the full benchmark (minutes)
+    bin/benchmark --output=b.json --quick          # a tiny setting (seconds)
+
+`run(settings)` measures, side by side in one process (`measure_steps`):
+
+- the student step with replay (`LifelongVAE.train_step`; k = J - 1 = 9
+  distributions seen, so 115 of 128 rows are the teacher's) and a plain VAE
+  step (the same networks, no teacher), each for every combination of XLA
+  (`jit_compile`) and `steps_per_execution`, plus the student at k = 1;
+- the step's matmuls, timed alone with `tf.matmul` at the step's shapes: the
+  matmul-bound rate (flops.matmul_step_plan counts the step's FLOPs);
+- the input pipeline alone (`streams.as_dataset`, as training builds it).
+
+Every measurement is a burst of `steps` steps (bursts.py); the bursts of
+all variants take turns for `rounds` rounds, and the reported rate is the
+median over rounds (measuring.py). Ratios (student vs plain VAE, student vs
+matmul bound) are the medians of the per-round ratios, so a load change on a
+shared machine hits both sides of a ratio alike. The step is timed by calling
+Keras' compiled train function directly (what `fit` runs per step, without
+fit's callbacks); the interval benchmark times everything.
+
+With `profile_steps`, `run` also profiles the student step
+(profile.profile_step). Then the interval benchmark
+(interval.measure_intervals): `lifelong.run` on the first two
+intervals of the stream (the second with a teacher) with bounded steps, once
+per variant, each in a fresh Python process so that its peak memory is its
+own; with `quick` they run in this process (peak memory then includes the
+step benchmark's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+from tf_lifelong import config as config_lib
+from tf_lifelong.benchmarks import bursts, interval, measuring, profile
+from tf_lifelong.benchmarks.flops import flop_summary, matmul_step_plan
+from tf_lifelong.benchmarks.settings import Settings  # Also tf_lifelong.benchmarks.steps.Settings.
+
+PYTORCH_REFERENCE_ROWS_PER_SEC = (4450.0, 4950.0)
+"""The authors' PyTorch code, student with teacher, dense, batch 128, 2 threads, on
+this kind of machine (docs/stack-notes.md); a reference, not measured here."""
+
+REQUIRED_KEYS = (
+  "lgm_examples_per_sec",
+  "plain_vae_examples_per_sec",
+  "matmul_bound_examples_per_sec",
+  "pipeline_examples_per_sec",
+  "lgm_over_plain_step_time",
+  "lgm_fraction_of_matmul_bound",
+  "pipeline_over_plain_vae",
+  "pipeline_over_lgm_batches",
+  "flops_per_example",
+  "matmul_gflops_per_sec",
+  "step_variants",
+  "interval",
+)
+"""Keys every benchmark JSON has (the tests check them)."""
+
+
+class _keras_adam:  # noqa: N801 - used as a context manager
+  """Within: steps traced use Keras' own Adam update (student.FUSED_ADAM off)."""
+
+  def __enter__(self):
+    from tf_lifelong.model import student as student_lib  # noqa: PLC0415
+
+    self.saved, student_lib.FUSED_ADAM = student_lib.FUSED_ADAM, False
+
+  def __exit__(self, *exc):
+    from tf_lifelong.model import student as student_lib  # noqa: PLC0415
+
+    student_lib.FUSED_ADAM = self.saved
+
+
+def _variant_name(jit: bool, spe: int) -> str:
+  return f"xla={'on' if jit else 'off'},spe={spe}"
+
+
+def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
+  """The step, matmul and pipeline measurements (one process, interleaved rounds)."""
+  import tensorflow as tf  # noqa: PLC0415
+
+  defaults = config_lib.Config()
+  default_variant = (bool(defaults.jit_compile), int(defaults.steps_per_execution))
+  combos = {(False, 1), (True, 1), (False, settings.steps_per_execution), default_variant}
+  if settings.xla_with_spe:
+    combos.add((True, settings.steps_per_execution))
+  combos = sorted(combos)
+  b = settings.batch_size
+  steps = settings.steps
+
+  def train_burst(name: str, model, real_batch: int) -> measuring.Burst:
+    """`steps` steps of `model`, its batches with `real_batch` rows of the training data."""
+    data = bursts.real_rows(split, real_batch, settings.seed)
+    return bursts.train_burst(name, model, data, steps)
+
+  models = {}
+  timed = []
+  for jit, spe in combos:
+    config = settings.base_config(jit_compile=jit, steps_per_execution=spe)
+    lgm, plain = bursts.students(config, image_shape, settings.num_categories)
+    models[(jit, spe)] = (lgm, plain)
+    name = _variant_name(jit, spe)
+    log(f"compiling the steps of {name}")
+    timed.append(train_burst(f"lgm/{name}", lgm, lgm.real_batch_size(b)))
+    timed.append(train_burst(f"plain/{name}", plain, b))
+  default_config = settings.base_config(
+    jit_compile=default_variant[0], steps_per_execution=default_variant[1]
+  )
+  if settings.student_k1:
+    # The student at k = 1 (the second interval): to scale the interval benchmark.
+    lgm_k1, _ = bursts.students(default_config, image_shape, 2)
+    timed.append(train_burst("lgm_k1/default", lgm_k1, lgm_k1.real_batch_size(b)))
+  if settings.compare_keras_adam:
+    lgm_ref, plain_ref = bursts.students(default_config, image_shape, settings.num_categories)
+    with _keras_adam():
+      timed.append(train_burst("lgm_keras_adam/default", lgm_ref, lgm_ref.real_batch_size(b)))
+      timed.append(train_burst("plain_keras_adam/default", plain_ref, b))
+
+  lgm = models[default_variant][0]
+  n_syn = lgm.synthetic_batch_size(b)
+  pixels = int(np.prod(image_shape))
+  plan = matmul_step_plan(
+    pixels,
+    settings.hidden_units,
+    settings.num_categories,
+    settings.continuous_dim,
+    b,
+    n_syn,
+    settings.num_categories - 1,
+  )
+  plain_plan = matmul_step_plan(
+    pixels, settings.hidden_units, settings.num_categories, settings.continuous_dim, b, 0, None
+  )
+  matmul = bursts.matmul_burst(plan, steps, settings.seed)
+  timed.append(matmul)
+  pipe_batches = max(steps, 20)
+  pipe = bursts.pipeline_burst("pipeline/plain", split, b, pipe_batches, settings.seed)
+  pipe_lgm = bursts.pipeline_burst(
+    "pipeline/lgm", split, lgm.real_batch_size(b), pipe_batches, settings.seed
+  )
+  timed += [pipe, pipe_lgm]
+
+  log(f"timing {len(timed)} bursts x {settings.rounds} rounds")
+  load_before = measuring.load_average()
+  measuring.round_robin(timed, settings.rounds)
+  load_after = measuring.load_average()
+  log("timed")
+  by_name = {burst.name: burst for burst in timed}
+  flops = flop_summary(plan, b)
+  result = _step_results(by_name, "wall", combos, default_variant, settings, flops)
+  result.update(
+    {
+      "cpu_time": _step_results(by_name, "cpu", combos, default_variant, settings, flops),
+      "flops_per_example": flops["per_example"],
+      "flops": {
+        "lgm": flops,
+        "plain_vae": flop_summary(plain_plan, b),
+        "synthetic_rows": n_syn,
+        "real_rows": b - n_syn,
+      },
+      "default_variant": _variant_name(*default_variant),
+      "rounds": {
+        burst.name: {clock: [round(r, 2) for r in burst.rates(clock)] for clock in ("wall", "cpu")}
+        for burst in timed
+      },
+      "load_average": {"before": load_before, "after": load_after},
+      "threads": {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+      },
+    }
+  )
+  return result
+
+
+def _step_results(
+  by_name: dict, clock: str, combos, default_variant, settings: Settings, flops: dict
+) -> dict:
+  """Rates (medians over rounds) and ratios (medians of per-round ratios) on one clock."""
+  b = settings.batch_size
+
+  def per_sec(name):
+    return measuring.median(by_name[name].rates(clock))
+
+  def ratio(num, den):
+    """Median over rounds of rate(num) / rate(den)."""
+    return measuring.median(
+      [a / c for a, c in zip(by_name[num].rates(clock), by_name[den].rates(clock))]
+    )
+
+  variants = {}
+  for jit, spe in combos:
+    name = _variant_name(jit, spe)
+    variants[name] = {
+      "jit_compile": jit,
+      "steps_per_execution": spe,
+      "lgm_steps_per_sec": per_sec(f"lgm/{name}"),
+      "lgm_examples_per_sec": per_sec(f"lgm/{name}") * b,
+      "plain_vae_steps_per_sec": per_sec(f"plain/{name}"),
+      "plain_vae_examples_per_sec": per_sec(f"plain/{name}") * b,
+      "lgm_over_plain_step_time": ratio(f"plain/{name}", f"lgm/{name}"),
+      "lgm_fraction_of_matmul_bound": ratio(f"lgm/{name}", "matmul"),
+    }
+  name = _variant_name(*default_variant)
+  default = variants[name]
+  best = max(variants.values(), key=lambda v: v["lgm_steps_per_sec"])
+  out = {
+    "lgm_examples_per_sec": default["lgm_examples_per_sec"],
+    "lgm_steps_per_sec": default["lgm_steps_per_sec"],
+    "plain_vae_examples_per_sec": default["plain_vae_examples_per_sec"],
+    "plain_vae_steps_per_sec": default["plain_vae_steps_per_sec"],
+    "lgm_over_plain_step_time": default["lgm_over_plain_step_time"],
+    "matmul_bound_examples_per_sec": per_sec("matmul") * b,
+    "matmul_gflops_per_sec": per_sec("matmul") * flops["per_step"] / 1e9,
+    "lgm_fraction_of_matmul_bound": default["lgm_fraction_of_matmul_bound"],
+    "best_variant": {
+      "name": _variant_name(best["jit_compile"], best["steps_per_execution"]),
+      **best,
+    },
+    "lgm_k1_steps_per_sec": per_sec("lgm_k1/default") if settings.student_k1 else None,
+    "lgm_k9_over_k1_step_time": (
+      ratio("lgm_k1/default", f"lgm/{name}") if settings.student_k1 else None
+    ),
+    "keras_adam": (
+      {
+        "lgm_examples_per_sec": per_sec("lgm_keras_adam/default") * b,
+        "plain_vae_examples_per_sec": per_sec("plain_keras_adam/default") * b,
+        "lgm_fused_over_keras_adam_rate": ratio(f"lgm/{name}", "lgm_keras_adam/default"),
+        "plain_fused_over_keras_adam_rate": ratio(f"plain/{name}", "plain_keras_adam/default"),
+        "lgm_keras_adam_fraction_of_matmul_bound": ratio("lgm_keras_adam/default", "matmul"),
+      }
+      if settings.compare_keras_adam
+      else None
+    ),
+    "pipeline_examples_per_sec": per_sec("pipeline/plain") * b,
+    "pipeline_lgm_batches_per_sec": per_sec("pipeline/lgm"),
+    "pipeline_over_plain_vae": ratio("pipeline/plain", f"plain/{name}"),
+    "pipeline_over_lgm_batches": ratio("pipeline/lgm", f"lgm/{name}"),
+    "step_variants": variants,
+  }
+  return out
+
+
+def run(settings: Settings, log=print) -> dict:
+  """Runs the whole benchmark; returns the JSON-able result (see REQUIRED_KEYS)."""
+  from tf_lifelong import runtime  # noqa: PLC0415
+  from tf_lifelong.data import streams  # noqa: PLC0415
+
+  start = time.perf_counter()
+  config = settings.base_config()
+  runtime.configure(config)
+  import keras  # noqa: PLC0415
+  import tensorflow as tf  # noqa: PLC0415
+
+  stream = streams.build_stream(config)
+  first = stream.intervals[0].distribution
+  result = {
+    "settings": {
+      k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(settings).items()
+    },
+    "machine": {
+      "cpus": os.cpu_count(),
+      "processor": platform.processor(),
+      "python": platform.python_version(),
+      "tensorflow": tf.__version__,
+      "keras": keras.__version__,
+    },
+    "data": {
+      "dataset": settings.dataset,
+      "distribution": first.name,
+      "train_examples": len(first.train),
+      "image_shape": list(stream.image_shape),
+    },
+  }
+  result.update(measure_steps(settings, first.train, stream.image_shape, log))
+  if settings.profile_steps > 0:
+    log(f"profiling {settings.profile_steps} student steps")
+    config = settings.base_config()
+    lgm, _ = bursts.students(config, stream.image_shape, settings.num_categories)
+    data = bursts.real_rows(first.train, lgm.real_batch_size(settings.batch_size), settings.seed)
+    with tempfile.TemporaryDirectory(prefix="tf_lifelong_profile_") as logdir:
+      result["profile"] = profile.profile_step(lgm, data, settings.profile_steps, logdir)
+  result["pytorch_reference_rows_per_sec"] = list(PYTORCH_REFERENCE_ROWS_PER_SEC)
+  result["lgm_over_pytorch_reference"] = [
+    result["lgm_examples_per_sec"] / r for r in PYTORCH_REFERENCE_ROWS_PER_SEC
+  ]
+  result["interval"] = (
+    interval.measure_intervals(settings, log) if settings.interval_variants else {}
+  )
+  result["estimated_run"] = {
+    variant: interval.estimate_run(result["interval"], result, variant=variant)
+    for variant in result["interval"]
+  }
+  result["estimated_default_run"] = result["estimated_run"].get("default")
+  result["peak_rss_mb_this_process"] = measuring.peak_rss_mb()
+  result["benchmark_seconds"] = time.perf_counter() - start
+  return result
+
+
+def write(result: dict, path: str) -> None:
+  """Writes a benchmark result (this module's or the scaling benchmark's) as JSON to `path`."""
+  from tf_lifelong import artifacts  # noqa: PLC0415
+
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  artifacts.write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
