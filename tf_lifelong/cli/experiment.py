@@ -10,12 +10,14 @@ OUT/runs/<variant>/seed-<n>/ with end-of-run extras (IWAE, consistent sampling,
 reconstructions, z_c interpolation for F = 2); then OUT/report.md,
 OUT/summary.json and OUT/figures/. Run flags (those of bin/train) override the
 preset's fields; a command run again in the same --output skips the finished
-runs.
+runs and resumes unfinished ones from their checkpoints. `--terms` writes
+OUT/terms.json instead: each finished run's test -ELBO split into its terms.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import sys
 
@@ -74,6 +76,12 @@ def define_flags() -> None:
     lower_bound=0,
   )
   flags.DEFINE_bool("report_only", False, "Only rebuild the report from the finished runs.")
+  flags.DEFINE_bool(
+    "terms",
+    False,
+    "Only write OUT/terms.json: each finished run's test -ELBO split into "
+    "reconstruction, KL_c and KL_d (exact over z_d), with the mean per variant.",
+  )
   flags.register_validator(
     "variants", _variants_ok, "must name some of " + ", ".join(presets.VARIANTS)
   )
@@ -119,6 +127,9 @@ def main(argv: list[str]) -> None:
       from tf_lifelong.experiments import extras, report, runner  # noqa: PLC0415
 
       runtime.configure(config)
+    if FLAGS.terms:
+      _write_terms(FLAGS.output)
+      return
     if FLAGS.report_only:
       report.build_report(FLAGS.output)
       print(f"report: {FLAGS.output}/report.md")
@@ -143,6 +154,25 @@ def main(argv: list[str]) -> None:
       out=sys.stdout,
     )
     print(f"report: {FLAGS.output}/report.md")
+
+
+def _write_terms(output: str) -> None:
+  from tf_lifelong import artifacts  # noqa: PLC0415
+  from tf_lifelong.experiments import runner, terms  # noqa: PLC0415
+
+  result = terms.experiment_terms(output)
+  if not result["variants"]:
+    raise runner.ExperimentError(f"{output} holds no finished run to decompose")
+  path = os.path.join(output, "terms.json")
+  artifacts.write_json(path, result)
+  for variant, found in result["variants"].items():
+    mean = found["mean"]
+    print(
+      f"{variant} ({len(found['runs'])} run(s)): -ELBO {mean['neg_elbo']:.2f} = reconstruction "
+      f"{mean['reconstruction']:.2f} + KL_c {mean['kl_continuous']:.2f} + KL_d "
+      f"{mean['kl_discrete']:.2f}"
+    )
+  print(f"terms: {path}")
 
 
 def entry() -> None:

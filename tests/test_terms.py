@@ -1,0 +1,98 @@
+"""The -ELBO decomposition of runs (experiments/terms.py, bin/experiment --terms) on a tiny real run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import paths
+from tf_lifelong import artifacts, lifelong
+from tf_lifelong import config as config_lib
+from tf_lifelong.experiments import runner, terms
+
+TINY = dict(
+  dataset="mnist",
+  data_dir=paths.DATA_ROOT,
+  order=(3, 7),
+  batch_size=32,
+  hidden_units=32,
+  continuous_dim=3,
+  eval_every=10,
+  max_steps_per_interval=30,
+  patience=3,
+  eval_examples=40,
+  validation_synthetic_examples=40,
+  seed=5,
+  threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """A finished run laid out as bin/experiment's OUT/runs/with_consistency/seed-0."""
+  output = str(tmp_path_factory.mktemp("out"))
+  workdir = runner.run_dir(output, "with_consistency", 0)
+  config = config_lib.Config(**TINY)
+  rows = lifelong.run(config, workdir, out=open(os.devnull, "w"))
+  artifacts.write_json(os.path.join(workdir, runner.RESULT), {"config": config.to_dict()})
+  return workdir, rows
+
+
+@pytest.mark.real_data
+def test_terms_add_up_and_the_discrete_kl_is_log_j_minus_the_entropy(tiny_run):
+  workdir, rows = tiny_run
+  got = terms.final_terms(workdir)
+  assert got["seen"] == [3, 7] and got["examples"] == 80 and got["checkpoint"] == "interval-001"
+  total = got["reconstruction"] + got["kl_continuous"] + got["kl_discrete"]
+  assert total == pytest.approx(got["neg_elbo"], rel=1e-5)
+  # KL(q(z_d|x) || U(J)) = log J - H(q), by hand from the encoder's logits.
+  from tf_lifelong import checkpoints, evaluate
+  from tf_lifelong.data import streams
+
+  student, config, _ = checkpoints.restore_student(workdir)
+  evaluator = evaluate.Evaluator(streams.build_stream(config), limit=40, seed=5)
+  images = np.concatenate([evaluator.images[3], evaluator.images[7]])
+  logits = student.encoder(tf.convert_to_tensor(images), training=False)[0].numpy()
+  q = np.exp(logits - logits.max(1, keepdims=True))
+  q /= q.sum(1, keepdims=True)
+  expected = np.mean(np.log(2) + np.sum(q * np.log(q), axis=1))
+  assert got["kl_discrete"] == pytest.approx(expected, abs=1e-4)
+  assert 0 <= got["kl_discrete"] <= got["log_num_categories"] == pytest.approx(np.log(2))
+  # One hard z_d per example, as the run's own evaluation: close to its test -ELBO.
+  sampled = terms.final_terms(workdir, mode="sample")
+  assert sampled["kl_discrete"] == pytest.approx(got["kl_discrete"], rel=1e-6)
+  assert sampled["neg_elbo"] == pytest.approx(rows[-1]["test_neg_elbo_seen"], rel=0.05)
+
+
+@pytest.mark.real_data
+def test_experiment_terms_writes_terms_json_and_refuses_an_empty_folder(tiny_run, tmp_path):
+  workdir, _ = tiny_run
+  output = os.path.dirname(os.path.dirname(os.path.dirname(workdir)))
+  command = [sys.executable, os.path.join(paths.REPO, "bin", "experiment")]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  args = ["--preset=mnist_sequential", f"--data_dir={paths.DATA_ROOT}", "--terms"]
+  done = subprocess.run(
+    [*command, *args, f"--output={output}"], capture_output=True, text=True, env=env, timeout=300
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "with_consistency (1 run(s)): -ELBO" in done.stdout
+  with open(os.path.join(output, "terms.json")) as f:
+    written = json.load(f)
+  found = written["variants"]["with_consistency"]
+  assert written["mode"] == "enumerate" and list(found["runs"]) == ["0"]
+  assert found["mean"]["neg_elbo"] == pytest.approx(terms.final_terms(workdir)["neg_elbo"])
+  empty = subprocess.run(
+    [*command, *args, f"--output={tmp_path}"], capture_output=True, text=True, env=env, timeout=300
+  )
+  assert empty.returncode == 2, empty.stderr[-2000:]
+  assert "holds no finished run" in empty.stderr and "Traceback" not in empty.stderr
+  assert len(empty.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_mode_is_refused():
+  with pytest.raises(ValueError, match="mode must be one of"):
+    terms.mean_terms(None, np.zeros([1, 2, 2, 1], np.float32), mode="exact")
