@@ -27,7 +27,6 @@ TINY = dict(
   eval_examples=40,
   validation_synthetic_examples=40,
   seed=5,
-  threads=1,
 )
 
 
