@@ -87,6 +87,10 @@ def test_a_run_counts_as_finished_only_with_the_same_configuration(tmp_path):
     result, {"config": config_lib.Config(dataset="mnist", baseline="naive", threads=2).to_dict()}
   )
   assert runner.is_finished(spec)  # threads do not change the result
+  older = config_lib.Config(dataset="mnist", baseline="naive").to_dict()
+  del older["lr_plateau_decays"]  # A field added since: the older run had its default.
+  artifacts.write_json(result, {"config": older})
+  assert runner.is_finished(spec)
   artifacts.write_json(
     result,
     {

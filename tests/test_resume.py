@@ -152,7 +152,7 @@ def test_mid_interval_checkpoint_holds_optimizer_and_early_stopping(runs):
   )
   assert state["optimizer_built"] and state["teacher_seen"] == [3] and state["seen"] == [3, 7]
   stopping = state["early_stopping"]
-  assert stopping["best_step"] == 10 and stopping["bad_evals"] == 0
+  assert stopping["best_step"] == 10 and stopping["bad_evals"] == 0 and stopping["lr_decays"] == 0
   assert len(stopping["grad_norms"]) == 1
   config = checkpoints.read_config(snap["path"])
   student = checkpoints.restore(snap["path"], state, config)

@@ -111,7 +111,14 @@ class Config:
   learning_rate: float = 1e-4
   patience: int = 5
   """Evaluations without improvement of the validation -ELBO before the
-  interval ends."""
+  interval ends (or, with lr_plateau_decays, before the learning rate drops)."""
+  lr_plateau_decays: int = 0
+  """How many times a plateau (patience evaluations without improvement)
+  multiplies the learning rate by lr_plateau_factor and training goes on,
+  before the next plateau ends the interval. 0: plain early stopping
+  (method.md section 6). Each student starts again at learning_rate."""
+  lr_plateau_factor: float = 0.5
+  """The learning rate's factor at each plateau decay, in (0, 1)."""
   eval_every: int = 250
   """Training steps between two validation evaluations."""
   max_steps_per_interval: int = 4000
@@ -228,9 +235,13 @@ def validate(c: Config) -> None:
     "num_cpu_devices",
     "min_steps_per_interval",
     "validation_synthetic_examples",
+    "lr_plateau_decays",
   ):
     _check(getattr(c, name) >= 0, f"{name} must not be negative, got {getattr(c, name)}")
   _check(c.learning_rate > 0, f"learning_rate must be positive, got {c.learning_rate}")
+  _check(
+    0 < c.lr_plateau_factor < 1, f"lr_plateau_factor must be in (0, 1), got {c.lr_plateau_factor}"
+  )
   _check(0 < c.tau_min <= c.tau0, "temperatures need 0 < tau_min <= tau0")
   _check(0 < c.teacher_pad_eps < 1, "teacher_pad_eps must be in (0, 1)")
   _check(0 < c.validation_fraction < 1, "validation_fraction must be in (0, 1)")

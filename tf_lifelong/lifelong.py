@@ -237,7 +237,9 @@ def _restore(
       else float(stopping["best_validation"]),
       grad_norms=[float(g) for g in stopping["grad_norms"]],
     )
-    train_state = training.TrainState(result, int(stopping["bad_evals"]), best)
+    train_state = training.TrainState(
+      result, int(stopping["bad_evals"]), best, int(stopping.get("lr_decays", 0))
+    )
   return _Resumed([int(i) for i in state["teacher_seen"]], train_state)
 
 
@@ -503,6 +505,7 @@ def _checkpoint(
       "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
       "best_step": result.best_step,
       "bad_evals": train_state.bad_evals,
+      "lr_decays": train_state.lr_decays,
       "grad_norms": result.grad_norms,
     }
     best = train_state.best_weights

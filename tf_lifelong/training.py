@@ -67,13 +67,16 @@ class TrainState:
 
   `result` holds the steps done so far, the best validation value and step and
   the gradient norms of the evaluations so far; `bad_evals` counts the
-  evaluations since the best one; `best_weights` are the student's weights
-  (`get_weights()`) at the best evaluation.
+  evaluations since the best one (or since the last learning-rate decay);
+  `best_weights` are the student's weights (`get_weights()`) at the best
+  evaluation.
   """
 
   result: IntervalResult
   bad_evals: int = 0
   best_weights: list[np.ndarray] | None = None
+  lr_decays: int = 0
+  """Plateau decays of the learning rate so far (config.lr_plateau_decays)."""
 
 
 BoundaryFn = Callable[[TrainState], None]
@@ -82,7 +85,8 @@ BoundaryFn = Callable[[TrainState], None]
 
 class _IntervalCallback(keras.callbacks.Callback):
   """Evaluates the validation mix every epoch (= `eval_every` steps), keeps the
-  best weights, stops after `patience` evaluations without improvement."""
+  best weights; after `patience` evaluations without improvement it lowers the
+  learning rate (up to `lr_plateau_decays` times), then stops."""
 
   def __init__(
     self,
@@ -125,11 +129,27 @@ class _IntervalCallback(keras.callbacks.Callback):
       self.state.bad_evals += 1
     if self.on_eval is not None:
       self.on_eval(steps, logs)
-    if self.state.bad_evals >= self.config.patience and steps >= self.config.min_steps_per_interval:
+    plateau = self.state.bad_evals >= self.config.patience
+    if plateau and self.state.lr_decays < self.config.lr_plateau_decays:
+      self.state.lr_decays += 1
+      self.state.bad_evals = 0
+      set_learning_rate(self.model, self.config, self.state.lr_decays)
+      plateau = False
+    if plateau and steps >= self.config.min_steps_per_interval:
       self.result.stopped_early = True
       self.model.stop_training = True
     elif steps < self.last_step and self.on_boundary is not None:
       self.on_boundary(self.state)
+
+
+def learning_rate(config: config_lib.Config, decays: int) -> float:
+  """The learning rate after `decays` plateau decays: lr * factor ** decays."""
+  return config.learning_rate * config.lr_plateau_factor**decays
+
+
+def set_learning_rate(student: keras.Model, config: config_lib.Config, decays: int) -> None:
+  """Sets the student's optimizer to the learning rate after `decays` plateau decays."""
+  student.optimizer.learning_rate = learning_rate(config, decays)
 
 
 _log = logging.getLogger(__name__)
@@ -216,6 +236,7 @@ def train_interval(
       validation, config, state, on_eval, on_boundary, epochs * config.eval_every
     )
     use_xla_where_it_works(student)
+    set_learning_rate(student, config, state.lr_decays)
     student.fit(
       data,
       epochs=epochs,

@@ -152,6 +152,18 @@ def define_run_flags() -> None:
   flags.DEFINE_integer(
     "patience", d.patience, "Validation evaluations without improvement before an interval ends."
   )
+  flags.DEFINE_integer(
+    "lr_plateau_decays",
+    d.lr_plateau_decays,
+    "Plateaus (--patience evaluations without improvement) at which the learning "
+    "rate is multiplied by --lr_plateau_factor and the interval goes on, before the "
+    "next plateau ends it; 0: plain early stopping.",
+  )
+  flags.DEFINE_float(
+    "lr_plateau_factor",
+    d.lr_plateau_factor,
+    "Learning-rate factor at each plateau decay (see --lr_plateau_decays), in (0, 1).",
+  )
   flags.DEFINE_integer("eval_every", d.eval_every, "Training steps between validation evaluations.")
   flags.DEFINE_integer(
     "max_steps_per_interval",
@@ -251,6 +263,8 @@ _SIMPLE = (
   "consistency_gaussian",
   "baseline",
   "patience",
+  "lr_plateau_decays",
+  "lr_plateau_factor",
   "eval_every",
   "max_steps_per_interval",
   "seed",

@@ -127,7 +127,9 @@ def plan(
 
 
 def _comparable(config: dict) -> dict:
-  return {k: v for k, v in config.items() if k not in IGNORED_FIELDS}
+  """The fields that decide a run's result; a field an older result lacks had its default."""
+  full = {**json.loads(config_lib.Config().to_json()), **config}
+  return {k: v for k, v in full.items() if k not in IGNORED_FIELDS}
 
 
 def read_result(workdir: str) -> dict | None:
