@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -390,3 +391,26 @@ def test_experiment_end_to_end(tmp_path):
   # Again: both runs are finished, only the report is rebuilt.
   again = _experiment(*args)
   assert again.returncode == 0 and "2 already finished" in again.stdout, again.stderr[-2000:]
+
+
+def test_invocations_at_the_same_time_each_keep_their_record(tmp_path):
+  output = str(tmp_path / "out")
+  base = config_lib.Config(dataset="mnist")
+  runner._start_record(output, "mnist_sequential", base, [0], ["naive"], extras.ExtrasOptions())
+
+  def invoke(k):
+    for i in range(25):
+      runner._add_invocation(output, {"command": f"{k}-{i}"})
+
+  threads = [threading.Thread(target=invoke, args=(k,)) for k in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  with open(os.path.join(output, runner.EXPERIMENT)) as f:
+    record = json.load(f)
+  commands = sorted(e["command"] for e in record["invocations"])
+  assert commands == sorted(f"{k}-{i}" for k in range(4) for i in range(25))
+  assert record["preset"] == "mnist_sequential"
+  with pytest.raises(runner.ExperimentError, match="holds the experiment 'mnist_sequential'"):
+    runner._start_record(output, "rotated_mnist", base, [0], ["naive"], extras.ExtrasOptions())

@@ -27,7 +27,9 @@ most `checkpoint_every` steps per run. With `parallel` > 1 runs go to that many 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shlex
@@ -253,7 +255,7 @@ def run_experiment(
   options = options or ExtrasOptions()
   start = time.monotonic()
   command = command or shlex.join(sys.argv)
-  record = _start_record(output, preset, base, seeds, variants, options)
+  _start_record(output, preset, base, seeds, variants, options)
   runtime.configure(base)
   classifier_dir = ensure_classifier(base, output, options, out)
   specs = plan(base, seeds, variants, output, options, classifier_dir)
@@ -264,15 +266,15 @@ def run_experiment(
     failed = _run_parallel(pending, parallel, out)
   else:
     failed = _run_sequential(pending, out)
-  record["invocations"].append(
+  _add_invocation(
+    output,
     {
       "command": command,
       "runs": len(pending),
       "failed": len(failed),
       "wall_seconds": round(time.monotonic() - start, 1),
-    }
+    },
   )
-  artifacts.write_json(os.path.join(output, EXPERIMENT), record)
   summary = report.build_report(output)
   if failed:
     raise ExperimentError(
@@ -282,26 +284,44 @@ def run_experiment(
   return summary
 
 
-def _start_record(output, preset, base, seeds, variants, options) -> dict:
+@contextlib.contextmanager
+def _record(output: str):
+  """OUT/experiment.json's record (a dict), written back on exit.
+
+  An exclusive lock on OUT/.experiment.lock spans the read and the write, so
+  that invocations running at the same time on one folder each add their entry.
+  """
+  os.makedirs(output, exist_ok=True)
   path = os.path.join(output, EXPERIMENT)
-  record = {"invocations": []}
-  if os.path.exists(path):
-    with open(path) as f:
-      record = json.load(f)
-    if record.get("preset") != preset:
+  with open(os.path.join(output, ".experiment.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    record = {"invocations": []}
+    if os.path.exists(path):
+      with open(path) as f:
+        record = json.load(f)
+    yield record
+    artifacts.write_json(path, record)
+
+
+def _start_record(output, preset, base, seeds, variants, options) -> None:
+  with _record(output) as record:
+    if record.get("preset", preset) != preset:
       raise ExperimentError(
         f"{output} holds the experiment {record.get('preset')!r}, not "
         f"{preset!r}; choose another --output"
       )
-  record.update(
-    preset=preset,
-    seeds=list(seeds),
-    variants=list(variants),
-    options=dataclasses.asdict(options),
-    base_config=base.to_dict(),
-  )
-  artifacts.write_json(path, record)
-  return record
+    record.update(
+      preset=preset,
+      seeds=list(seeds),
+      variants=list(variants),
+      options=dataclasses.asdict(options),
+      base_config=base.to_dict(),
+    )
+
+
+def _add_invocation(output: str, entry: dict) -> None:
+  with _record(output) as record:
+    record.setdefault("invocations", []).append(entry)
 
 
 def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
