@@ -1,5 +1,6 @@
 """bin/train as a user meets it: --help, and one-line errors for bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,11 @@ def test_help_explains_every_run_flag():
     "--patience",
     "--eval_every",
     "--max_steps_per_interval",
+    "--lr_plateau_decays",
+    "--lr_plateau_factor",
+    "--tau0",
+    "--tau_rate",
+    "--tau_min",
     "--seed",
   ):
     assert flag + ":" in out or f"--[no]{flag[2:]}:" in out, flag
@@ -54,6 +60,7 @@ def test_help_explains_every_run_flag():
     (["--patience=0"], "patience must be at least 1"),
     (["--consistency_weight=-1"], "consistency_weight must not be negative"),
     (["--order=1,x"], "--order must be comma-separated integers"),
+    (["--lr_plateau_factor=1.5"], "lr_plateau_factor must be in (0, 1)"),
   ],
 )
 def test_bad_flags_give_one_line_and_exit_2(args, words, tmp_path):
@@ -61,6 +68,23 @@ def test_bad_flags_give_one_line_and_exit_2(args, words, tmp_path):
   assert result.returncode != 0
   assert words in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_schedule_flags_reach_the_config():
+  code = (
+    "import sys; sys.path.insert(0, sys.argv[1]);"
+    "from absl import flags; from tf_lifelong.cli import flags as f;"
+    "f.define_run_flags(); flags.FLAGS(['train'] + sys.argv[2:]);"
+    "print(f.config_from_flags().to_json())"
+  )
+  args = ["--tau0=0.9", "--tau_rate=3e-4", "--lr_plateau_decays=2", "--lr_plateau_factor=0.25"]
+  result = subprocess.run(
+    [sys.executable, "-c", code, paths.REPO, *args], capture_output=True, text=True, timeout=60
+  )
+  assert result.returncode == 0, result.stderr
+  config = json.loads(result.stdout)
+  assert (config["tau0"], config["tau_rate"]) == (0.9, 3e-4)
+  assert (config["lr_plateau_decays"], config["lr_plateau_factor"]) == (2, 0.25)
 
 
 def test_missing_data_is_one_line(tmp_path):

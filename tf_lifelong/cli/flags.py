@@ -204,6 +204,15 @@ def define_run_flags() -> None:
     "new category's rows/columns.",
   )
   flags.DEFINE_integer("hidden_units", d.hidden_units, "Width of the mlp's hidden layers.")
+  flags.DEFINE_float(
+    "tau0", d.tau0, "Gumbel-softmax temperature at each student's start (method.md section 3)."
+  )
+  flags.DEFINE_float(
+    "tau_rate",
+    d.tau_rate,
+    "Decay rate r of the temperature: tau_t = max(tau0 * exp(-r * t), tau_min), t = the "
+    "student's steps.",
+  )
   flags.DEFINE_float("tau_min", d.tau_min, "Floor of the Gumbel-softmax temperature.")
   flags.DEFINE_float(
     "teacher_pad_eps",
@@ -277,6 +286,8 @@ _SIMPLE = (
   "steps_per_execution",
   "grow_init",
   "hidden_units",
+  "tau0",
+  "tau_rate",
   "tau_min",
   "teacher_pad_eps",
   "replay_sample_pixels",
