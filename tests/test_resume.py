@@ -135,6 +135,28 @@ def test_only_the_interval_checkpoints_remain(runs):
   assert latest["global_step"] == 90
 
 
+def _tag_steps(workdir) -> list[tuple[str, int]]:
+  """(tag, step) of every summary value in the run's TensorBoard event files."""
+  from tensorflow.core.util import event_pb2
+
+  logdir = os.path.join(str(workdir), "tensorboard")
+  found = []
+  for name in sorted(os.listdir(logdir)):
+    for record in tf.data.TFRecordDataset(os.path.join(logdir, name)):
+      event = event_pb2.Event.FromString(record.numpy())
+      found.extend((v.tag, event.step) for v in event.summary.value)
+  return found
+
+
+def test_tensorboard_shows_each_step_once(runs):
+  # The kill at train:1:20 came after step 20's summaries (global step 50) and
+  # before their checkpoint: the resumed process logged step 50 again.
+  resumed = _tag_steps(runs.resumed)
+  assert ("train/loss", 50) in resumed
+  assert len(resumed) == len(set(resumed))
+  assert sorted(resumed) == sorted(_tag_steps(runs.reference))
+
+
 def test_a_finished_run_is_left_alone(runs):
   assert runs.again.returncode == 0, runs.again.stderr[-2000:]
   assert "finished run (3 intervals" in runs.again.stdout

@@ -156,7 +156,12 @@ def run(
     chief=chief,
     matrix=metrics.ElboMatrix(sorted(stream.distributions)),
   )
-  writer = summaries.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=chief)
+  logdir = os.path.join(workdir, "tensorboard")
+  if start.state is not None and chief:
+    # What the interrupted process logged after its checkpoint is logged again below.
+    keep = summaries.keep_until(int(start.state["global_step"]), len(start.rows))
+    summaries.drop_events(logdir, keep)
+  writer = summaries.SummaryWriter(logdir, enabled=chief)
   shown = progress.Progress(len(stream), config.max_steps_per_interval, stream=out, enabled=chief)
   evaluator = evaluate.Evaluator(stream, limit=config.eval_examples, seed=config.seed)
   shown.message(

@@ -3,16 +3,21 @@
 The run writes its own summaries (not Keras' TensorBoard callback, which loses
 epoch summaries when steps per epoch do not divide evenly) and flushes them, so
 that a TensorBoard started at any moment sees everything written so far.
+
+A resumed run first drops, from the event files, what the interrupted process
+wrote after its last checkpoint (`drop_events`): the resumed process writes those
+steps again, and TensorBoard would otherwise show them twice.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.util import event_pb2
 
 from tf_lifelong import artifacts
 
@@ -80,3 +85,74 @@ class SummaryWriter:
   def close(self) -> None:
     if self._writer is not None:
       self._writer.close()
+
+
+KeepFn = Callable[[str, int], bool]
+"""keep(tag, step): whether a summary value with this tag and step stays."""
+
+
+def _read_events(path: str) -> list[bytes]:
+  """The records of an event file; a partial last record (a killed writer) ends it."""
+  records = []
+  try:
+    for record in tf.data.TFRecordDataset(path):
+      records.append(record.numpy())
+  except tf.errors.DataLossError:
+    pass
+  return records
+
+
+def drop_events(logdir: str, keep: KeepFn) -> int:
+  """Rewrites the event files in `logdir` without the summary values `keep` refuses.
+
+  An event left with no value is dropped; events without summaries (the file
+  header) stay. A file is rewritten (atomically) only if something goes.
+
+  Args:
+    logdir: a folder of TensorBoard event files (missing: nothing to do).
+    keep: keep(tag, step) -> bool.
+
+  Returns:
+    The number of summary values dropped.
+  """
+  if not os.path.isdir(logdir):
+    return 0
+  dropped = 0
+  for name in sorted(os.listdir(logdir)):
+    path = os.path.join(logdir, name)
+    if "tfevents" not in name or name.startswith(".") or not os.path.isfile(path):
+      continue
+    kept, changed = [], False
+    for record in _read_events(path):
+      event = event_pb2.Event.FromString(record)
+      values = event.summary.value
+      if not values:
+        kept.append(record)
+        continue
+      stay = [v for v in values if keep(v.tag, event.step)]
+      if len(stay) == len(values):
+        kept.append(record)
+        continue
+      changed, dropped = True, dropped + len(values) - len(stay)
+      if stay:
+        del event.summary.value[:]
+        event.summary.value.extend(stay)
+        kept.append(event.SerializeToString())
+    if changed:
+      with artifacts.atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(tmp) as writer:
+          for record in kept:
+            writer.write(record)
+  return dropped
+
+
+def keep_until(global_step: int, intervals: int) -> KeepFn:
+  """What a run resumed from a checkpoint keeps: `train/` values up to `global_step`
+  (their step is the global training step), the others (`interval/` scalars,
+  sample and reconstruction images: their step is the interval index) of the
+  first `intervals` intervals."""
+
+  def keep(tag: str, step: int) -> bool:
+    return step <= global_step if tag.startswith("train/") else step < intervals
+
+  return keep
