@@ -92,6 +92,12 @@ class Config:
   tau_min: float = 0.5
   tau_update_every: int = 10
 
+  decoder_distillation: float = 0.0
+  """Weight delta of the decoder distillation term on synthetic rows: sum over
+  pixels of KL(Bernoulli(teacher mean) || Bernoulli(student decoder)), both
+  decoders at the latent z that made the row. 0: off (method.md has no such
+  term; an extension, docs/model.md)."""
+
   # --- teacher, replay, hand-over (method.md section 5) ---
   replay_sample_pixels: bool = False
   """Synthetic pixels as Bernoulli samples instead of Bernoulli means."""
@@ -236,6 +242,7 @@ def validate(c: Config) -> None:
     "min_steps_per_interval",
     "validation_synthetic_examples",
     "lr_plateau_decays",
+    "decoder_distillation",
   ):
     _check(getattr(c, name) >= 0, f"{name} must not be negative, got {getattr(c, name)}")
   _check(c.learning_rate > 0, f"learning_rate must be positive, got {c.learning_rate}")

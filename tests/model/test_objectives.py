@@ -137,3 +137,26 @@ def test_consistency_masked_to_synthetic_rows_and_loss(rng):
   omega = np.array([1, 1, 1, 0, 0, 1], np.float32)
   loss = objectives.student_loss(neg_elbo, cons, mi, omega, gamma=2.0, lam=0.5).numpy()
   np.testing.assert_allclose(loss, neg_elbo + 2.0 * (1 - omega) * cons - 0.5 * mi, rtol=1e-6)
+
+
+def test_decoder_distillation_is_the_bernoulli_kl(rng):
+  t = rng.normal(0, 2, size=(B, 5, 7, 1)).astype(np.float32)
+  s = rng.normal(0, 2, size=(B, 5, 7, 1)).astype(np.float32)
+  p, q = special.expit(t.astype(np.float64)), special.expit(s.astype(np.float64))
+  expected = (p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))).reshape(B, -1).sum(-1)
+  got = objectives.decoder_distillation(t, s).numpy()
+  assert got.shape == (B,)
+  np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+  assert np.all(got > 0)
+  np.testing.assert_allclose(objectives.decoder_distillation(t, t).numpy(), 0.0, atol=1e-3)
+
+
+def test_student_loss_adds_distillation_on_synthetic_rows_only():
+  ones = tf.ones([4])
+  omega = tf.constant([1.0, 1.0, 0.0, 0.0])
+  distill = tf.constant([5.0, 6.0, 7.0, 8.0])
+  base = objectives.student_loss(ones, ones, ones, omega, gamma=2.0, lam=0.5)
+  got = objectives.student_loss(
+    ones, ones, ones, omega, gamma=2.0, lam=0.5, distillation=distill, delta=0.1
+  )
+  np.testing.assert_allclose(got - base, [0.0, 0.0, 0.7, 0.8], rtol=1e-6)

@@ -231,3 +231,55 @@ def test_keras_file_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   x = rng.uniform(size=(B, *IMAGE_SHAPE)).astype(np.float32)
   np.testing.assert_array_equal(model(x), loaded(x))
+
+
+def test_teacher_replay_latents_logits_and_images(rng):
+  model = make_student(make_config(), J, rng, teacher_categories=J_T)
+  made = model.teacher_replay(5, seed=9)
+  z, logits, x = made["z"].numpy(), made["logits"].numpy(), made["x"].numpy()
+  assert z.shape == (5, J + F) and logits.shape == (5, *IMAGE_SHAPE)
+  np.testing.assert_array_equal(z[:, J_T:J], 0.0)  # the student's new category
+  np.testing.assert_array_equal(z[:, :J_T].sum(-1), 1.0)
+  teacher_z = np.concatenate([z[:, :J_T], z[:, J:]], -1)
+  expected = numpy_mlp_decoder(model.teacher.decoder, teacher_z).reshape(logits.shape)
+  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(x, special.expit(logits), rtol=1e-6)
+  np.testing.assert_array_equal(x, model.teacher_samples(5, seed=9))
+
+
+def test_decoder_distillation_term_matches_numpy(rng):
+  config = make_config(decoder_distillation=0.3)
+  model = make_student(config, J, rng, teacher_categories=J_T)
+  real = rng.uniform(size=(2, *IMAGE_SHAPE)).astype(np.float32)
+  x, omega, made = model.replay_batch(real, tf.constant([3, 4], tf.int64), with_latents=True)
+  noise = model.draw_noise(B, tf.constant([1, 2], tf.int64))
+  plain = model.per_example_terms(x, omega, noise, training=False, num_real=2)
+  got = model.per_example_terms(x, omega, noise, training=False, num_real=2, replay=made)
+  s = numpy_mlp_decoder(model.decoder, made["z"].numpy()).astype(np.float64)
+  p = special.expit(made["logits"].numpy().astype(np.float64)).reshape(4, -1)
+  q = special.expit(s).reshape(4, -1)
+  kl = (p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))).sum(-1)
+  np.testing.assert_allclose(got["decoder_distillation"].numpy(), [0, 0, *kl], rtol=1e-3, atol=1e-3)
+  np.testing.assert_array_equal(plain["decoder_distillation"].numpy(), 0.0)
+  for name in ("neg_elbo", "consistency", "mutual_information"):
+    np.testing.assert_allclose(got[name].numpy(), plain[name].numpy(), rtol=1e-5, err_msg=name)
+  np.testing.assert_allclose(
+    got["loss"].numpy(), plain["loss"].numpy() + 0.3 * np.array([0, 0, *kl]), rtol=1e-4, atol=1e-3
+  )
+
+
+def test_fit_with_decoder_distillation_logs_and_adds_it(rng):
+  config = make_config(consistency_weight=1.5, mi_weight=0.5, decoder_distillation=2.0)
+  model = make_student(config, J, rng, teacher_categories=J_T)
+  data = rng.uniform(size=(3 * model.real_batch_size(B), *IMAGE_SHAPE)).astype(np.float32)
+  logs = model.fit(
+    data, batch_size=model.real_batch_size(B), epochs=1, verbose=0, shuffle=False
+  ).history
+  assert logs["decoder_distillation"][-1] > 0
+  assert logs["loss"][-1] == pytest.approx(
+    logs["neg_elbo"][-1]
+    + 1.5 * logs["consistency"][-1]
+    - 0.5 * logs["mutual_information"][-1]
+    + 2.0 * logs["decoder_distillation"][-1],
+    rel=1e-4,
+  )

@@ -141,6 +141,13 @@ def define_run_flags() -> None:
     d.consistency_gaussian,
     "Add the Gaussian z_c term to the consistency KL.",
   )
+  flags.DEFINE_float(
+    "decoder_distillation",
+    d.decoder_distillation,
+    "Weight of the decoder distillation term (an extension beyond the paper): on each "
+    "synthetic row, KL between the teacher's and the student's decoder outputs at the "
+    "latent that made the row; 0: off.",
+  )
   flags.DEFINE_enum(
     "baseline",
     d.baseline,
@@ -270,6 +277,7 @@ _SIMPLE = (
   "mi_weight",
   "consistency_kl",
   "consistency_gaussian",
+  "decoder_distillation",
   "baseline",
   "patience",
   "lr_plateau_decays",

@@ -178,14 +178,49 @@ def mutual_information_terms(logits: tf.Tensor, marginal: tf.Tensor) -> dict[str
 
 
 def student_loss(
-  neg_elbo, consistency, mutual_information, omega, *, gamma: float, lam: float
+  neg_elbo,
+  consistency,
+  mutual_information,
+  omega,
+  *,
+  gamma: float,
+  lam: float,
+  distillation=None,
+  delta: float = 0.0,
 ) -> tf.Tensor:
-  """loss_b = -ELBO_b + gamma [omega_b == 0] consistency_b - lambda mi_b (method.md section 4).
+  """loss_b = -ELBO_b + gamma [omega_b == 0] consistency_b - lambda mi_b (method.md section 4)
+  + delta [omega_b == 0] distillation_b (the decoder distillation option, if given).
 
   All arguments [B]; omega is 1 for real rows and 0 for synthetic ones.
   Returns [B].
   """
-  return neg_elbo + gamma * masked_consistency(consistency, omega) - lam * mutual_information
+  loss = neg_elbo + gamma * masked_consistency(consistency, omega) - lam * mutual_information
+  if distillation is not None and delta:
+    loss += delta * masked_consistency(distillation, omega)
+  return loss
+
+
+def decoder_distillation(teacher_logits: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
+  """sum_d KL(Bernoulli(sigmoid(t_d)) || Bernoulli(sigmoid(s_d))), per example.
+
+  The decoder distillation term (an option beyond method.md): on a synthetic
+  row, t are the teacher decoder's logits at the latent z that made the row and
+  s the student decoder's logits at the same z, so the term pins the student's
+  decoder to the teacher's where the teacher's prior puts its samples (a
+  function-space anchor in the spirit of distillation, Hinton et al. 2015,
+  and of replay with distillation, Shin et al. 2017). Computed as the
+  Bernoulli cross-entropy of the teacher's means under s minus their entropy.
+
+  Args:
+    teacher_logits, student_logits: [B, H, W, C] (or [B, D]).
+
+  Returns:
+    [B], >= 0, 0 where the logits agree.
+  """
+  teacher_mean = tf.sigmoid(teacher_logits)
+  return reconstruction_nll(teacher_mean, student_logits) - reconstruction_nll(
+    teacher_mean, teacher_logits
+  )
 
 
 def masked_consistency(consistency, omega) -> tf.Tensor:

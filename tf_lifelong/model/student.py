@@ -50,6 +50,7 @@ TERMS = (
   "kl_discrete",
   "consistency",
   "mutual_information",
+  "decoder_distillation",
 )
 """Per-example terms reported by the training step (global means)."""
 
@@ -225,17 +226,13 @@ class LifelongVAE(keras.Model):
     return latents.temperature(self.student_step, self.config)
 
   # ---------------------------------------------------------------- sampling
-  def decode_prior(self, num: int, seed, component=None, training=False):
-    """Decoder logits for z_d one-hot (uniform over J, or `component`), z_c ~ N(0, I).
+  def prior_latents(self, num: int, seed, component=None):
+    """z = [z_d, z_c] [num, J + F]: z_d one-hot (uniform over J, or `component`), z_c ~ N(0, I).
 
     Args:
-      num: rows to generate (Python int).
+      num: rows to draw (Python int).
       seed: stateless seed [2].
       component: None (uniform over J) or a category index.
-      training: passed to the decoder.
-
-    Returns:
-      Bernoulli logits [num, H, W, C].
     """
     seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     if component is None:
@@ -244,31 +241,39 @@ class LifelongVAE(keras.Model):
       index = tf.fill([num], tf.cast(component, tf.int32))
     z_d = tf.one_hot(index, self.num_categories)
     z_c = tf.random.stateless_normal([num, self.continuous_dim], seed_c)
-    return self.decoder(tf.concat([z_d, z_c], -1), training=training)
+    return tf.concat([z_d, z_c], -1)
+
+  def decode_prior(self, num: int, seed, component=None, training=False):
+    """Decoder logits [num, H, W, C] for z ~ `prior_latents(num, seed, component)`."""
+    return self.decoder(self.prior_latents(num, seed, component), training=training)
 
   def sample(self, num: int, component=None, seed=None):
     """Images in [0, 1], [num, H, W, C]: Bernoulli means sigmoid(decoder(z)), z ~ prior."""
     seed = evaluation.stateless_seed(self, seed)
     return tf.sigmoid(self.decode_prior(num, seed, component))
 
-  def replay_batch(self, real, seed):
+  def replay_batch(self, real, seed, with_latents=False):
     """Appends this replica's synthetic rows from the teacher to the real rows.
 
     Args:
       real: real images [b, H, W, C].
       seed: stateless seed [2].
+      with_latents: also return the synthetic rows' latents and teacher logits.
 
     Returns:
-      (x [b + n, H, W, C], omega [b + n]) with omega 1 on real, 0 on synthetic rows.
+      (x [b + n, H, W, C], omega [b + n]) with omega 1 on real, 0 on synthetic
+      rows; with `with_latents` a third element, `teacher_replay`'s dict for the
+      n synthetic rows (None without a teacher).
     """
     replica, replicas = _replica()
     total = self.synthetic_batch_size(self.config.batch_size)
     n = total // replicas + (1 if replica < total % replicas else 0)
     ones = tf.ones(tf.shape(real)[:1])
     if self.teacher is None or n == 0:
-      return real, ones
-    synthetic = self.teacher_samples(n, seed)
-    return tf.concat([real, synthetic], 0), tf.concat([ones, tf.zeros([n])], 0)
+      return (real, ones, None) if with_latents else (real, ones)
+    made = self.teacher_replay(n, seed)
+    x, omega = tf.concat([real, made["x"]], 0), tf.concat([ones, tf.zeros([n])], 0)
+    return (x, omega, made) if with_latents else (x, omega)
 
   def teacher_samples(self, num: int, seed=None):
     """Synthetic images of the teacher, [num, H, W, C] (method.md section 5).
@@ -278,13 +283,30 @@ class LifelongVAE(keras.Model):
     config.replay_sample_pixels. `seed`: None (the student's generator), an
     int or a stateless [2] tensor.
     """
+    return self.teacher_replay(num, seed)["x"]
+
+  def teacher_replay(self, num: int, seed=None) -> dict[str, tf.Tensor]:
+    """`teacher_samples` with what made them.
+
+    Returns:
+      dict: x [num, H, W, C] (the synthetic images), z [num, J + F] (their
+      latents in the student's layout: the teacher's one-hot z_d padded with
+      zeros for the student's new categories, then z_c), logits [num, H, W, C]
+      (the teacher decoder's Bernoulli logits at z).
+    """
     if self.teacher is None:
       raise ValueError("this student has no teacher")
     seed_z, seed_x = tf.unstack(
       tf.random.experimental.stateless_split(evaluation.stateless_seed(self, seed), 2)
     )
-    mean = tf.sigmoid(self.teacher.decode_prior(num, seed_z, training=False))
-    return binarize(mean, seed_x) if self.config.replay_sample_pixels else mean
+    z = self.teacher.prior_latents(num, seed_z)
+    logits = self.teacher.decoder(z, training=False)
+    mean = tf.sigmoid(logits)
+    grown = self.num_categories - self.teacher.num_categories
+    z_d, z_c = z[:, : self.teacher.num_categories], z[:, self.teacher.num_categories :]
+    z = tf.concat([tf.pad(z_d, [[0, 0], [0, grown]]), z_c], -1)
+    x = binarize(mean, seed_x) if self.config.replay_sample_pixels else mean
+    return {"x": x, "z": z, "logits": logits}
 
   def draw_noise(self, batch, seed):
     """Noise of one reparameterised sample: gumbel [B, J], normal [B, F]."""
@@ -295,7 +317,7 @@ class LifelongVAE(keras.Model):
     }
 
   # -------------------------------------------------------------- objective
-  def per_example_terms(self, x, omega, noise, training=True, num_real=None):
+  def per_example_terms(self, x, omega, noise, training=True, num_real=None, replay=None):
     """Named per-example terms [B] of the student objective for a given batch and noise.
 
     Args:
@@ -308,17 +330,35 @@ class LifelongVAE(keras.Model):
         the teacher's encoder runs on the synthetic rows only, the only ones
         the masked consistency keeps; the terms are the same (a speed-up,
         method.md section 4 is unchanged).
+      replay: None, or `teacher_replay`'s dict for the synthetic rows [num_real,
+        B) (needs num_real): then the decoder also runs, in the same pass, on
+        their latents z, and `decoder_distillation` holds
+        objectives.decoder_distillation on those rows (an option beyond
+        method.md, weighted by config.decoder_distillation in the loss).
 
     Returns:
       dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo,
       consistency (0 on real rows), mutual_information, conditional_entropy,
+      decoder_distillation (0 on real rows, or everywhere without `replay`),
       loss. The marginal of the MI term is the global batch's.
     """
     logits, loc, scale = self.encoder(x, training=training)
     z_d = latents.relaxed_one_hot_sample(logits, self.temperature(), noise["gumbel"])
     z_c = latents.gaussian_sample(loc, scale, noise["normal"])
-    dec = self.decoder(tf.concat([z_d, z_c], -1), training=training)
+    z = tf.concat([z_d, z_c], -1)
+    if replay is not None and num_real is None:
+      raise ValueError("per_example_terms: `replay` needs `num_real`")
+    if replay is None:
+      dec = self.decoder(z, training=training)
+      distill = tf.zeros(tf.shape(x)[:1])
+    else:
+      both = self.decoder(tf.concat([z, replay["z"]], 0), training=training)
+      rows = tf.shape(z)[0]
+      dec = both[:rows]
+      distill = objectives.decoder_distillation(replay["logits"], both[rows:])
+      distill = tf.concat([tf.zeros([num_real], distill.dtype), distill], 0)
     terms = objectives.neg_elbo_terms(x, dec, logits, loc, scale)
+    terms["decoder_distillation"] = distill
     count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
     marginal = _all_reduce_sum(objectives.batch_marginal_sum(logits)) / count
     terms.update(objectives.mutual_information_terms(logits, marginal))
@@ -349,13 +389,15 @@ class LifelongVAE(keras.Model):
       omega,
       gamma=self.config.consistency_weight,
       lam=self.config.mi_weight,
+      distillation=distill,
+      delta=self.config.decoder_distillation,
     )
     return terms
 
-  def loss_and_gradients(self, x, omega, noise, num_real=None):
+  def loss_and_gradients(self, x, omega, noise, num_real=None, replay=None):
     """This replica's loss (sum / global batch size), its gradients and the terms.
 
-    `num_real`: see `per_example_terms`.
+    `num_real`, `replay`: see `per_example_terms`.
 
     Returns:
       (loss scalar, gradients aligned with `student_variables`, terms dict,
@@ -363,7 +405,9 @@ class LifelongVAE(keras.Model):
       of one device on the whole batch.
     """
     with tf.GradientTape() as tape:
-      terms = self.per_example_terms(x, omega, noise, training=True, num_real=num_real)
+      terms = self.per_example_terms(
+        x, omega, noise, training=True, num_real=num_real, replay=replay
+      )
       count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
       loss = tf.reduce_sum(terms["loss"]) / count
     grads = tape.gradient(loss, self.student_variables)
@@ -389,12 +433,16 @@ class LifelongVAE(keras.Model):
     )
     real = _images(data)
     num_real = real.shape[0] if real.shape[0] is not None else tf.shape(real)[0]
-    x, omega = self.replay_batch(real, seed_replay)
+    distill = self.config.decoder_distillation > 0
+    x, omega, *made = self.replay_batch(real, seed_replay, with_latents=distill)
     if self.config.binarize:
       x = binarize(x, seed_bin)
     noise = self.draw_noise(tf.shape(x)[0], seed_noise)
     tau = self.temperature()
-    _, grads, terms, count = self.loss_and_gradients(x, omega, noise, num_real=num_real)
+    replay = made[0] if made else None
+    _, grads, terms, count = self.loss_and_gradients(
+      x, omega, noise, num_real=num_real, replay=replay
+    )
     if not (FUSED_ADAM and _apply_adam_fused(self.optimizer, grads, self.student_variables)):
       self.optimizer.apply(grads, self.student_variables)
     self.student_step.assign_add(1)
