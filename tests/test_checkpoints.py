@@ -226,7 +226,7 @@ def test_bin_export_writes_the_checkpoint_as_a_saved_model(workdir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip() == os.path.abspath(out)
   loaded = tf.saved_model.load(out)
-  meta = json.loads(loaded.signatures["metadata"]()["json"].numpy())
+  meta = json.loads(loaded.signatures["metadata"](key=tf.constant(""))["json"].numpy())
   assert meta["distributions_seen"] == [4, 9]
   assert meta["distribution_names"] == {"4": "digit 4", "9": "digit 9"}
   assert meta["config"] == json.loads(CONFIG.to_json())

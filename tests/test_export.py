@@ -118,7 +118,7 @@ def served(tmp_path_factory):
 def test_loading_process_needs_neither_tfp_nor_tf_lifelong(served):
   # The helper blocks both imports, so loading would have failed had it needed them.
   assert served["report"]["modules"] == []
-  assert served["report"]["signatures"] == sorted(export.SIGNATURES)
+  assert served["report"]["signatures"] == sorted([*export.SIGNATURES, export.DEFAULT_SIGNATURE])
 
 
 def test_signature_inputs_and_outputs(served):
@@ -128,14 +128,16 @@ def test_signature_inputs_and_outputs(served):
     "encode": ["images"],
     "reconstruct": ["images"],
     "elbo": ["images"],
-    "metadata": [],
+    "metadata": ["key"],
+    "serving_default": ["images"],
   }
   assert report["outputs"] == {
     "sample": ["component", "images", "z_continuous"],
     "encode": ["component", "mean", "probs", "stddev"],
     "reconstruct": ["images"],
     "elbo": ["kl_continuous", "kl_discrete", "neg_elbo", "nll"],
-    "metadata": ["json"],
+    "metadata": ["json", "value"],
+    "serving_default": ["kl_continuous", "kl_discrete", "neg_elbo", "nll"],
   }
 
 
@@ -425,27 +427,146 @@ def _rest_bodies(*path):
   return re.findall(r":predict\s*\\?\s*-d '(\{.*?\})'", text, flags=re.S)
 
 
-def test_rest_request_bodies_of_the_docs_fit_the_signatures(served):
-  """What TF Serving's REST API does with the docs' request bodies (columnar `inputs`):
-  each named input becomes a tensor of the signature's dtype and must fit its shape.
-  The server itself is not run here (no Docker, no tensorflow-model-server package)."""
+def _doc_requests():
+  """The REST bodies of docs/serving.md, with the tiny model's image shape for the elided pixels."""
   bodies = _rest_bodies("docs", "serving.md")
-  assert len(bodies) == 2
+  assert len(bodies) == 3
   assert [json.loads(b) for b in _rest_bodies("README.md")] == [json.loads(bodies[0])]
-  sample = json.loads(bodies[0])
-  # The docs elide the 28 x 28 pixels; the tiny model takes its own image shape.
-  encode = json.loads(re.sub(r'"images": \[.*\]', '"images": null', bodies[1]))
-  assert (sample["signature_name"], encode["signature_name"]) == ("sample", "encode")
-  encode["inputs"]["images"] = np.random.default_rng(3).uniform(size=(2, *SHAPE)).tolist()
+  requests = []
+  for i, body in enumerate(bodies):
+    # The docs elide the 28 x 28 pixels; the tiny model takes its own image shape.
+    request = json.loads(re.sub(r"\[\[\[\[0\.0\], \.\.\.28 x 28 pixels\.\.\. \]\]\]", "null", body))
+    images = np.random.default_rng(3 + i).uniform(size=(2, *SHAPE)).astype("f4").tolist()
+    if "instances" in request:
+      request["instances"] = images
+    elif request["inputs"].get("images", 0) is None:
+      request["inputs"]["images"] = images
+    requests.append(request)
+  return requests
+
+
+def test_rest_request_bodies_of_the_docs_fit_the_signatures(served):
+  """What TF Serving's REST API does with the docs' request bodies (columnar `inputs`,
+  row-format `instances`): each named input becomes a tensor of the signature's dtype
+  and must fit its shape. The server itself is not run here (no Docker, no
+  tensorflow-model-server package); the session loader's run of the same bodies is
+  in test_session_loader_answers_the_rest_bodies_of_the_docs."""
+  requests = _doc_requests()
+  names = [r.get("signature_name", export.DEFAULT_SIGNATURE) for r in requests]
+  assert names == ["sample", "encode", export.DEFAULT_SIGNATURE]
   model = tf.saved_model.load(served["path"])
-  for body in (sample, encode):
-    signature = model.signatures[body["signature_name"]]
+  for body in requests:
+    signature = model.signatures[body.get("signature_name", export.DEFAULT_SIGNATURE)]
     specs = signature.structured_input_signature[1]
-    assert set(body["inputs"]) == set(specs), body["signature_name"]
+    inputs = body["inputs"] if "inputs" in body else {"images": body["instances"]}
+    assert set(inputs) == set(specs), body
     tensors = {}
-    for name, value in body["inputs"].items():
+    for name, value in inputs.items():
       tensors[name] = tf.constant(value, dtype=specs[name].dtype)
       assert specs[name].shape.is_compatible_with(tensors[name].shape), name
     outputs = signature(**tensors)
     json.dumps({k: v.numpy().tolist() for k, v in outputs.items()})  # a REST response
-  assert outputs["probs"].shape == (2, J)
+    if "instances" in body:
+      assert outputs["neg_elbo"].shape == (2,)
+    elif body["signature_name"] == "encode":
+      assert outputs["probs"].shape == (2, J)
+
+
+@pytest.fixture(scope="module")
+def session_served(served, tmp_path_factory):
+  """The same export, loaded by the session loader (saved_model_cli's and TF Serving's path)."""
+  root = tmp_path_factory.mktemp("session")
+  with open(root / "requests.json", "w") as f:
+    json.dump(_doc_requests(), f)
+  np.savez(root / "inputs.npz", x=served["x"])
+  _run(
+    [
+      sys.executable,
+      os.path.join(HELPERS, "session_call.py"),
+      served["path"],
+      root / "inputs.npz",
+      root / "requests.json",
+      root,
+    ],
+    cwd=root,
+  )
+  with open(root / "session_report.json") as f:
+    report = json.load(f)
+  return {"report": report, "out": dict(np.load(root / "session_outputs.npz"))}
+
+
+def test_session_loader_runs_every_signature_like_tf_saved_model_load(served, session_served):
+  report, out = session_served["report"], session_served["out"]
+  assert report["modules"] == []
+  assert report["signatures"] == sorted([*export.SIGNATURES, export.DEFAULT_SIGNATURE])
+  keys = [f"sample{j}_{k}" for j in range(J) for k in ("images", "component", "z_continuous")]
+  keys += [f"uniform_{k}" for k in ("images", "component", "z_continuous")]
+  keys += [f"encode_{k}" for k in ("probs", "component", "mean", "stddev")]
+  keys += ["reconstruct_images"] + [f"elbo_{k}" for k in ("neg_elbo", "nll", "kl_continuous")]
+  keys += ["elbo_kl_discrete"]
+  for key in keys:
+    np.testing.assert_allclose(out[key], served["out"][key], rtol=1e-5, atol=1e-6, err_msg=key)
+  # The default signature is `elbo`.
+  for k in ("neg_elbo", "nll", "kl_continuous", "kl_discrete"):
+    np.testing.assert_array_equal(out[f"serving_default_{k}"], out[f"elbo_{k}"])
+
+
+def test_session_loader_reads_the_metadata_by_key(served, session_served):
+  report = session_served["report"]
+  assert report["metadata"] == export.read_metadata(served["path"])
+  assert report["metadata"]["default_signature"] == "elbo"
+  assert json.loads(report["metadata_num_categories"]) == J
+  assert "unknown metadata key" in report["unknown_key_error"]
+
+
+def test_session_loader_answers_the_rest_bodies_of_the_docs(served, session_served):
+  rest = session_served["report"]["rest"]
+  assert [r["signature"] for r in rest] == ["sample", "encode", export.DEFAULT_SIGNATURE]
+  sample, encode, default = (r["outputs"] for r in rest)
+  assert np.asarray(sample["images"]).shape == (4, *SHAPE)
+  assert sample["component"] == [1, 1, 1, 1]
+  assert np.asarray(encode["probs"]).shape == (2, J)
+  # The row-format body without a signature name is scored by `elbo`, as in-process.
+  images = _doc_requests()[2]["instances"]
+  expected = export.load(served["path"]).signatures["elbo"](images=tf.constant(images))
+  np.testing.assert_allclose(default["neg_elbo"], expected["neg_elbo"], rtol=1e-5)
+
+
+def test_saved_model_cli_run_calls_every_signature(served, tmp_path):
+  """The real `saved_model_cli run` command on every signature, and on the default one."""
+  if not os.path.exists(SAVED_MODEL_CLI):
+    pytest.fail(f"saved_model_cli is not installed next to {sys.executable}")
+  np.save(tmp_path / "x.npy", served["x"])
+  images = ["--inputs", f"images={tmp_path / 'x.npy'}"]
+  calls = {
+    "sample": ["--signature_def", "sample", "--input_exprs", "num_samples=4;component=1;seed=0"],
+    "encode": ["--signature_def", "encode", *images],
+    "reconstruct": ["--signature_def", "reconstruct", *images],
+    "elbo": ["--signature_def", "elbo", *images],
+    "metadata": ["--signature_def", "metadata", "--input_exprs", "key='num_categories'"],
+    "default": ["--signature_def", export.DEFAULT_SIGNATURE, *images],
+  }
+  procs = {}
+  for name, args in calls.items():
+    outdir = tmp_path / name
+    cmd = [SAVED_MODEL_CLI, "run", "--dir", served["path"], "--tag_set", "serve"]
+    cmd += [*args, "--outdir", str(outdir)]
+    procs[name] = subprocess.Popen(
+      cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+    )
+  for name, proc in procs.items():
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, f"{name}:\n{stdout[-2000:]}\n{stderr[-3000:]}"
+  out = served["out"]
+  np.testing.assert_allclose(
+    np.load(tmp_path / "encode" / "probs.npy"), out["encode_probs"], rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    np.load(tmp_path / "reconstruct" / "images.npy"), out["reconstruct_images"], rtol=1e-5
+  )
+  for where in ("elbo", "default"):
+    np.testing.assert_allclose(
+      np.load(tmp_path / where / "neg_elbo.npy"), out["elbo_neg_elbo"], rtol=1e-5
+    )
+  assert np.load(tmp_path / "sample" / "images.npy").shape == (4, *SHAPE)
+  assert json.loads(np.load(tmp_path / "metadata" / "value.npy").item()) == J

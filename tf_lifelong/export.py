@@ -1,7 +1,9 @@
 """The serving export: a SavedModel that stands alone.
 
 `export` wraps a trained encoder and decoder in a `ServingModule` and writes it
-as a TensorFlow SavedModel with five named signatures. The export needs neither
+as a TensorFlow SavedModel with five named signatures and `serving_default`.
+It loads with `tf.saved_model.load` and with TensorFlow's session-based loader
+(`saved_model_cli run`, TF Serving), see `_Networks`. The export needs neither
 tf_lifelong nor TensorFlow Probability at load time: every op in the traced
 graphs is a plain TensorFlow op (the KLs below are written out by hand), and
 the metadata is a JSON string, so `tf.saved_model.load(path)` in a process that
@@ -33,9 +35,15 @@ Signatures (all inputs are required; a signature has no optional inputs):
   one_hot(argmax logits), loc))).
 - `elbo(images)` -> `neg_elbo` [B] in nats per example, and its terms
   `nll` [B], `kl_continuous` [B], `kl_discrete` [B] (see `ServingModule.elbo`).
-- `metadata()` -> `json`: a scalar string, the JSON document also written to
-  `assets/tf_lifelong.json` (read it with `read_metadata`, which needs no
-  TensorFlow).
+- `metadata(key string [])` -> `json`: a scalar string, the JSON document also
+  written to `assets/tf_lifelong.json` (read it with `read_metadata`, which
+  needs no TensorFlow), and `value`: the JSON of the document's entry `key`
+  (the whole document for `key=""`; an unknown key is refused). The input is
+  there because `saved_model_cli run` and TF Serving cannot call a signature
+  without inputs.
+- `serving_default`: the same function as `elbo` (`DEFAULT_SIGNATURE_OF`), for
+  clients that call the default signature (TF Serving without
+  `signature_name`, `saved_model_cli run --signature_def serving_default`).
 
 Refused inputs (all raise at call time; the loaded signatures raise
 `tf.errors.InvalidArgumentError`):
@@ -89,6 +97,12 @@ FORMAT_VERSION = 1
 METADATA_ASSET = "tf_lifelong.json"
 """File name of the metadata JSON under the SavedModel's assets/ directory."""
 SIGNATURES = ("sample", "encode", "reconstruct", "elbo", "metadata")
+DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE_OF = "elbo"
+"""`serving_default` is `elbo`: the model's density estimate of each image. Its
+one input is a batch of images and every output has that batch as its first
+dimension, so it also answers TF Serving's row format (`{"instances": [...]}`),
+which `sample` (three scalar inputs) cannot."""
 ELBO_SEED = (20181, 7)
 """Stateless seed of the z_c noise of the `elbo` signature (int32 pair)."""
 _RESERVED_KEYS = (
@@ -100,6 +114,7 @@ _RESERVED_KEYS = (
   "continuous_dim",
   "image_shape",
   "signatures",
+  "default_signature",
   "elbo_seed",
 )
 
@@ -127,6 +142,7 @@ def _build_metadata(
     "continuous_dim": continuous_dim,
     "image_shape": list(image_shape),
     "signatures": list(SIGNATURES),
+    "default_signature": DEFAULT_SIGNATURE_OF,
     "elbo_seed": list(ELBO_SEED),
   }
   merged = dict(metadata or {})
@@ -145,6 +161,27 @@ def _build_metadata(
     return json.dumps(merged, sort_keys=True, allow_nan=False, default=_json_default)
   except (TypeError, ValueError) as e:
     raise ValueError(f"metadata must be JSON serialisable (no NaN/inf): {e}") from e
+
+
+class _Networks:
+  """Holds the encoder and decoder out of TensorFlow's object tracking.
+
+  A Keras 3 variable saved as part of its layer is written as a wrapper object
+  whose restore target, in the exported graph, is a copy of the variable
+  (`keras.src.backend.tensorflow.core.Variable._export_to_saved_model_graph`)
+  rather than the variable the traced functions read. `tf.saved_model.load`
+  copes, but TensorFlow's session loader (`saved_model_cli run`, TF Serving's
+  `LoadSavedModel`) restores the copy and leaves the variables the signatures
+  read uninitialised ("Could not find variable decoder/kernel_2";
+  tensorflow/serving#2250, keras-team/keras#20095). So the module tracks the
+  plain `tf.Variable`s that the traced functions capture
+  (`ServingModule.serving_variables`), and never the layers: a plain Python
+  object such as this one is not tracked.
+  """
+
+  def __init__(self, encoder: Any, decoder: Any):
+    self.encoder = encoder
+    self.decoder = decoder
 
 
 class ServingModule(tf.Module):
@@ -199,8 +236,8 @@ class ServingModule(tf.Module):
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1:
       raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}")
-    self.encoder = encoder
-    self.decoder = decoder
+    # Kept out of TensorFlow's object tracking: see `_Networks`.
+    self._networks = _Networks(encoder, decoder)
     self.num_categories = num_categories
     self.continuous_dim = continuous_dim
     self.image_shape = image_shape
@@ -218,7 +255,17 @@ class ServingModule(tf.Module):
     self.encode = tf.function(self._encode, input_signature=[images])
     self.reconstruct = tf.function(self._reconstruct, input_signature=[images])
     self.elbo = tf.function(self._elbo, input_signature=[images])
-    self.metadata = tf.function(self._metadata, input_signature=[])
+    self.metadata = tf.function(
+      self._metadata, input_signature=[tf.TensorSpec([], tf.string, name="key")]
+    )
+
+  @property
+  def encoder(self) -> Any:
+    return self._networks.encoder
+
+  @property
+  def decoder(self) -> Any:
+    return self._networks.decoder
 
   # --- building blocks (traced inside the tf.functions) ---
 
@@ -366,19 +413,44 @@ class ServingModule(tf.Module):
       "kl_discrete": kl_discrete,
     }
 
-  def _metadata(self):
-    """The metadata JSON document as a scalar string tensor."""
-    return {"json": tf.constant(self.metadata_json, tf.string)}
+  def _metadata(self, key):
+    """The metadata JSON document, and the JSON of its entry `key` ("" for the whole document).
+
+    The input makes the signature callable by every client: `saved_model_cli
+    run` and TF Serving need at least one input. An unknown key is refused.
+    """
+    key = tf.ensure_shape(key, [], name="check_key_scalar")
+    document = json.loads(self.metadata_json)
+    keys = [""] + sorted(document)
+    values = [self.metadata_json] + [
+      json.dumps(document[k], sort_keys=True, allow_nan=False) for k in keys[1:]
+    ]
+    match = tf.equal(tf.constant(keys, tf.string), key)
+    check = tf.debugging.Assert(
+      tf.reduce_any(match),
+      [f"tf_lifelong serving: unknown metadata key (known: {', '.join(keys[1:])}):", key],
+    )
+    with tf.control_dependencies([check]):
+      index = tf.argmax(tf.cast(match, tf.int32), output_type=tf.int32)
+    return {
+      "json": tf.constant(self.metadata_json, tf.string),
+      "value": tf.gather(tf.constant(values, tf.string), index),
+    }
 
   def signatures(self) -> dict[str, Any]:
-    """The concrete functions to save, keyed by signature name."""
-    return {
-      "sample": self.sample.get_concrete_function(),
-      "encode": self.encode.get_concrete_function(),
-      "reconstruct": self.reconstruct.get_concrete_function(),
-      "elbo": self.elbo.get_concrete_function(),
-      "metadata": self.metadata.get_concrete_function(),
-    }
+    """The concrete functions to save, keyed by signature name, `serving_default` included.
+
+    Also tracks the variables they capture (`serving_variables`, see
+    `_Networks`), so that saving writes them as plain variables that every
+    loader restores.
+    """
+    functions = {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+    captured: dict[int, Any] = {}
+    for function in functions.values():
+      for variable in function.variables:
+        captured.setdefault(id(variable), variable)
+    self.serving_variables = list(captured.values())
+    return {**functions, DEFAULT_SIGNATURE: functions[DEFAULT_SIGNATURE_OF]}
 
   def smoke_test(self) -> None:
     """Runs every function once on a tiny input; raises if any fails."""
@@ -390,7 +462,7 @@ class ServingModule(tf.Module):
     out = self.elbo(zeros)
     if not bool(tf.reduce_all(tf.math.is_finite(out["neg_elbo"]))):
       raise ValueError("tf_lifelong export: the ELBO of a zero image is not finite")
-    self.metadata()
+    self.metadata(tf.constant(""))
 
 
 def export(

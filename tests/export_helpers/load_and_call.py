@@ -44,7 +44,7 @@ def main(export_dir: str, inputs_npz: str, out_dir: str) -> None:
   """Loads, calls, records."""
   loaded = tf.saved_model.load(export_dir)
   sigs = loaded.signatures
-  meta_json = sigs["metadata"]()["json"].numpy().decode("utf-8")
+  meta_json = sigs["metadata"](key=tf.constant(""))["json"].numpy().decode("utf-8")
   meta = json.loads(meta_json)
   num_categories = meta["num_categories"]
   x = np.load(inputs_npz)["x"]
