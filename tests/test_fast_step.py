@@ -167,6 +167,7 @@ def _fit_steps(spe, eval_every, epochs):
     seed=5,
     steps_per_execution=spe,
     eval_every=eval_every,
+    max_steps_per_interval=eval_every * epochs,
   )
   keras.utils.set_random_seed(5)
   model = student_lib.new_student(config, (4, 5, 1))

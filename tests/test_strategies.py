@@ -4,6 +4,7 @@ Logical devices and collective ops must be set up before TensorFlow initialises,
 so every run here is a subprocess of its own.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -127,16 +128,19 @@ def _free_ports(n):
   return ports
 
 
-def _start_workers(tmp_path, timeout_s: int = 60):
+_WORKER_RUN = dict(
+  order=[3, 7],
+  eval_every=5,
+  max_steps_per_interval=10,
+  eval_examples=20,
+  validation_synthetic_examples=20,
+)
+"""The tiny run (train_helpers.TINY) that the multi-worker tests start on two workers."""
+
+
+def _start_workers(tmp_path, timeout_s: int = 60, **overrides):
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-  config = train_helpers.config_file(
-    tmp_path,
-    order=[3, 7],
-    eval_every=5,
-    max_steps_per_interval=10,
-    eval_examples=20,
-    validation_synthetic_examples=20,
-  )
+  config = train_helpers.config_file(tmp_path, **{**_WORKER_RUN, **overrides})
   procs = []
   for i in range(2):
     env = dict(
@@ -196,3 +200,81 @@ def test_multi_worker_fails_when_a_worker_dies(tmp_path):
   assert time.monotonic() - started < 240
   assert "another worker is gone or did not answer" in _log(tmp_path, 0), _log(tmp_path, 0)[-3000:]
   assert "Traceback" not in _log(tmp_path, 0)
+
+
+_ONE_DEVICE_RUNS = textwrap.dedent("""
+    import json, os, sys
+    from tf_lifelong import config as config_lib, lifelong
+
+    steps = {}
+    for i, text in enumerate(sys.argv[2:]):
+      config = config_lib.Config.from_json(text)
+      rows = lifelong.run(config, os.path.join(sys.argv[1], str(i)), out=open(os.devnull, "w"))
+      steps[str(config.max_steps_per_interval)] = [r["steps"] for r in rows]
+    print(json.dumps(steps))
+""")
+_SHORT_INTERVALS = (3, 5, 7)
+"""max_steps_per_interval below, equal to and above eval_every (5)."""
+
+
+def _worker_config(max_steps: int) -> dict:
+  return {**train_helpers.TINY, **_WORKER_RUN, "max_steps_per_interval": max_steps}
+
+
+@pytest.fixture(scope="module")
+def one_device_steps(tmp_path_factory):
+  """Steps per interval of one-device runs of the workers' configurations (one process)."""
+  configs = [json.dumps(_worker_config(n)) for n in _SHORT_INTERVALS]
+  folder = str(tmp_path_factory.mktemp("one_device"))
+  result = subprocess.run(
+    [sys.executable, "-c", _ONE_DEVICE_RUNS, folder, *configs],
+    capture_output=True,
+    text=True,
+    timeout=400,
+    cwd=paths.REPO,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+  )
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+  return {int(k): v for k, v in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+
+
+def _collective_threads(pid: int) -> int:
+  """How many threads of process `pid` are TensorFlow's `collective_ops` threads
+  (0 once it is gone, or without /proc)."""
+  count = 0
+  with contextlib.suppress(OSError):
+    for task in os.listdir(f"/proc/{pid}/task"):
+      with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/comm") as f:
+        count += f.read().strip() == "collective_ops"
+  return count
+
+
+def _wait_watching_threads(procs, timeout: float) -> tuple[list[int], int]:
+  """Waits for the workers; (their exit statuses, the most collective_ops threads
+  one of them had at a time)."""
+  deadline, peak = time.monotonic() + timeout, 0
+  while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+    peak = max([peak] + [_collective_threads(p.pid) for p in procs if p.poll() is None])
+    time.sleep(0.25)
+  return [train_helpers.wait(p, timeout=max(1.0, deadline - time.monotonic())) for p in procs], peak
+
+
+@pytest.mark.parametrize("max_steps", _SHORT_INTERVALS)
+def test_multi_worker_intervals_run_max_steps_as_on_one_device(
+  tmp_path, one_device_steps, max_steps
+):
+  # Each interval runs exactly max_steps steps (evaluations at every 5th and the
+  # last), on both workers, as a one-device run does. The workers once ran
+  # max(1, max_steps // eval_every) * eval_every steps; and TensorFlow's
+  # per-collective timeout started a thread per collective op (named after the
+  # collective_ops thread that starts it), sleeping for the whole timeout:
+  # over 1,000 within these 2 x 5 steps, thousands more a second in longer
+  # intervals, until the processes aborted ("Resource temporarily
+  # unavailable"). Without them a worker has a few dozen collective_ops threads.
+  procs = _start_workers(tmp_path, max_steps_per_interval=max_steps)
+  codes, peak = _wait_watching_threads(procs, timeout=400)
+  assert codes == [0, 0], _log(tmp_path, 0)[-3000:] + _log(tmp_path, 1)[-3000:]
+  steps = [r["steps"] for r in train_helpers.metrics(tmp_path / "w0")]
+  assert steps == one_device_steps[max_steps] == [max_steps, max_steps]
+  assert f"2 intervals, {2 * max_steps} steps" in _log(tmp_path, 1)
+  assert peak < 500, f"a worker had {peak} collective_ops threads"

@@ -1,8 +1,12 @@
-"""Early stopping and the plateau decay of the learning rate (training._IntervalCallback)."""
+"""Training one interval: the evaluation schedule, early stopping, the plateau decay of the
+learning rate (training._IntervalCallback) and the multi-worker step watchdog."""
+
+import time
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_lifelong import config as config_lib
 from tf_lifelong import training
@@ -65,3 +69,100 @@ def test_learning_rate_after_decays():
 def test_a_factor_outside_zero_one_is_refused(factor):
   with pytest.raises(config_lib.ConfigError, match="lr_plateau_factor"):
     config_lib.validate(config_lib.Config(lr_plateau_factor=factor))
+
+
+@pytest.mark.parametrize(
+  "every, last, expected",
+  [(10, 30, [10, 20, 30]), (10, 25, [10, 20, 25]), (10, 3, [3]), (5, 5, [5]), (4, 10, [4, 8, 10])],
+)
+def test_evaluation_steps_end_at_the_interval_s_last_step(every, last, expected):
+  config = config_lib.Config(eval_every=every, max_steps_per_interval=last)
+  assert training.evaluation_steps(config) == expected
+
+
+_SHAPE = (4, 5, 1)
+
+
+def _interval():
+  from tf_lifelong.data import sources, streams
+
+  images = np.random.default_rng(0).integers(0, 256, size=(40, *_SHAPE), dtype=np.uint8)
+  split = sources.Split(images, np.zeros(40, np.int64))
+  return streams.Interval(0, streams.Distribution(0, "d", split, split, split), True)
+
+
+def _train(values=None, resume=None, **overrides):
+  """train_interval on a tiny student (batch 6, 4x5 images); the validation
+  values are `values` in turn (default: always better).
+
+  Returns (result, steps the optimizer ran, evaluation steps, boundary steps).
+  """
+  from tf_lifelong.model import student as student_lib
+
+  config = config_lib.Config(
+    **{
+      "hidden_units": 8,
+      "continuous_dim": 2,
+      "batch_size": 6,
+      "seed": 5,
+      "eval_every": 4,
+      "max_steps_per_interval": 10,
+      "steps_per_execution": 10,
+      **overrides,
+    }
+  )
+  keras.utils.set_random_seed(5)
+  student = student_lib.new_student(config, _SHAPE)
+  queue = iter(values if values is not None else range(100, 0, -1))
+  evals, boundaries = [], []
+  result = training.train_interval(
+    student,
+    _interval(),
+    config,
+    lambda: float(next(queue)),
+    lambda step, logs: evals.append(step),
+    resume=resume,
+    on_boundary=lambda state: boundaries.append(state.result.steps),
+  )
+  return result, int(student.optimizer.iterations.numpy()), evals, boundaries
+
+
+def test_an_interval_runs_max_steps_with_a_last_shorter_evaluation_period():
+  # eval_every 4 does not divide max_steps 10: evaluations at 4, 8 and 10, and
+  # steps_per_execution 10 is lowered to gcd(10, 4, 10) = 2.
+  result, ran, evals, boundaries = _train()
+  assert (result.steps, ran, evals, boundaries) == (10, 10, [4, 8, 10], [4, 8])
+  assert len(result.grad_norms) == 3 and not result.stopped_early
+  assert result.real_examples == 10 * 6
+
+
+def test_an_interval_shorter_than_one_evaluation_period_runs_its_steps():
+  result, ran, evals, boundaries = _train(max_steps_per_interval=3)
+  assert (result.steps, ran, evals, boundaries) == (3, 3, [3], [])
+
+
+def test_early_stopping_waits_for_min_steps_and_stops_at_an_evaluation():
+  # Worse and worse from the first evaluation: patience 1 would stop at step 4;
+  # min_steps 6 lets the plateau end the interval at the next evaluation, step 8.
+  result, ran, evals, _ = _train([5, 6, 7, 8], patience=1, min_steps_per_interval=6)
+  assert (result.steps, ran, evals, result.best_step) == (8, 8, [4, 8], 4)
+  assert result.stopped_early
+
+
+def test_a_resumed_interval_runs_the_remaining_steps():
+  state = training.TrainState(training.IntervalResult(steps=4, best_validation=50.0, best_step=4))
+  result, ran, evals, boundaries = _train(resume=state)
+  assert (result.steps, ran, evals, boundaries) == (10, 6, [8, 10], [8])
+
+
+def test_the_step_watchdog_aborts_the_collectives_only_when_steps_stop():
+  aborted = []
+  with training._StepWatchdog(0.3, abort=lambda *a: aborted.append(a)) as watchdog:
+    for _ in range(8):  # Steps every 0.1 s: never idle for 0.3 s.
+      time.sleep(0.1)
+      watchdog.tick()
+    assert aborted == [] and not watchdog.fired
+    time.sleep(0.7)  # A step that waits for a peer that never comes.
+  assert watchdog.fired and len(aborted) == 1
+  code, message = aborted[0]
+  assert code == tf.errors.DEADLINE_EXCEEDED and "aborted" in message

@@ -111,15 +111,17 @@ def make_strategy(config: config_lib.Config) -> tf.distribute.Strategy:
       json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
       raise RuntimeSetupError(f"TF_CONFIG is not valid JSON: {e}") from None
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout())
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    collective_timeout()  # Checked here; training enforces it (training._StepWatchdog).
+    # No CommunicationOptions(timeout_seconds=...): it starts a thread sleeping for the
+    # whole timeout for every collective op, and the processes run out of threads.
+    return tf.distribute.MultiWorkerMirroredStrategy()
   raise RuntimeSetupError(f"unknown strategy {name!r}")
 
 
 COLLECTIVE_TIMEOUT_ENV = "TF_LIFELONG_COLLECTIVE_TIMEOUT"
 DEFAULT_COLLECTIVE_TIMEOUT = 600.0
-"""Seconds a multi-worker collective waits for its peers (e.g. while the chief
-writes an interval's artifacts) before it fails instead of hanging."""
+"""Seconds a multi-worker training step may wait for its peers (e.g. while the
+chief writes an interval's artifacts) before the run fails instead of hanging."""
 
 
 def collective_timeout() -> float:

@@ -1,16 +1,24 @@
 """Training one interval: `model.fit` with replay, early stopping, best weights.
 
 An interval ends (method.md section 6) when the validation -ELBO of the current
-training mix has not improved for `patience` evaluations, or after
-`max_steps_per_interval` steps. The mix is the interval's own validation split
-(weight 1 - pi) plus a fixed synthetic validation set drawn once from the
-teacher (weight pi); the test set is never looked at. The best weights of the
-interval are restored at its end.
+training mix has not improved for `patience` evaluations (not before
+`min_steps_per_interval` steps), or after exactly `max_steps_per_interval`
+steps. The mix is evaluated every `eval_every` steps and at the interval's last
+step (`evaluation_steps`): one Keras epoch per evaluation period, the last one
+cut short when `eval_every` does not divide `max_steps_per_interval`. The mix
+is the interval's own validation split (weight 1 - pi) plus a fixed synthetic
+validation set drawn once from the teacher (weight pi); the test set is never
+looked at. The best weights of the interval are restored at its end.
 
 Early stopping's state (`TrainState`) is handed to `on_boundary` at each
 evaluation that training goes on from, so that the run can checkpoint it; given
 back as `resume`, training goes on from there with the batches an uninterrupted
 run would have seen.
+
+Multi-worker runs: every worker runs the same steps (the global batch is split)
+and evaluates the same weights, so all stop at the same step. A watchdog thread
+(`step_watchdog`) aborts the process's collectives when no training step has
+started for TF_LIFELONG_COLLECTIVE_TIMEOUT seconds (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -18,14 +26,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf_lifelong import config as config_lib
+from tf_lifelong import runtime
 from tf_lifelong.data import streams
 
 EvalFn = Callable[[], float]
@@ -83,10 +93,20 @@ BoundaryFn = Callable[[TrainState], None]
 """Called at an evaluation boundary after which training goes on (to checkpoint)."""
 
 
+def evaluation_steps(config: config_lib.Config) -> list[int]:
+  """The steps of an interval at which the validation mix is evaluated, unless
+  early stopping ends it sooner: every `eval_every` steps and at the last one,
+  `max_steps_per_interval` (e.g. 10, 20, 25 for eval_every 10 and 25 steps)."""
+  every, last = config.eval_every, config.max_steps_per_interval
+  return [*range(every, last, every), last]
+
+
 class _IntervalCallback(keras.callbacks.Callback):
-  """Evaluates the validation mix every epoch (= `eval_every` steps), keeps the
-  best weights; after `patience` evaluations without improvement it lowers the
-  learning rate (up to `lr_plateau_decays` times), then stops."""
+  """Evaluates the validation mix at the end of every epoch (= `eval_every`
+  steps; the last epoch ends at `last_step`), keeps the best weights; after
+  `patience` evaluations without improvement it lowers the learning rate (up to
+  `lr_plateau_decays` times), then stops (not before `min_steps_per_interval`).
+  """
 
   def __init__(
     self,
@@ -96,6 +116,7 @@ class _IntervalCallback(keras.callbacks.Callback):
     on_eval: Callable[[int, dict], None] | None,
     on_boundary: BoundaryFn | None,
     last_step: int,
+    watchdog: _StepWatchdog | None = None,
   ):
     super().__init__()
     self.validation = validation
@@ -105,10 +126,28 @@ class _IntervalCallback(keras.callbacks.Callback):
     self.on_eval = on_eval
     self.on_boundary = on_boundary
     self.last_step = last_step
+    self.watchdog = watchdog
+    self._epoch_start = 0
+
+  def _steps_after(self, epoch: int) -> int:
+    return min((epoch + 1) * self.config.eval_every, self.last_step)
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_start = epoch * self.config.eval_every
+
+  def on_train_batch_begin(self, batch, logs=None):
+    # `batch`: the epoch's step at which the next execution (steps_per_execution
+    # steps) starts. The one that reaches last_step is the interval's last: it
+    # ends the epoch early, when eval_every does not divide last_step.
+    if self.watchdog is not None:
+      self.watchdog.tick()
+    per_execution = getattr(self.model, "steps_per_execution", 1) or 1
+    if self._epoch_start + batch + per_execution >= self.last_step:
+      self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
     logs = dict(logs or {})
-    steps = (epoch + 1) * self.config.eval_every
+    steps = self._steps_after(epoch)
     self.result.steps = steps
     loss = logs.get("loss", math.nan)
     if not math.isfinite(loss):
@@ -135,11 +174,123 @@ class _IntervalCallback(keras.callbacks.Callback):
       self.state.bad_evals = 0
       set_learning_rate(self.model, self.config, self.state.lr_decays)
       plateau = False
-    if plateau and steps >= self.config.min_steps_per_interval:
+    if steps >= self.last_step:
+      self.model.stop_training = True  # The interval's last step (see on_train_batch_begin).
+      self.result.stopped_early = plateau and steps >= self.config.min_steps_per_interval
+    elif plateau and steps >= self.config.min_steps_per_interval:
       self.result.stopped_early = True
       self.model.stop_training = True
-    elif steps < self.last_step and self.on_boundary is not None:
+    elif self.on_boundary is not None:
       self.on_boundary(self.state)
+
+
+class _StepWatchdog:
+  """Aborts this process's collective ops when no training step has started for
+  `timeout` seconds, so that a worker waiting for a peer that is gone or hung
+  fails with an error instead of hanging (multi-worker; `step_watchdog`).
+
+  This is what TF_LIFELONG_COLLECTIVE_TIMEOUT bounds. It replaces TensorFlow's
+  per-collective timeout (CommunicationOptions.timeout_seconds), which starts a
+  thread sleeping for the whole timeout for every collective op: at about
+  1,500 collectives a second (the MLP student on two workers here) the
+  processes had some 16,000 threads after 10 s of training and aborted
+  (`std::system_error: Resource temporarily unavailable`, docs/scaling.md).
+  One thread here watches the whole run.
+  """
+
+  def __init__(self, timeout: float, abort: Callable[[int, str], None] | None = None):
+    self.timeout = timeout
+    self.abort = abort or _abort_collectives
+    self.fired = False
+    self._last = time.monotonic()
+    self._done = threading.Event()
+    self._thread: threading.Thread | None = None
+
+  def tick(self) -> None:
+    """A training step starts (or has just ended): the pause ends here."""
+    self._last = time.monotonic()
+
+  def start(self) -> _StepWatchdog:
+    self.tick()
+    self._thread = threading.Thread(target=self._watch, name="step_watchdog", daemon=True)
+    self._thread.start()
+    return self
+
+  def stop(self) -> None:
+    self._done.set()
+    if self._thread is not None:
+      self._thread.join()
+
+  def __enter__(self) -> _StepWatchdog:
+    return self.start()
+
+  def __exit__(self, *exc) -> None:
+    self.stop()
+
+  @property
+  def message(self) -> str:
+    """What happened, for the user, once `fired`."""
+    return (
+      f"multi-worker run: no training step started within {self.timeout:.0f} s "
+      f"({runtime.COLLECTIVE_TIMEOUT_ENV}): another worker is gone or hung, and this "
+      f"worker's collective ops were aborted. Restart every worker; with the workdir on "
+      f"storage all workers share, the run resumes from its latest checkpoint"
+    )
+
+  def _watch(self) -> None:
+    while not self._done.wait(min(1.0, self.timeout / 10)):
+      if time.monotonic() - self._last > self.timeout:
+        self.fired = True
+        self.abort(
+          tf.errors.DEADLINE_EXCEEDED,
+          f"collective ops aborted: no training step started within {self.timeout:.0f} s",
+        )
+        return
+
+
+def _abort_collectives(code: int, message: str) -> None:
+  """Makes every pending and later collective op of this process fail with
+  (code, message), as MultiWorkerMirroredStrategy's own health check does."""
+  from tensorflow.python.eager import context  # noqa: PLC0415 - no public API for it.
+
+  context.context().abort_collective_ops(code, message)
+
+
+_watchdog: _StepWatchdog | None = None
+
+
+def step_watchdog(config: config_lib.Config) -> _StepWatchdog | None:
+  """Multi-worker runs: the process's _StepWatchdog (None for the others).
+
+  The first interval trained starts it and it runs until `stop_step_watchdog`
+  or the process's end: between two intervals (evaluation, the chief's
+  artifacts, checkpoint, hand-over) and during the export a worker waits for
+  its peers too. So TF_LIFELONG_COLLECTIVE_TIMEOUT must exceed the longest
+  pause of a worker between two training steps.
+  """
+  global _watchdog
+  if config.strategy != "multi_worker":
+    return None
+  if _watchdog is None:
+    _watchdog = _StepWatchdog(runtime.collective_timeout()).start()
+  _watchdog.tick()
+  return _watchdog
+
+
+def collectives_aborted() -> str | None:
+  """The step watchdog's message once it has aborted this process's collectives,
+  else None. Whatever fails after that (a training step, a checkpoint's save, a
+  hand-over's variables) fails because of it; cli/errors.py reports this line."""
+  return _watchdog.message if _watchdog is not None and _watchdog.fired else None
+
+
+def stop_step_watchdog() -> None:
+  """Stops the watchdog that `step_watchdog` started, if any (the run is over)."""
+  global _watchdog
+  if _watchdog is not None:
+    _watchdog.stop()
+    if not _watchdog.fired:  # Else collectives_aborted still tells why.
+      _watchdog = None
 
 
 def learning_rate(config: config_lib.Config, decays: int) -> float:
@@ -194,13 +345,21 @@ def train_interval(
   *,
   resume: TrainState | None = None,
   on_boundary: BoundaryFn | None = None,
+  callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> IntervalResult:
   """Trains `student` on one interval (with the replay its train_step makes).
+
+  The interval runs exactly `max_steps_per_interval` steps, with an evaluation
+  at each of `evaluation_steps(config)`, unless early stopping ends it at one of
+  them; the same on one device and on several workers. Multi-worker runs start
+  the process's step watchdog (`step_watchdog`).
 
   Args:
     student: a compiled LifelongVAE (teacher and k set by the hand-over).
     interval: the interval; its train split feeds the real rows.
-    config: batch size, eval_every, patience, max_steps_per_interval, seed.
+    config: batch size, eval_every, patience, max_steps_per_interval,
+      min_steps_per_interval, seed; the student's steps_per_execution must
+      divide eval_every and max_steps_per_interval (compile_student sees to it).
     validation: returns the validation -ELBO of the current training mix.
     on_eval: called after each evaluation with (step in interval, logs).
     resume: the state of a mid-interval checkpoint (its student restored):
@@ -208,20 +367,29 @@ def train_interval(
       uninterrupted run would see there.
     on_boundary: called with the TrainState after each evaluation that
       training goes on from (not after the last one, nor when stopping).
+    callbacks: further Keras callbacks, passed to every `fit` of the interval.
 
   Returns:
     The interval's IntervalResult; the student holds its best weights.
 
   Raises:
     NonFiniteLossError: the training loss or the validation -ELBO is not finite.
+    ValueError: steps_per_execution does not divide the evaluation periods.
   """
   state = resume or TrainState(IntervalResult())
   result = state.result
   n_real = student.real_batch_size(config.batch_size)
   n_syn = config.batch_size - n_real
-  epochs = max(1, config.max_steps_per_interval // config.eval_every)
-  done = result.steps // config.eval_every
-  if done < epochs:
+  every, last = config.eval_every, config.max_steps_per_interval
+  epochs = -(-last // every)  # The last one is shorter when eval_every does not divide last.
+  per_execution = getattr(student, "steps_per_execution", 1) or 1
+  if math.gcd(every, last) % per_execution:
+    raise ValueError(
+      f"steps_per_execution {per_execution} must divide eval_every ({every}) and "
+      f"max_steps_per_interval ({last}); compile with student.effective_steps_per_execution"
+    )
+  done = result.steps // every
+  if done < epochs and result.steps < last:
     data = streams.as_dataset(
       interval.distribution.train,
       n_real,
@@ -232,20 +400,23 @@ def train_interval(
     ).map(lambda x, y: x)
     if result.steps:
       data = data.skip(result.steps)  # The batches the interrupted run had used.
-    callback = _IntervalCallback(
-      validation, config, state, on_eval, on_boundary, epochs * config.eval_every
-    )
     use_xla_where_it_works(student)
     set_learning_rate(student, config, state.lr_decays)
+    watchdog = step_watchdog(config)
+    callback = _IntervalCallback(
+      validation, config, state, on_eval, on_boundary, last, watchdog=watchdog
+    )
     student.fit(
       data,
       epochs=epochs,
       initial_epoch=done,
-      steps_per_epoch=config.eval_every,
+      steps_per_epoch=every,
       verbose=0,
       shuffle=False,
-      callbacks=[callback],
+      callbacks=[callback, *callbacks],
     )
+    if watchdog is not None:
+      watchdog.tick()  # The interval's last step has ended.
   if state.best_weights is not None:
     student.set_weights(state.best_weights)
   result.real_examples = result.steps * n_real
