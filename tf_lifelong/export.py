@@ -83,14 +83,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import tensorflow as tf
 
-from tf_lifelong import __version__
+from tf_lifelong import __version__, files
 
 FORMAT = "tf_lifelong.serving"
 FORMAT_VERSION = 1
@@ -506,10 +505,10 @@ def export(
   )
   module.smoke_test()  # Fails early, before anything touches the disk.
 
-  path = os.path.abspath(os.fspath(path))
+  path = files.absolute(os.fspath(path))
   parent, base = os.path.split(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
+  files.makedirs(parent)
+  tmp = files.temporary_sibling(path, "tmp")
   try:
     with tempfile.TemporaryDirectory() as asset_dir:
       asset_file = os.path.join(asset_dir, METADATA_ASSET)
@@ -518,26 +517,26 @@ def export(
       module.metadata_asset = tf.saved_model.Asset(asset_file)
       tf.saved_model.save(module, tmp, signatures=module.signatures())
     for required in ("saved_model.pb", "variables", os.path.join("assets", METADATA_ASSET)):
-      if not os.path.exists(os.path.join(tmp, required)):
+      if not files.exists(os.path.join(tmp, required)):
         raise RuntimeError(f"tf_lifelong export: {required} missing from the written SavedModel")
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
+    files.rmtree(tmp)
     raise
 
   old_dir = None
-  if os.path.lexists(path):
-    old_dir = tempfile.mkdtemp(prefix=base + ".old-", dir=parent)
-    os.rename(path, os.path.join(old_dir, base))
+  if files.exists(path):
+    old_dir = files.temporary_sibling(path, "old")
+    files.move_tree(path, os.path.join(old_dir, base))
   try:
-    os.rename(tmp, path)
+    files.move_tree(tmp, path)
   except BaseException:
     if old_dir is not None:
-      os.rename(os.path.join(old_dir, base), path)
-      os.rmdir(old_dir)
-    shutil.rmtree(tmp, ignore_errors=True)
+      files.move_tree(os.path.join(old_dir, base), path)
+      files.rmtree(old_dir)
+    files.rmtree(tmp)
     raise
   if old_dir is not None:
-    shutil.rmtree(old_dir, ignore_errors=True)
+    files.rmtree(old_dir)
   return path
 
 
@@ -558,7 +557,6 @@ def read_metadata(path: str) -> dict[str, Any]:
     FileNotFoundError: `path` is not a tf_lifelong export.
   """
   asset = os.path.join(os.fspath(path), "assets", METADATA_ASSET)
-  if not os.path.exists(asset):
+  if not files.exists(asset):
     raise FileNotFoundError(f"{path} is not a tf_lifelong export: {asset} is missing")
-  with open(asset) as f:
-    return json.load(f)
+  return json.loads(files.read_text(asset))

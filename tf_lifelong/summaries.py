@@ -11,6 +11,7 @@ steps again, and TensorBoard would otherwise show them twice.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Mapping
 
@@ -19,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
-from tf_lifelong import artifacts
+from tf_lifelong import artifacts, files
 
 
 def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -46,9 +47,9 @@ def write_png(path: str, grid: np.ndarray, scale: int = 2) -> None:
   img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if scale > 1:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with artifacts.atomic_path(path) as tmp:
-    img.save(tmp, format="PNG")
+  buf = io.BytesIO()
+  img.save(buf, format="PNG")
+  files.write_bytes(path, buf.getvalue())
 
 
 class SummaryWriter:
@@ -115,12 +116,12 @@ def drop_events(logdir: str, keep: KeepFn) -> int:
   Returns:
     The number of summary values dropped.
   """
-  if not os.path.isdir(logdir):
+  if not files.isdir(logdir):
     return 0
   dropped = 0
-  for name in sorted(os.listdir(logdir)):
+  for name in sorted(files.listdir(logdir)):
     path = os.path.join(logdir, name)
-    if "tfevents" not in name or name.startswith(".") or not os.path.isfile(path):
+    if "tfevents" not in name or name.startswith(".") or not files.isfile(path):
       continue
     kept, changed = [], False
     for record in _read_events(path):
