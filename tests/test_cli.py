@@ -165,7 +165,8 @@ def test_resume_refusals_need_no_tensorflow(tmp_path):
   assert result.stderr.strip().splitlines() == [
     f"train: error: {workdir} holds a run with another configuration (patience: 5 there, 7 "
     "here, seed: 3 there, 9 here); run with its settings to resume it, choose another "
-    "--workdir, or pass --overwrite to start afresh"
+    "--workdir, pass --continue to append this data to its model, or pass --overwrite to "
+    "start afresh"
   ]
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write("{not json")

@@ -11,6 +11,7 @@ alone. The resumed run must end with the reference's rows and -ELBO values and
 an export that computes what the reference's does.
 """
 
+import json
 import os
 import shutil
 import types
@@ -196,7 +197,7 @@ def test_another_configuration_is_refused_and_overwrite_starts_afresh(runs, tmp_
   config = config_lib.Config.from_dict({**th.TINY, "seed": 4})
   start = resume.prepare(config, workdir, overwrite=True)
   assert start.state is None and start.rows == [] and not start.finished
-  assert sorted(os.listdir(workdir)) == ["config.json"]
+  assert sorted(os.listdir(workdir)) == ["config.json", resume.INVOCATIONS]
   assert config_lib.Config.from_json(open(os.path.join(workdir, "config.json")).read()) == config
 
 
@@ -231,6 +232,7 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path)
 
 
 def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
+  from tf_lifelong import learner as learner_lib
   from tf_lifelong.model import student as student_lib
 
   config = config_lib.Config.from_dict({**th.TINY, "threads": 0})
@@ -238,17 +240,17 @@ def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
   student.decoder.trainable_weights[1].assign(
     np.full(student.decoder.trainable_weights[1].shape, np.inf, np.float32)
   )
-  ctx = lifelong.Context(
+  learner = learner_lib.Learner.__new__(learner_lib.Learner)  # Only its checkpoint path.
+  learner.ctx = lifelong.Context(
     config,
     str(tmp_path),
     stream=None,
     student=student,
-    interval=types.SimpleNamespace(index=0, distribution=None),
+    interval=types.SimpleNamespace(index=0, distribution=types.SimpleNamespace(name="digit 3")),
   )
-  ctx.interval.distribution = types.SimpleNamespace(name="digit 3")
   state = training.TrainState(training.IntervalResult(steps=20))
   with pytest.raises(lifelong.RunError, match="step 20 .*the weights are not finite"):
-    lifelong._checkpoint(ctx, "train", [], state)
+    learner._checkpoint("train", [], state)
   assert not os.path.exists(os.path.join(str(tmp_path), "checkpoints"))
 
 
@@ -258,3 +260,14 @@ def test_a_malformed_kill_hook_is_refused(monkeypatch):
     resume.check_test_hook()
   monkeypatch.setenv(resume.KILL_ENV, "train:1:20")
   resume.check_test_hook()
+
+
+def test_a_config_json_older_than_a_field_still_resumes(tmp_path):
+  """A field missing from a stored config.json (written before the field existed) counts
+  as its default, so an older run still resumes and only real differences are named."""
+  old = {k: v for k, v in config_lib.Config().to_dict().items() if k != "precision"}
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  resume._check_same_config(config_lib.Config(), str(tmp_path))
+  with pytest.raises(resume.WorkdirError) as info:
+    resume._check_same_config(config_lib.Config(seed=4), str(tmp_path))
+  assert "(seed: 0 there, 4 here)" in str(info.value)

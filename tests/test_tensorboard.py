@@ -33,7 +33,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests import paths
-from tf_lifelong import checkpoints, lifelong
+from tf_lifelong import checkpoints, learner, lifelong
 from tf_lifelong import config as config_lib
 
 TINY = dict(
@@ -199,7 +199,7 @@ def test_sample_grids_are_served_as_pngs(served):
     image = np.asarray(Image.open(io.BytesIO(png)))
     # One row of 28x28 tiles per category, GRID_COLUMNS columns, 1 pixel padding.
     j = row["num_categories"]
-    assert image.shape[:2] == (j * 29 + 1, lifelong.GRID_COLUMNS * 29 + 1)
+    assert image.shape[:2] == (j * 29 + 1, learner.GRID_COLUMNS * 29 + 1)
     assert 0 < image.std()  # not a blank picture
 
 

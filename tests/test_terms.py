@@ -53,7 +53,7 @@ def test_terms_add_up_and_the_discrete_kl_is_log_j_minus_the_entropy(tiny_run):
   from tf_lifelong.data import streams
 
   student, config, _ = checkpoints.restore_student(workdir)
-  evaluator = evaluate.Evaluator(streams.build_stream(config), limit=40, seed=5)
+  evaluator = evaluate.Evaluator(evaluate.test_sets(streams.build_stream(config)), limit=40, seed=5)
   images = np.concatenate([evaluator.images[3], evaluator.images[7]])
   logits = student.encoder(tf.convert_to_tensor(images), training=False)[0].numpy()
   q = np.exp(logits - logits.max(1, keepdims=True))

@@ -1,24 +1,26 @@
 """Files a run leaves behind, written atomically: a reader never sees half a file.
 
 Each file is written under a temporary name in the same folder and renamed over
-the final name (`os.replace` is atomic on POSIX file systems).
+the final name (`os.replace` is atomic on POSIX file systems; files.py does the
+same on any file system TensorFlow knows, e.g. `gs://`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from tf_lifelong import files
 
 METRIC_COLUMNS = (
   "interval",
   "distribution",
+  "name",
   "is_new",
   "num_categories",
   "steps",
@@ -33,28 +35,13 @@ METRIC_COLUMNS = (
 """The columns of workdir/metrics.csv, one row per interval."""
 
 
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-  """Yields a temporary path next to `path`; renames it over `path` on success."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
-  os.close(fd)
-  try:
-    yield tmp
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise
+atomic_path = files.atomic_path
+"""Yields a temporary path next to `path`; renames it over `path` on success (files.py)."""
 
 
 def write_text(path: str, text: str) -> None:
-  with atomic_path(path) as tmp:
-    with open(tmp, "w") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
+  """Writes `text` to `path` atomically, on any file system (files.py)."""
+  files.write_text(path, text)
 
 
 def write_json(path: str, value: Any) -> None:
@@ -101,7 +88,6 @@ def _format(value: Any) -> Any:
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
   """Reads the rows of metrics.jsonl (empty list if there is none)."""
   path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  if not files.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]

@@ -51,17 +51,16 @@ restored and checked too.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from tf_lifelong import __version__, artifacts
+from tf_lifelong import __version__, artifacts, files
 from tf_lifelong import config as config_lib
 
 FOLDER = "checkpoints"
@@ -71,6 +70,18 @@ _REQUIRED_STATE = ("interval", "seen", "global_step")
 BEST_WEIGHTS = ".best.npz"
 """Suffix of the file holding early stopping's best weights of a `train` checkpoint."""
 _TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+))(?:\.|_temp|$)")
+_END = re.compile(r"^(interval-\d+)(?:\.|_temp|$)")
+MODEL_FIELDS = ("resolved_arch", "continuous_dim", "hidden_units", "conv_filters")
+"""Configuration attributes that define the networks: a continuation must keep them."""
+
+
+def checkpoint_name(interval: int, phase: str = "end", step: int = 0) -> str:
+  """The checkpoint name of an interval's `start`, `train` (at `step`) or `end` checkpoint."""
+  return {
+    "start": f"interval-{interval:03d}-start",
+    "train": f"interval-{interval:03d}-step-{step:06d}",
+    "end": f"interval-{interval:03d}",
+  }[phase]
 
 
 class CheckpointError(Exception):
@@ -111,7 +122,7 @@ def save(
   missing = [key for key in _REQUIRED_STATE if key not in state]
   if missing:
     raise ValueError(f"checkpoint state lacks {', '.join(missing)}")
-  name = state.get("checkpoint") or f"interval-{int(state['interval']):03d}"
+  name = state.get("checkpoint") or checkpoint_name(int(state["interval"]))
   teacher = student.teacher
   record = {
     **state,
@@ -135,9 +146,9 @@ def save(
   path = tf.train.Checkpoint(**_trackables(student)).write(os.path.join(folder(workdir), name))
   if best_weights is not None:
     record["best_weights"] = name + BEST_WEIGHTS
-    with artifacts.atomic_path(os.path.join(folder(workdir), record["best_weights"])) as tmp:
-      with open(tmp, "wb") as f:
-        np.savez(f, *best_weights)
+    buf = io.BytesIO()
+    np.savez(buf, *best_weights)
+    files.write_bytes(os.path.join(folder(workdir), record["best_weights"]), buf.getvalue())
   # The records last: a checkpoint counts once its record (and latest.json) name it.
   artifacts.write_json(os.path.join(folder(workdir), f"{name}.json"), record)
   artifacts.write_json(os.path.join(folder(workdir), LATEST), record)
@@ -147,15 +158,13 @@ def save(
 def available(workdir: str) -> list[str]:
   """Names of the checkpoints in a workdir that have a state record, sorted."""
   try:
-    names = os.listdir(folder(workdir))
-  except OSError:
+    names = files.listdir(folder(workdir))
+  except (OSError, files.not_found()):
     return []
   return sorted(
     n[: -len(".json")]
     for n in names
-    if n.endswith(".json")
-    and n != LATEST
-    and os.path.exists(os.path.join(folder(workdir), n[: -len(".json")] + ".index"))
+    if n.endswith(".json") and n != LATEST and n[: -len(".json")] + ".index" in names
   )
 
 
@@ -165,11 +174,11 @@ def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
   Raises:
     CheckpointError: no workdir, no checkpoint, or an unreadable record.
   """
-  if not os.path.isdir(workdir):
+  if not files.isdir(workdir):
     raise CheckpointError(f"no workdir {workdir}")
   if checkpoint is None:
     path = os.path.join(folder(workdir), LATEST)
-    if not os.path.exists(path):
+    if not files.exists(path):
       raise CheckpointError(
         f"{workdir} holds no checkpoint yet ({path} is missing); a run "
         "checkpoints after each interval"
@@ -179,16 +188,15 @@ def read_state(workdir: str, checkpoint: str | None = None) -> dict[str, Any]:
     for suffix in (".index", ".json"):
       name = name.removesuffix(suffix)
     path = os.path.join(folder(workdir), f"{name}.json")
-    if not os.path.exists(path):
+    if not files.exists(path):
       names = available(workdir)
       raise CheckpointError(
         f"no checkpoint {checkpoint!r} in {folder(workdir)}; "
         f"available: {', '.join(names) if names else 'none'}"
       )
   try:
-    with open(path) as f:
-      state = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+    state = json.loads(files.read_text(path))
+  except (OSError, ValueError, files.not_found()) as e:
     raise CheckpointError(f"cannot read {path}: {e}") from None
   missing = [
     key
@@ -215,15 +223,15 @@ def read_config(workdir: str) -> config_lib.Config:
     CheckpointError: no workdir or no readable config.json.
     config.ConfigError: a config.json that is not a valid configuration.
   """
-  if not os.path.isdir(workdir):
+  if not files.isdir(workdir):
     raise CheckpointError(f"no workdir {workdir}")
   path = os.path.join(workdir, "config.json")
   try:
-    with open(path) as f:
-      text = f.read()
-  except OSError as e:
+    text = files.read_text(path)
+  except (OSError, files.not_found()) as e:
     raise CheckpointError(
-      f"cannot read {path} ({e.strerror}); is {workdir} the workdir of a tf_lifelong run?"
+      f"cannot read {path} ({getattr(e, 'strerror', None) or 'missing'}); is {workdir} the "
+      "workdir of a tf_lifelong run?"
     ) from None
   return config_lib.Config.from_json(text)
 
@@ -233,31 +241,17 @@ def build_student(config: config_lib.Config, state: dict[str, Any]):
 
   Call inside the strategy scope the student should live in (if any).
   """
-  from tf_lifelong.model import networks  # noqa: PLC0415
   from tf_lifelong.model import student as student_lib  # noqa: PLC0415
 
-  arch, shape = state["arch"], tuple(int(d) for d in state["image_shape"])
-  j, j_teacher = int(state["num_categories"]), state["teacher_num_categories"]
-  teacher = None
-  if j_teacher is not None:
-    t_encoder, t_decoder = networks.build_networks(
-      arch, shape, int(j_teacher), config.continuous_dim, config
-    )
-    teacher = student_lib.LifelongVAE(
-      t_encoder, t_decoder, config, num_categories=int(j_teacher), image_shape=shape, name="teacher"
-    )
-    teacher.trainable = False
-  encoder, decoder = networks.build_networks(arch, shape, j, config.continuous_dim, config)
-  model = student_lib.LifelongVAE(
-    encoder,
-    decoder,
+  j_teacher = state["teacher_num_categories"]
+  return student_lib.build_student(
     config,
-    num_categories=j,
-    image_shape=shape,
-    teacher=teacher,
+    tuple(int(d) for d in state["image_shape"]),
+    int(state["num_categories"]),
+    arch=state["arch"],
+    teacher_num_categories=None if j_teacher is None else int(j_teacher),
     num_seen=int(state["num_seen"]),
   )
-  return student_lib.compile_student(model, config)
 
 
 def restore_student(workdir: str, checkpoint: str | None = None):
@@ -296,7 +290,7 @@ def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
       f"{state['continuous_dim']}, config.json {config.continuous_dim}"
     )
   prefix = os.path.join(folder(workdir), state["checkpoint"])
-  if not os.path.exists(prefix + ".index"):
+  if not files.exists(prefix + ".index"):
     raise CheckpointError(f"checkpoint files {prefix}.* are missing")
   import tensorflow as tf  # noqa: PLC0415 - reading records needs no TensorFlow.
 
@@ -325,9 +319,9 @@ def read_best_weights(workdir: str, state: dict[str, Any]) -> list[np.ndarray] |
     return None
   path = os.path.join(folder(workdir), name)
   try:
-    with np.load(path) as arrays:
+    with np.load(io.BytesIO(files.read_bytes(path))) as arrays:
       return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, files.not_found()) as e:
     raise CheckpointError(f"cannot read {path}: {e}") from None
 
 
@@ -343,21 +337,43 @@ def remove_superseded(workdir: str, keep: str) -> None:
   Also removes what an interrupted write of one left behind (files without a
   record, TensorFlow's `_temp` folders). The `end` checkpoints stay.
   """
-  base = folder(workdir)
-  try:
-    names = os.listdir(base)
-  except OSError:
+  _remove_matching(folder(workdir), _TRANSIENT, lambda name: name != keep)
+
+
+def keep_latest(workdir: str, count: int) -> None:
+  """Removes the `end` checkpoints but the newest `count` (0: keeps them all).
+
+  The newest is the one `latest.json` names, which a resume needs: it always
+  stays. Transient checkpoints are `remove_superseded`'s business.
+  """
+  if count <= 0:
     return
-  for name in names:
-    match = _TRANSIENT.match(name)
-    if match is None or match.group(1) == keep:
+  base = folder(workdir)
+  ends = sorted(n for n in available(workdir) if _END.match(n + "."))
+  doomed = set(ends[:-count])
+  try:
+    latest = read_state(workdir)["checkpoint"]
+  except CheckpointError:
+    return
+  doomed.discard(latest)
+  _remove_matching(base, _END, doomed.__contains__)
+
+
+def _remove_matching(base: str, pattern: re.Pattern, doomed) -> None:
+  """Removes the entries of `base` whose `pattern` group 1 is `doomed` (never fatal)."""
+  try:
+    names = files.listdir(base)
+  except (OSError, files.not_found()):
+    return
+  for entry in names:
+    match = pattern.match(entry)
+    if match is None or not doomed(match.group(1)):
       continue
-    path = os.path.join(base, name)
-    if os.path.isdir(path):
-      shutil.rmtree(path, ignore_errors=True)
+    path = os.path.join(base, entry)
+    if files.isdir(path):
+      files.rmtree(path)
     else:
-      with contextlib.suppress(OSError):  # Gone already: never fatal.
-        os.remove(path)
+      files.remove(path)  # Gone already: not an error.
 
 
 def _first_sentence(error: BaseException, limit: int = 300) -> str:
@@ -368,17 +384,20 @@ def _first_sentence(error: BaseException, limit: int = 300) -> str:
 
 
 def export_metadata(config: config_lib.Config, state: dict[str, Any]) -> dict[str, Any]:
-  """The metadata stored with a SavedModel exported from a checkpoint."""
+  """The metadata stored with a SavedModel: the distributions seen, the configuration and,
+  for an export from a checkpoint, which one (`checkpoint`, `interval`, `global_step`)."""
   names = state.get("distribution_names") or {}
-  return {
+  seen = [int(i) for i in state["seen"]]
+  metadata = {
     "version": __version__,
-    "distributions_seen": list(state["seen"]),
-    "distribution_names": {str(k): v for k, v in names.items()},
+    "distributions_seen": seen,
+    "distribution_names": {str(k): v for k, v in names.items() if int(k) in seen},
     "config": config.to_dict(),
-    "checkpoint": state["checkpoint"],
-    "interval": state["interval"],
-    "global_step": state["global_step"],
   }
+  for key in ("checkpoint", "interval", "global_step"):
+    if state.get(key) is not None:
+      metadata[key] = state[key]
+  return metadata
 
 
 def export_checkpoint(

@@ -1,4 +1,4 @@
-"""Evaluates a student after an interval on the stream's test sets.
+"""Evaluates a student after an interval on the test sets it is given.
 
 Every reported -ELBO uses a hard z_d (method.md section 3), in nats per
 example. The test sets are only ever read here, after an interval's training
@@ -41,7 +41,8 @@ def _float_images(split: streams.Split, limit: int | None) -> np.ndarray:
   return images.astype(np.float32) / 255.0
 
 
-def _per_example(fn, images: np.ndarray) -> np.ndarray:
+def per_example(fn, images: np.ndarray) -> np.ndarray:
+  """fn(batch) for batches of `_BATCH` images, concatenated: [N] (or [0] for none)."""
   out = [
     np.asarray(fn(tf.convert_to_tensor(images[i : i + _BATCH])))
     for i in range(0, len(images), _BATCH)
@@ -49,13 +50,33 @@ def _per_example(fn, images: np.ndarray) -> np.ndarray:
   return np.concatenate(out) if out else np.zeros([0])
 
 
-class Evaluator:
-  """Holds the stream's test images once; evaluates students on them."""
+def test_sets(stream: streams.Stream) -> dict[int, streams.Split]:
+  """The test split of every distribution of a stream, by id."""
+  return {i: d.test for i, d in stream.distributions.items()}
 
-  def __init__(self, stream: streams.Stream, limit: int | None = None, seed: int = 0):
-    self.ids = sorted(stream.distributions)
-    self.images = {i: _float_images(stream.distributions[i].test, limit) for i in self.ids}
+
+class Evaluator:
+  """Holds test images by distribution id; evaluates students on them."""
+
+  def __init__(
+    self, tests: dict[int, streams.Split] | None = None, limit: int | None = None, seed: int = 0
+  ):
+    """`tests`: test splits by distribution id (more can be added); `limit`: examples per id."""
+    self.limit = limit
+    self.images: dict[int, np.ndarray] = {}
     self.seed = seed
+    self.add(tests or {})
+
+  @property
+  def ids(self) -> list[int]:
+    """The distribution ids with test images, sorted."""
+    return sorted(self.images)
+
+  def add(self, tests: dict[int, streams.Split]) -> None:
+    """Adds (or replaces) the test splits of some distribution ids; empty ones are skipped."""
+    for i, split in tests.items():
+      if len(split):
+        self.images[int(i)] = _float_images(split, self.limit)
 
   def assess(self, student, teacher_seen: Sequence[int]) -> Assessment:
     """Test -ELBO of every distribution, and consistency on `teacher_seen`'s.
@@ -66,15 +87,16 @@ class Evaluator:
     """
     neg_elbo, counts = {}, {}
     for i in self.ids:
-      values = _per_example(lambda x: model_eval.neg_elbo(student, x), self.images[i])
+      values = per_example(lambda x: model_eval.neg_elbo(student, x), self.images[i])
       neg_elbo[i], counts[i] = float(np.mean(values)), len(values)
     return Assessment(neg_elbo, counts, self.consistency(student, teacher_seen))
 
   def consistency(self, student, teacher_seen: Sequence[int]) -> float:
     teacher = getattr(student, "teacher", None)
-    if teacher is None or not teacher_seen:
+    seen = [i for i in teacher_seen if i in self.images]
+    if teacher is None or not seen:
       return math.nan
-    images = np.concatenate([self.images[i] for i in teacher_seen])
-    s = _per_example(lambda x: model_eval.posterior_argmax(student, x), images)
-    t = _per_example(lambda x: model_eval.posterior_argmax(teacher, x), images)
+    images = np.concatenate([self.images[i] for i in seen])
+    s = per_example(lambda x: model_eval.posterior_argmax(student, x), images)
+    t = per_example(lambda x: model_eval.posterior_argmax(teacher, x), images)
     return metrics.posterior_consistency(s, t)

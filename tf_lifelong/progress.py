@@ -25,7 +25,7 @@ class Progress:
 
   def __init__(
     self,
-    num_intervals: int,
+    num_intervals: int | None,
     max_steps: int,
     stream: TextIO | None = None,
     min_interval_s: float = 10.0,
@@ -43,10 +43,14 @@ class Progress:
     self._interval_start = self.start
     self._done_durations: list[float] = []
 
+  def _of(self, index: int) -> str:
+    """`i/n`, or `i` where the number of intervals is not known (a learner fed from Python)."""
+    return f"{index + 1}/{self.num_intervals}" if self.num_intervals else f"{index + 1}"
+
   def start_interval(self, index: int, description: str) -> None:
     self._interval = index
     self._interval_start = time.monotonic()
-    self._line(f"interval {index + 1}/{self.num_intervals}: {description}", force=True)
+    self._line(f"interval {self._of(index)}: {description}", force=True)
 
   def update(self, step: int, values: dict[str, float]) -> None:
     now = time.monotonic()
@@ -54,7 +58,7 @@ class Progress:
       return
     shown = " ".join(f"{k} {v:.2f}" for k, v in values.items() if v is not None)
     self._line(
-      f"  interval {self._interval + 1}/{self.num_intervals} step {step:>6d} "
+      f"  interval {self._of(self._interval)} step {step:>6d} "
       f"{shown}  elapsed {_clock(now - self.start)} left ~{self._eta(step)}",
       transient=True,
     )
@@ -71,7 +75,7 @@ class Progress:
     interval's own pace, bounded by max_steps, for the current one."""
     now = time.monotonic()
     in_interval = now - self._interval_start
-    remaining = self.num_intervals - self._interval - 1
+    remaining = max(0, (self.num_intervals or 0) - self._interval - 1)
     if self._done_durations:
       per_interval = sum(self._done_durations) / len(self._done_durations)
       current_left = max(0.0, per_interval - in_interval)

@@ -33,11 +33,14 @@ import shutil
 import signal
 from typing import Any
 
-from tf_lifelong import artifacts, checkpoints
+from tf_lifelong import artifacts, checkpoints, files
 from tf_lifelong import config as config_lib
 
 KILL_ENV = "TF_LIFELONG_TEST_KILL_AT"
+INVOCATIONS = "invocations.jsonl"
+"""One line per invocation of a workdir's learner: its index, first interval and config."""
 RUN_FILES = (
+  INVOCATIONS,
   "checkpoints",
   "tensorboard",
   "samples",
@@ -73,6 +76,11 @@ class Start:
   """The record of the checkpoint to restore; None: start afresh."""
   finished: bool = False
   """The run has exported its model: nothing is left to do."""
+  invocation: int = 0
+  """Which invocation of the workdir's learner this is (0: the first run; one more
+  for each `--continue`), see `prepare_continuation`."""
+  first_interval: int = 0
+  """The index of this invocation's first interval."""
 
   @property
   def phase(self) -> str | None:
@@ -108,7 +116,7 @@ def prepare(
   check_test_hook()
   try:
     if chief:
-      os.makedirs(workdir, exist_ok=True)
+      files.makedirs(workdir)
     state = None if overwrite else _latest(workdir)
     if state is not None:
       _check_same_config(config, workdir)
@@ -116,9 +124,118 @@ def prepare(
     if chief:
       clear(workdir)
       artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
+      _append_invocation(workdir, config, 0, 0)
     return Start()
   except OSError as e:
     raise WorkdirError(f"cannot write the workdir {workdir}: {e.strerror or e}") from None
+
+
+def has_checkpoint(workdir: str) -> bool:
+  """Whether `workdir` holds a learner (a latest checkpoint record)."""
+  return files.exists(os.path.join(checkpoints.folder(workdir), checkpoints.LATEST))
+
+
+def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = True) -> Start:
+  """Where `bin/train --continue` starts: a new invocation after a finished one, or the
+  resume of an interrupted invocation with this configuration.
+
+  - The latest invocation finished with another configuration: a new invocation
+    starts (config.json becomes this configuration, a line is added to
+    invocations.jsonl); its intervals follow the ones in metrics.jsonl.
+  - The latest invocation has this configuration (fields in RUNTIME_ONLY
+    aside): it is resumed like any run, or, if it finished, left alone.
+  - The latest invocation is unfinished with another configuration: refused
+    (resume it first).
+
+  The fields that define the model (checkpoints.MODEL_FIELDS) must match.
+
+  Raises:
+    WorkdirError: nothing to continue, another model, or an unfinished
+      invocation of another configuration.
+  """
+  check_test_hook()
+  state = _latest(workdir)
+  if state is None:
+    raise WorkdirError(
+      f"{workdir} holds no learner to continue (no checkpoint); run bin/train without --continue"
+    )
+  previous = _stored_config(workdir)
+  model = _model_changes(previous, config)
+  if model:
+    raise WorkdirError(
+      f"--continue must keep the model of {workdir} ({'; '.join(model)}); drop those "
+      "flags (they are read from its config.json)"
+    )
+  invocations = read_invocations(workdir)
+  if not _differs(previous, json.loads(config.to_json())):
+    return _resume_point(workdir, state, chief)
+  if not state.get("finished"):
+    raise WorkdirError(
+      f"{workdir} holds an unfinished run with another configuration "
+      f"({_diff_text(previous, json.loads(config.to_json()))}); resume it first with "
+      f"bin/train --workdir={workdir}, then continue"
+    )
+  start = _resume_point(workdir, {**state, "finished": False}, chief)
+  start.invocation = (invocations[-1]["invocation"] + 1) if invocations else 1
+  start.first_interval = len(start.rows)
+  if chief:
+    if not invocations:  # A workdir from before invocations.jsonl: its run was the first.
+      _append_invocation(workdir, config_lib.Config.from_dict(previous), 0, 0)
+    artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
+    _append_invocation(workdir, config, start.invocation, start.first_interval)
+  return start
+
+
+def open_learner(config: config_lib.Config, workdir: str, chief: bool = True) -> Start:
+  """Where `Learner.load` starts: the latest checkpoint, whatever the configuration says.
+
+  `config` is the workdir's own, possibly with changes; if it differs, it is written
+  to config.json (the fields of checkpoints.MODEL_FIELDS must not change).
+
+  Raises:
+    WorkdirError: no learner in `workdir`, or a change of the model's fields.
+  """
+  state = _latest(workdir)
+  if state is None:
+    raise WorkdirError(f"{workdir} holds no learner (no checkpoint); start one with Learner(...)")
+  previous, current = _stored_config(workdir), json.loads(config.to_json())
+  changed = _model_changes(previous, config)
+  if changed:
+    raise WorkdirError(f"the model of {workdir} cannot change: {'; '.join(changed)}")
+  if previous != current and chief:
+    artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
+  start = _resume_point(workdir, state, chief)
+  start.finished = False
+  return start
+
+
+def _model_changes(previous: dict[str, Any], config: config_lib.Config) -> list[str]:
+  """How `config`'s model (checkpoints.MODEL_FIELDS, the architecture resolved) differs."""
+  try:
+    before = config_lib.Config.from_dict(previous)
+  except config_lib.ConfigError as e:
+    raise WorkdirError(f"the stored config.json is not a valid configuration: {e}") from None
+  return [
+    f"{k}: {getattr(before, k)!r} there, {getattr(config, k)!r} here"
+    for k in checkpoints.MODEL_FIELDS
+    if getattr(before, k) != getattr(config, k)
+  ]
+
+
+def read_invocations(workdir: str) -> list[dict[str, Any]]:
+  """The lines of workdir/invocations.jsonl (empty if absent)."""
+  path = os.path.join(workdir, INVOCATIONS)
+  if not files.exists(path):
+    return []
+  return [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]
+
+
+def _append_invocation(workdir: str, config: config_lib.Config, index: int, first: int) -> None:
+  lines = [i for i in read_invocations(workdir) if i["invocation"] < index]
+  lines.append({"invocation": index, "first_interval": first, "config": config.to_dict()})
+  artifacts.write_text(
+    os.path.join(workdir, INVOCATIONS), "".join(json.dumps(i, sort_keys=True) + "\n" for i in lines)
+  )
 
 
 def finished_message(workdir: str, start: Start) -> str:
@@ -131,7 +248,7 @@ def finished_message(workdir: str, start: Start) -> str:
 
 def _latest(workdir: str) -> dict[str, Any] | None:
   """The latest checkpoint's record, None if the workdir holds none."""
-  if not os.path.exists(os.path.join(checkpoints.folder(workdir), checkpoints.LATEST)):
+  if not has_checkpoint(workdir):
     return None
   try:
     return checkpoints.read_state(workdir)
@@ -140,41 +257,69 @@ def _latest(workdir: str) -> dict[str, Any] | None:
 
 
 RUNTIME_ONLY = frozenset(
-  {"threads", "checkpoint_every", "data_dir", "download", "steps_per_execution"}
+  {
+    "threads",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "data_dir",
+    "download",
+    "steps_per_execution",
+  }
 )
 """Fields that change how a run executes or finds its data, not what it computes:
 a run may be resumed with other values of them."""
 
 
-def _check_same_config(config: config_lib.Config, workdir: str) -> None:
+def _stored_config(workdir: str) -> dict[str, Any]:
   path = os.path.join(workdir, "config.json")
   try:
-    with open(path) as f:
-      previous = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+    return json.loads(files.read_text(path))
+  except (OSError, ValueError, files.not_found()) as e:
     raise WorkdirError(
       f"{workdir} holds checkpoints but {path} is unreadable ({e}); pass "
       "--overwrite to start afresh"
     ) from None
-  current = json.loads(config.to_json())
-  keys = sorted(
+
+
+def _differs(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """The fields (RUNTIME_ONLY aside) whose values differ, sorted. A field missing from
+  `previous` (a config.json older than the field) counts as having its default."""
+  previous = _with_defaults(previous)
+  return sorted(
     k
     for k in set(previous) | set(current)
     if previous.get(k) != current.get(k) and k not in RUNTIME_ONLY
   )
-  if not keys:
-    return
+
+
+def _with_defaults(values: dict[str, Any]) -> dict[str, Any]:
+  return {**json.loads(config_lib.Config().to_json()), **values}
+
+
+def _diff_text(previous: dict[str, Any], current: dict[str, Any]) -> str:
+  keys = _differs(previous, current)
+  previous = _with_defaults(previous)
   diff = ", ".join(f"{k}: {previous.get(k)!r} there, {current.get(k)!r} here" for k in keys[:4])
-  more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+  return diff + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def _check_same_config(config: config_lib.Config, workdir: str) -> None:
+  previous, current = _stored_config(workdir), json.loads(config.to_json())
+  if not _differs(previous, current):
+    return
   raise WorkdirError(
-    f"{workdir} holds a run with another configuration ({diff}{more}); "
-    "run with its settings to resume it, choose another --workdir, or pass "
-    "--overwrite to start afresh"
+    f"{workdir} holds a run with another configuration ({_diff_text(previous, current)}); "
+    "run with its settings to resume it, choose another --workdir, pass --continue "
+    "to append this data to its model, or pass --overwrite to start afresh"
   )
 
 
 def _resume_point(workdir: str, state: dict[str, Any], chief: bool) -> Start:
   start = Start(state=state, finished=bool(state.get("finished")))
+  invocations = read_invocations(workdir)
+  if invocations:
+    start.invocation = invocations[-1]["invocation"]
+    start.first_interval = invocations[-1]["first_interval"]
   if chief and not start.finished:
     remove_temporaries(workdir)
   try:
@@ -205,7 +350,12 @@ def clear(workdir: str) -> None:
   remove_temporaries(workdir)
   for name in RUN_FILES:
     path = os.path.join(workdir, name)
-    if os.path.isdir(path) and not os.path.islink(path):
+    if files.is_url(path):
+      if files.isdir(path):
+        files.rmtree(path)
+      else:
+        files.remove(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
       shutil.rmtree(path)
     elif os.path.lexists(path):
       os.remove(path)
@@ -221,8 +371,8 @@ def remove_temporaries(workdir: str) -> None:
   for sub in ("", "samples", checkpoints.FOLDER):
     folder = os.path.join(workdir, sub)
     try:
-      names = os.listdir(folder)
-    except OSError:
+      names = files.listdir(folder)
+    except (OSError, files.not_found()):
       continue
     for name in names:
       path = os.path.join(folder, name)
@@ -231,11 +381,10 @@ def remove_temporaries(workdir: str) -> None:
         if not sub
         else sub == checkpoints.FOLDER and name.endswith("_temp")
       )
-      if stale_dir and os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-      elif _MKSTEMP.match(name) and os.path.isfile(path):
-        with contextlib.suppress(OSError):
-          os.remove(path)
+      if stale_dir and files.isdir(path):
+        files.rmtree(path)
+      elif _MKSTEMP.match(name) and files.isfile(path):
+        files.remove(path)
 
 
 # --------------------------------------------------------------- test hook

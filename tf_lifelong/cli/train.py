@@ -4,12 +4,15 @@
     bin/train --dataset=mnist --order=3,7,3    # repeats allowed
     bin/train --dataset=svhn_mnist --strategy=mirrored
     bin/train --workdir=W                      # resumes the interrupted run in W
+    bin/train --workdir=W --dataset=mnist --order=2,0 --continue   # more intervals for W's model
 
 Writes into --workdir: config.json, metrics.csv / metrics.jsonl, checkpoints/,
 tensorboard/, samples/ and export/ (a SavedModel). On a workdir that holds a run,
 the flags start from its config.json: the run resumes from its latest
 checkpoint, a finished one is left alone (exit 0), and flags that change its
-configuration are refused unless --overwrite (docs/reliability.md).
+configuration are refused unless --overwrite (docs/reliability.md). With
+--continue, a finished workdir's model takes --dataset's intervals as further
+intervals (docs/outputs.md, "Continuing a model").
 """
 
 from __future__ import annotations
@@ -29,11 +32,17 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   errors.quiet_tensorflow(FLAGS.verbose)
   with errors.reported("train", FLAGS.verbose):
-    config = run_flags.config_from_flags(base_file=_stored_config())
+    continuing = FLAGS["continue"].value
+    if continuing and not FLAGS.workdir:
+      raise app.UsageError("--continue needs --workdir: the workdir whose model goes on")
+    config = run_flags.config_from_flags(base_file=_stored_config(), new_stream=continuing)
     workdir = FLAGS.workdir or run_flags.default_workdir(config)
     from tf_lifelong import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
 
-    start = resume.prepare(config, workdir, FLAGS.overwrite, chief=False)  # Only looks.
+    if continuing:
+      start = resume.prepare_continuation(config, workdir, chief=False)  # Only looks.
+    else:
+      start = resume.prepare(config, workdir, FLAGS.overwrite, chief=False)  # Only looks.
     if start.finished:
       print(resume.finished_message(workdir, start))
       return
@@ -43,7 +52,7 @@ def main(argv: list[str]) -> None:
 
       runtime.configure(config)
 
-    lifelong.run(config, workdir, overwrite=FLAGS.overwrite, verbose=FLAGS.verbose)
+    lifelong.run(config, workdir, overwrite=FLAGS.overwrite, continue_run=continuing)
 
 
 def _stored_config() -> str | None:
@@ -51,7 +60,9 @@ def _stored_config() -> str | None:
   if not FLAGS.workdir or FLAGS.config_file or FLAGS.overwrite:
     return None
   path = os.path.join(FLAGS.workdir, "config.json")
-  return path if os.path.isfile(path) else None
+  from tf_lifelong import files  # noqa: PLC0415 - no TensorFlow for local paths
+
+  return path if files.isfile(path) else None
 
 
 def entry() -> None:

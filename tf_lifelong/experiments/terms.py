@@ -66,7 +66,9 @@ def final_terms(workdir: str, mode: str = "enumerate", seed: int = 0) -> dict:
   """
   student, config, state = checkpoints.restore_student(workdir)
   stream = streams.build_stream(config)
-  evaluator = evaluate.Evaluator(stream, limit=config.eval_examples, seed=config.seed)
+  evaluator = evaluate.Evaluator(
+    evaluate.test_sets(stream), limit=config.eval_examples, seed=config.seed
+  )
   seen = sorted({int(i) for i in state["seen"]})
   images = np.concatenate([evaluator.images[i] for i in seen])
   terms = mean_terms(student, images, mode, seed)

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from tf_lifelong.model.networks import build_networks
-from tf_lifelong.model.student import LifelongVAE, compile_student, new_student
+from tf_lifelong.model.student import LifelongVAE, assemble, compile_student, new_student
 
 __all__ = [
   "frozen_copy",
@@ -109,13 +109,8 @@ def frozen_copy(model: LifelongVAE, config) -> LifelongVAE:
   )
   transfer_weights(model.encoder, encoder)
   transfer_weights(model.decoder, decoder)
-  teacher = LifelongVAE(
-    encoder,
-    decoder,
-    config,
-    num_categories=model.num_categories,
-    image_shape=model.image_shape,
-    name="teacher",
+  teacher = assemble(
+    config, encoder, decoder, model.num_categories, model.image_shape, name="teacher"
   )
   teacher.trainable = False
   return teacher
@@ -144,14 +139,8 @@ def handover(student: LifelongVAE, *, is_new: bool, config) -> LifelongVAE:
   for old, new in ((student.encoder, encoder), (student.decoder, decoder)):
     transfer_weights(old, new, grow_init=config.grow_init, insert_at=j_teacher)
     reset_batch_norm_statistics(new)
-  model = LifelongVAE(
-    encoder,
-    decoder,
-    config,
-    num_categories=j,
-    image_shape=student.image_shape,
-    teacher=teacher,
-    num_seen=j_teacher,
+  model = assemble(
+    config, encoder, decoder, j, student.image_shape, teacher=teacher, num_seen=j_teacher
   )
   model.seed_generator.state.assign(student.seed_generator.state.value)
   return compile_student(model, config)

@@ -1,0 +1,186 @@
+"""The Learner fed from Python, one interval at a time, on real MNIST digits (a tiny model).
+
+Three intervals from numpy arrays and from a tf.data.Dataset, with a repeat by
+name; the one-line errors of bad input; a user's Keras callback; a learner
+opened again from its workdir that goes on; the checkpoint retention.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import paths
+from tf_lifelong import Learner, checkpoints
+from tf_lifelong import config as config_lib
+from tf_lifelong.data import sources
+
+TINY = config_lib.Config(
+  batch_size=32,
+  hidden_units=32,
+  continuous_dim=4,
+  eval_every=10,
+  max_steps_per_interval=20,
+  patience=2,
+  validation_synthetic_examples=50,
+  seed=5,
+  keep_checkpoints=2,
+)
+"""Two evaluations per interval of 20 steps; the newest two interval checkpoints kept."""
+
+
+@pytest.fixture(scope="module")
+def digits():
+  """300 training images of MNIST digits 3 and 7 (uint8 [N, 28, 28, 1]), and 100 test ones."""
+  mnist = sources.load_source("mnist", paths.DATA_ROOT)
+  train, test = mnist.train, mnist.test
+  return {
+    d: (train.images[train.labels == d][:300], test.images[test.labels == d][:100]) for d in (3, 7)
+  }
+
+
+class Counter(keras.callbacks.Callback):
+  """Counts the `fit` calls and epochs it sees, per interval (the learner's row count)."""
+
+  def __init__(self, learner_rows):
+    super().__init__()
+    self.rows = learner_rows
+    self.fits: dict[int, int] = {}
+
+  def on_train_begin(self, logs=None):
+    index = len(self.rows())
+    self.fits[index] = self.fits.get(index, 0) + 1
+
+
+@pytest.fixture(scope="module")
+def fed(digits, tmp_path_factory):
+  """Three intervals: digit 3 (numpy), digit 7 (tf.data of (images, labels)), 3 again (floats)."""
+  workdir = str(tmp_path_factory.mktemp("learner"))
+  learner = Learner(TINY, workdir, out=open(os.devnull, "w"))
+  counter = Counter(lambda: learner.history)
+  categories = []
+  three, seven = digits[3][0], digits[7][0]
+  learner.learn(three, name="three", callbacks=[counter])
+  categories.append(learner.num_categories)
+  data = tf.data.Dataset.from_tensor_slices((seven, np.full(len(seven), 7))).batch(50)
+  learner.learn(data, name="seven", callbacks=[counter])
+  categories.append(learner.num_categories)
+  learner.learn(three[:200, ..., 0].astype(np.float32) / 255.0, name="three", callbacks=[counter])
+  categories.append(learner.num_categories)
+  return learner, workdir, categories, counter
+
+
+def test_categories_grow_by_name(fed):
+  learner, _, categories, _ = fed
+  assert categories == [1, 2, 2]
+  assert learner.distributions == ["three", "seven"]
+  rows = learner.history
+  assert [r["is_new"] for r in rows] == [True, True, False]
+  assert [r["name"] for r in rows] == ["three", "seven", "three"]
+  assert [r["distribution"] for r in rows] == [0, 1, 0]
+  assert all(r["steps"] == 20 for r in rows)
+
+
+def test_a_user_callback_sees_every_interval(fed):
+  _, _, _, counter = fed
+  assert sorted(counter.fits) == [0, 1, 2] and all(n >= 1 for n in counter.fits.values())
+
+
+def test_evaluate_sample_encode_reconstruct(fed, digits):
+  learner = fed[0]
+  score = learner.evaluate(digits[7][1], iwae_samples=4)
+  assert score["num_images"] == 100 and sum(score["components"]) == 100
+  assert len(score["components"]) == 2
+  assert 0 < score["neg_elbo"] < 800 and -800 < score["iwae"] < 0
+  images = learner.sample(5, component=1, seed=0)
+  assert images.shape == (5, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+  np.testing.assert_array_equal(images, learner.sample(5, component=1, seed=0))
+  enc = learner.encode(digits[3][1][:6])
+  assert enc["probs"].shape == (6, 2) and enc["mean"].shape == (6, 4)
+  np.testing.assert_allclose(enc["probs"].sum(1), 1.0, rtol=1e-5)
+  assert learner.reconstruct(digits[3][1][:6]).shape == (6, 28, 28, 1)
+
+
+def _one_line(excinfo):
+  message = str(excinfo.value)
+  assert "\n" not in message and message, message
+  return message
+
+
+def test_bad_input_gets_one_clear_error(fed, digits, tmp_path):
+  learner = fed[0]
+  three = digits[3][0]
+  with pytest.raises(sources.DataError) as e:
+    learner.learn(np.zeros((40, 32, 32, 3), np.uint8), name="rgb")
+  assert "images are [32, 32, 3] but this model takes [28, 28, 1]" in _one_line(e)
+  nan = three[:40].astype(np.float32) / 255.0
+  nan[0, 0, 0, 0] = np.nan
+  with pytest.raises(sources.DataError) as e:
+    learner.learn(nan, name="nan")
+  assert "NaN" in _one_line(e)
+  with pytest.raises(sources.DataError) as e:
+    learner.learn(three[:40].astype(np.float32), name="bright")  # 0..255 as floats
+  assert "float images must lie in [0, 1]" in _one_line(e)
+  with pytest.raises(sources.DataError) as e:
+    learner.learn(tf.data.Dataset.from_tensor_slices(three[:0]), name="empty")
+  assert "empty" in _one_line(e)
+  with pytest.raises(ValueError) as e:
+    learner.learn(three[:40], name="never", new=False)
+  assert "'never' was never seen" in _one_line(e)
+  with pytest.raises(ValueError) as e:
+    learner.learn(three[:40], name="seven", new=True)
+  assert "seen before" in _one_line(e)
+  assert len(learner.history) == 3 and learner.num_categories == 2  # Nothing was learned.
+  fresh = Learner(TINY, str(tmp_path / "fresh"), out=open(os.devnull, "w"))
+  with pytest.raises(ValueError) as e:
+    fresh.learn(three[:40], new=False)
+  assert "new=False on the first interval" in _one_line(e)
+  with pytest.raises(Exception, match="holds a learner already") as e:
+    Learner(TINY, fed[1], out=open(os.devnull, "w"))
+
+
+def test_load_goes_on_and_keeps_the_disk_bounded(fed, digits):
+  _, workdir, _, _ = fed
+  learner = Learner.load(workdir, out=open(os.devnull, "w"))
+  assert learner.num_categories == 2 and learner.distributions == ["three", "seven"]
+  assert len(learner.history) == 3
+  row = learner.learn(digits[7][0][:200], new=False)  # A repeat with no name.
+  assert row["interval"] == 3 and not row["is_new"] and learner.num_categories == 2
+  ends = [n for n in checkpoints.available(workdir) if re.fullmatch(r"interval-\d+", n)]
+  assert ends == ["interval-002", "interval-003"]  # keep_checkpoints=2
+  assert checkpoints.read_state(workdir)["checkpoint"] == "interval-003"
+  path = learner.export()
+  assert os.path.isdir(path) and path == os.path.join(os.path.abspath(workdir), "export")
+
+
+def _readme_example() -> str:
+  with open(os.path.join(paths.REPO, "README.md")) as f:
+    text = f.read()
+  section = text.split("## Use it from Python", 1)[1]
+  return re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+
+
+def test_the_readme_python_example_runs(tmp_path):
+  """The README's example, as written, in a fresh process (Debian's Fashion-MNIST)."""
+  code = _readme_example()
+  assert "Learner.load" in code and "learner.learn" in code
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=paths.REPO)
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=env,
+  )
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  lines = [line for line in result.stdout.splitlines() if not line.startswith(("interval", " "))]
+  assert "['T-shirt/top', 'Trouser'] 2" in lines, result.stdout[-2000:]
+  assert os.path.isfile(tmp_path / "runs" / "notebook" / "export" / "saved_model.pb")
+  rows = (tmp_path / "runs" / "notebook" / "metrics.csv").read_text().splitlines()
+  assert len(rows) == 4  # the header and three intervals

@@ -1,0 +1,802 @@
+"""The learner: one lifelong VAE that you keep feeding, one interval at a time.
+
+    from tf_lifelong import Learner
+
+    learner = Learner(config, workdir="runs/camera")   # a new model, J = 0
+    learner.learn(monday, name="street")                # interval 0: a plain VAE, J = 1
+    learner.learn(tuesday, name="night")                # hand-over, replay of "street", J = 2
+    learner.learn(wednesday, name="street")             # a repeat: J stays 2
+    images = learner.sample(16, component=1)            # "night" (components in arrival order)
+    learner = Learner.load("runs/camera")               # later, in another process
+
+Each `learn` is one interval of method.md: the hand-over (sections 5 and 9;
+except for the first), training with replay and early stopping on the
+validation mix (section 6), the interval's best weights restored, then its
+record: a metrics row (metrics.csv / metrics.jsonl), TensorBoard scalars and
+images, a sample grid PNG and a checkpoint. A name seen before is a repeat (J
+kept), a new name or none grows J; `new=` says it where there is no name.
+
+A workdir holds one learner's whole life. `Learner.load` opens it: a finished
+or between-intervals learner takes its next interval; an interrupted one goes
+on inside the interval it was in, when `learn` is given that interval's data
+again (lifelong.run and `bin/train` do this for a whole stream). Each
+interval's random state is a function of (seed, interval) (`_reseed`), so a
+resumed interval redoes what was lost as the uninterrupted run did it.
+
+Checkpoints (docs/reliability.md, names in checkpoints.py): one at each
+hand-over (`start`), one at each evaluation boundary where the global step
+passes a multiple of `config.checkpoint_every` (`train`, with early stopping's
+state), one after each interval (`end`); the latest `config.keep_checkpoints`
+end checkpoints are kept. No checkpoint with non-finite weights is written.
+
+Hooks (objects with optional `before_interval(context)` / `after_interval(
+context, row)` methods) see the `Context`; they can add metrics without
+touching the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lifelong import (
+  artifacts,
+  checkpoints,
+  evaluate,
+  metrics,
+  progress,
+  resume,
+  runtime,
+  summaries,
+  training,
+)
+from tf_lifelong import config as config_lib
+from tf_lifelong.data import inputs, streams
+from tf_lifelong.model import evaluation as model_eval
+from tf_lifelong.model import handover
+from tf_lifelong.model import student as student_lib
+
+GRID_COLUMNS = 10
+_UNNAMED = 1_000_000
+"""Keys the validation share of a repeat whose distribution is not named (id unknown)."""
+
+
+class RunError(Exception):
+  """The run cannot go on; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class Context:
+  """What hooks see: the learner's life so far."""
+
+  config: config_lib.Config
+  workdir: str
+  stream: streams.Stream | None = None
+  """The stream being run (lifelong.run), None when fed from Python."""
+  interval: streams.Interval | None = None
+  student: Any = None
+  seen: list[int] = dataclasses.field(default_factory=list)
+  """Distribution ids in order of arrival of the new ones: component j is seen[j]."""
+  names: dict[int, str] = dataclasses.field(default_factory=dict)
+  """Distribution id -> name, of every id seen."""
+  rows: list[dict] = dataclasses.field(default_factory=list)
+  global_step: int = 0
+  """Training steps of the intervals before the current one (after it, once it ended)."""
+  result: training.IntervalResult | None = None
+  chief: bool = True
+  last_checkpoint: str | None = None
+  """The newest checkpoint written or restored (named in error messages)."""
+
+  @property
+  def matrix(self) -> metrics.ElboMatrix:
+    """R[i][j] of the rows: test -ELBO of distribution j after interval i."""
+    return _matrix(self.rows)
+
+
+@dataclasses.dataclass
+class _Resumed:
+  """An interval interrupted after its hand-over: its index, teacher's ids, training state."""
+
+  index: int
+  teacher_seen: list[int]
+  train_state: training.TrainState | None
+
+
+class Learner:
+  """A lifelong VAE with its workdir: `learn` one interval at a time, then use it.
+
+  Attributes (read-only): `num_categories` (J), `distributions` (the names of
+  the distinct distributions in order of arrival: component j is
+  `distributions[j]`), `history` (the metrics rows), `config`, `workdir`.
+  """
+
+  def __init__(
+    self,
+    config: config_lib.Config | None = None,
+    workdir: str | None = None,
+    *,
+    hooks: Sequence[Any] = (),
+    out=None,
+    overwrite: bool = False,
+  ):
+    """Starts a new learner in `workdir` (a fresh temporary folder if None).
+
+    Args:
+      config: the configuration (defaults: `Config()`); its data fields
+        (dataset, order, ...) are ignored by `learn`, which takes its data.
+      workdir: where everything is written; it must not hold another learner
+        (open that with `Learner.load`) unless `overwrite`.
+      hooks: see the module docstring.
+      out: where progress lines go (default stdout).
+      overwrite: remove what another run left in `workdir` first.
+
+    Raises:
+      RunError: the runtime or the workdir cannot be set up.
+    """
+    config = config or config_lib.Config()
+    workdir = workdir or tempfile.mkdtemp(prefix="tf_lifelong-")
+    try:
+      existing = resume.has_checkpoint(workdir)
+    except OSError as e:
+      raise RunError(f"cannot read the workdir {workdir}: {e}") from None
+    if existing and not overwrite:
+      raise RunError(
+        f"{workdir} holds a learner already; open it with Learner.load({workdir!r}), "
+        "or pass overwrite=True to start afresh"
+      )
+    strategy, chief = _runtime(config)
+    try:
+      start = resume.prepare(config, workdir, overwrite=True, chief=chief)
+    except resume.WorkdirError as e:
+      raise RunError(str(e)) from None
+    self._setup(config, workdir, start, strategy, chief, hooks, out)
+
+  @classmethod
+  def load(cls, workdir: str, *, hooks: Sequence[Any] = (), out=None, **changes) -> Learner:
+    """Opens the learner saved in `workdir` (finished, or interrupted: see the module docstring).
+
+    Args:
+      workdir: a workdir written by a Learner, `lifelong.run` or `bin/train`.
+      hooks, out: as in the constructor.
+      **changes: configuration fields to change from the saved ones. Fields
+        that define the model (`checkpoints.MODEL_FIELDS`) cannot change.
+
+    Raises:
+      RunError: no learner there, or unreadable checkpoints.
+    """
+    try:
+      config = checkpoints.read_config(workdir)
+      if changes:
+        config = config.replace_checked(**changes)
+    except (checkpoints.CheckpointError, config_lib.ConfigError) as e:
+      raise RunError(f"cannot open a learner in {workdir}: {e}") from None
+    strategy, chief = _runtime(config)
+    try:
+      start = resume.open_learner(config, workdir, chief=chief)
+    except resume.WorkdirError as e:
+      raise RunError(str(e)) from None
+    learner = cls.__new__(cls)
+    learner._setup(config, workdir, start, strategy, chief, hooks, out)
+    return learner
+
+  @classmethod
+  def for_run(
+    cls,
+    config: config_lib.Config,
+    workdir: str,
+    start: resume.Start,
+    strategy,
+    *,
+    stream: streams.Stream | None = None,
+    hooks: Sequence[Any] = (),
+    out=None,
+    tests: dict[int, streams.Split] | None = None,
+    catalogue: dict[int, str] | None = None,
+  ) -> Learner:
+    """The learner of lifelong.run: a prepared workdir, a strategy made by the caller.
+
+    Args:
+      tests: test splits by distribution id, evaluated after every interval.
+      catalogue: names by distribution id of every distribution the run knows
+        (for the pooled distribution of the batch baseline).
+    """
+    learner = cls.__new__(cls)
+    learner._setup(
+      config, workdir, start, strategy, runtime.is_chief(strategy), hooks, out, tests, catalogue
+    )
+    learner.ctx.stream = stream
+    return learner
+
+  def _setup(self, config, workdir, start, strategy, chief, hooks, out, tests=None, catalogue=None):
+    self.ctx = Context(config, workdir, rows=list(start.rows), chief=chief)
+    self._strategy = strategy
+    self._hooks = list(hooks)
+    self._out = out or sys.stdout
+    self._catalogue = dict(catalogue or {})
+    self._evaluator = evaluate.Evaluator(tests or {}, limit=config.eval_examples, seed=config.seed)
+    logdir = os.path.join(workdir, "tensorboard")
+    if start.state is not None and chief:
+      # What an interrupted process logged after its checkpoint is logged again.
+      keep = summaries.keep_until(int(start.state["global_step"]), len(start.rows))
+      summaries.drop_events(logdir, keep)
+    self._writer = summaries.SummaryWriter(logdir, enabled=chief)
+    self._progress = progress.Progress(None, config.max_steps_per_interval, out, enabled=chief)
+    self._pending = self._restore(start) if start.state is not None else None
+    self.invocation: int | None = None
+    """Which invocation of the workdir this is (lifelong.run sets it; None from Python)."""
+
+  # ------------------------------------------------------------ properties
+  @property
+  def config(self) -> config_lib.Config:
+    return self.ctx.config
+
+  @property
+  def workdir(self) -> str:
+    return self.ctx.workdir
+
+  @property
+  def num_categories(self) -> int:
+    """J: the discrete latent's categories (0 before the first interval)."""
+    return 0 if self.ctx.student is None else int(self.ctx.student.num_categories)
+
+  @property
+  def distributions(self) -> list[str]:
+    """Names of the distinct distributions in order of arrival (component j = entry j)."""
+    return [self.ctx.names.get(i, f"distribution {i}") for i in self.ctx.seen]
+
+  @property
+  def history(self) -> list[dict]:
+    """The metrics rows, one per interval (a copy)."""
+    return [dict(r) for r in self.ctx.rows]
+
+  @property
+  def progress(self) -> progress.Progress:
+    return self._progress
+
+  def add_tests(self, tests: dict[int, streams.Split]) -> None:
+    """Adds test splits (by distribution id) to the evaluation after each interval."""
+    self._evaluator.add(tests)
+
+  # ------------------------------------------------------------------ learn
+  def learn(
+    self,
+    data: Any,
+    *,
+    name: str | None = None,
+    new: bool | None = None,
+    validation: Any = None,
+    callbacks: Sequence[Any] = (),
+  ) -> dict:
+    """Learns one interval of one distribution; returns its metrics row.
+
+    Args:
+      data: the interval's examples: a numpy array (uint8 0..255 or float in
+        [0, 1], [N, H, W] or [N, H, W, C]), a `tf.data.Dataset` of images or
+        `(images, labels)`, or a source string (`folder:PATH`, `npz:PATH`,
+        `mnist:3`); see data/inputs.py.
+      name: the distribution's name. A name seen before is a repeat (J kept);
+        a new one, or none, is a new distribution (J + 1).
+      new: True / False says new or repeat where there is no name; it must not
+        contradict the name.
+      validation: the validation examples (same kinds as `data`); default: a
+        fixed held-out share (`config.validation_fraction`) of `data`.
+      callbacks: Keras callbacks passed to every `fit` of the interval.
+
+    Raises:
+      DataError: unusable data (wrong shape for this model, NaN or out of
+        range pixels, empty).
+      ValueError: a repeat of a name never seen, `new=False` on the first
+        interval, a `new` that contradicts the name.
+      RunError: training cannot go on (a non-finite loss).
+    """
+    index = len(self.ctx.rows)
+    source = data.name if isinstance(data, streams.Distribution) else data
+    guess = data.id if isinstance(data, streams.Distribution) else None
+    ident, is_new = self._identify(name, new, guess)
+    label = name or self.ctx.names.get(ident) or f"distribution {ident}"
+    dist = inputs.as_distribution(
+      data,
+      ident=ident if ident is not None else _UNNAMED + index,  # keys the held-out share
+      name=label,
+      validation=validation,
+      fraction=self.config.validation_fraction,
+      data_dir=self.config.data_dir,
+      download=self.config.download,
+    )
+    self._check_shape(dist.train.images.shape[1:])
+    if dist.test is not None and len(dist.test) and ident is not None:
+      self._evaluator.add({ident: dist.test})
+    interval = streams.Interval(index, dist, is_new)
+    return self._run_interval(interval, list(callbacks), ident, label, source)
+
+  def _identify(self, name, new, guess) -> tuple[int | None, bool]:
+    """(distribution id, is_new) of the next interval from its name and `new`."""
+    by_name = {n: i for i, n in self.ctx.names.items()}
+    if self._pending is not None:  # The interrupted interval's own identity.
+      ident = by_name.get(name) if name is not None else None
+      if ident is None and guess is not None and guess in self.ctx.names:
+        ident = guess
+      return ident, len(self.ctx.seen) > len(self._pending.teacher_seen)
+    if name is not None and name in by_name:
+      if new is True:
+        raise ValueError(f"new=True, but the name {name!r} was seen before (a repeat)")
+      return by_name[name], False
+    if new is False:
+      if not self.ctx.seen:
+        raise ValueError("new=False on the first interval: there is nothing to repeat")
+      if name is not None:
+        raise ValueError(
+          f"new=False, but the name {name!r} was never seen (seen: {', '.join(self.distributions)})"
+        )
+      return None, False
+    fresh = guess if guess is not None and guess not in self.ctx.names else None
+    if fresh is None:
+      fresh = max([*self.ctx.names, *self._catalogue, -1]) + 1
+    return fresh, True
+
+  def _check_shape(self, shape) -> None:
+    student = self.ctx.student
+    if student is not None and tuple(shape) != tuple(student.image_shape):
+      raise inputs.DataError(
+        f"data: images are {list(shape)} but this model takes {list(student.image_shape)}"
+      )
+
+  def _run_interval(self, interval, callbacks, ident, label, source) -> dict:
+    ctx, config = self.ctx, self.config
+    ctx.interval = interval
+    start = time.monotonic()
+    _reseed(config, interval.index)
+    resumed = self._pending if self._pending and self._pending.index == interval.index else None
+    self._pending = None
+    if resumed is None:
+      teacher_seen = list(ctx.seen)
+      with self._strategy.scope():
+        ctx.student = self._next_student(interval)
+      if interval.is_new:
+        for member in interval.distribution.members or (ident,):
+          ctx.seen.append(member)
+          ctx.names[member] = self._catalogue.get(member, label)
+      resume.kill_point("handover", interval.index)
+      self._checkpoint("start", teacher_seen)
+      train_state = None
+    else:
+      teacher_seen, train_state = resumed.teacher_seen, resumed.train_state
+    handed_over = time.monotonic()
+    _call(self._hooks, "before_interval", ctx)
+    self._announce(interval, ident, label, train_state)
+    try:
+      result = training.train_interval(
+        ctx.student,
+        interval,
+        config,
+        self._validation_fn(interval.distribution),
+        self._on_eval,
+        resume=train_state,
+        on_boundary=lambda state: self._on_boundary(state, teacher_seen),
+        callbacks=callbacks,
+      )
+    except training.NonFiniteLossError as e:
+      raise self._non_finite(e.step, e.what) from None
+    ctx.global_step += result.steps
+    ctx.result = result
+    trained = time.monotonic()
+    row = self._row(interval, ident, label, teacher_seen, result)
+    row["invocation"] = self.invocation
+    row["source"] = source if isinstance(source, str) and self.invocation is None else None
+    end = time.monotonic()
+    row["wall_seconds"] = round(end - start, 2)  # the evaluation included
+    row["phase_seconds"] = {
+      "handover": round(handed_over - start, 2),
+      "train": round(trained - handed_over, 2),
+      "evaluate": round(end - trained, 2),
+    }
+    _call(self._hooks, "after_interval", ctx, row)
+    ctx.rows.append(row)
+    self._progress.end_interval(
+      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
+      f"{_fmt(row['test_neg_elbo_seen'], 2)}, full {_fmt(row['test_neg_elbo_full'], 2)}, "
+      f"consistency {_fmt(row['consistency'])}"
+    )
+    if ctx.chief:
+      self._record(row)
+    self._checkpoint("end")
+    return row
+
+  def _announce(self, interval, ident, label, train_state) -> None:
+    kind = "new" if interval.is_new else "repeat"
+    shown = f"id {ident}, {kind}" if ident is not None else kind
+    self._progress.start_interval(
+      interval.index,
+      f"{label} ({shown}), J = {self.ctx.student.num_categories}"
+      + (f", resumed at step {train_state.result.steps}" if train_state else ""),
+    )
+
+  def _on_eval(self, step: int, logs: dict) -> None:
+    self._writer.scalars(dict(logs), self.ctx.global_step + step, prefix="train/")
+    self._progress.update(
+      step,
+      {
+        "loss": logs.get("loss"),
+        "-elbo": logs.get("neg_elbo"),
+        "val -elbo": logs.get("validation_neg_elbo"),
+      },
+    )
+
+  def _on_boundary(self, state: training.TrainState, teacher_seen) -> None:
+    step, config = state.result.steps, self.config
+    resume.kill_point("train", self.ctx.interval.index, step)
+    every, total = config.checkpoint_every, self.ctx.global_step + step
+    if every and total // every > (total - min(config.eval_every, step)) // every:
+      self._checkpoint("train", teacher_seen, state)
+
+  def _next_student(self, interval: streams.Interval):
+    """The interval's student: a new one, or the hand-over from the last one."""
+    student, config = self.ctx.student, self.config
+    if student is None:
+      if not interval.is_new:
+        raise ValueError("the first interval must be a new distribution")
+      # The batch baseline's one interval pools all distributions: one category each.
+      categories = len(interval.distribution.member_ids)
+      shape = tuple(interval.distribution.train.images.shape[1:])
+      return student_lib.new_student(config, shape, categories)
+    student = handover.handover(student, is_new=interval.is_new, config=config)
+    if config.baseline == "naive":
+      student = student_lib.without_teacher(student, config)
+    return student
+
+  def _validation_fn(self, dist: streams.Distribution):
+    """The validation -ELBO of the training mix: (1 - pi) real + pi synthetic."""
+    student, config = self.ctx.student, self.config
+    real = dist.validation.images.astype(np.float32) / 255.0
+    n_syn = student.synthetic_batch_size(config.batch_size)
+    pi = n_syn / config.batch_size
+    synthetic = None
+    if student.teacher is not None and pi > 0:
+      synthetic = np.asarray(
+        student.teacher_samples(config.validation_synthetic_examples, seed=config.seed)
+      )
+
+    def validation() -> float:
+      value = training.batched_mean(lambda x: model_eval.neg_elbo(student, x), real)
+      if synthetic is not None:
+        value = (1 - pi) * value + pi * training.batched_mean(
+          lambda x: model_eval.neg_elbo(student, x), synthetic
+        )
+      return value
+
+    return validation
+
+  def _row(self, interval, ident, label, teacher_seen, result) -> dict:
+    """The interval's metrics row, with the test sets the learner has."""
+    ctx = self.ctx
+    assessment = self._evaluator.assess(ctx.student, teacher_seen)
+    ids = self._evaluator.ids
+    return {
+      "interval": interval.index,
+      "distribution": ident,
+      "name": label,
+      "is_new": interval.is_new,
+      "num_categories": int(ctx.student.num_categories),
+      "steps": result.steps,
+      "real_examples": result.real_examples,
+      "synthetic_examples": result.synthetic_examples,
+      "wall_seconds": 0.0,
+      "test_neg_elbo_seen": assessment.pooled([i for i in ctx.seen if i in ids]),
+      "test_neg_elbo_full": assessment.pooled(ids),
+      "consistency": assessment.consistency,
+      "grad_norm": result.grad_norm,
+      "best_validation_neg_elbo": result.best_validation,
+      "best_step": result.best_step,
+      "stopped_early": result.stopped_early,
+      "grad_norms": result.grad_norms,
+      "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
+    }
+
+  def _record(self, row: dict) -> None:
+    """metrics files, TensorBoard, sample grid (chief only; the `end` checkpoint follows)."""
+    ctx, workdir = self.ctx, self.workdir
+    index = ctx.interval.index
+    artifacts.write_metrics(workdir, ctx.rows)
+    artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
+    resume.kill_point("record", index)
+    scalars = {
+      k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    self._writer.scalars(scalars, index, prefix="interval/")
+    grid = summaries.image_grid(sample_grid(ctx.student, GRID_COLUMNS, self.config.seed))
+    summaries.write_png(os.path.join(workdir, "samples", f"interval-{index:03d}.png"), grid)
+    self._writer.image("samples", grid, index, "rows: one-hot z_d; columns: z_c ~ N(0, I)")
+    tests = [self._evaluator.images[i][:8] for i in ctx.seen if i in self._evaluator.images]
+    if tests:
+      self._writer.image(
+        "reconstructions",
+        summaries.image_grid(reconstruction_grid(ctx.student, tests)),
+        index,
+        "pairs of rows: test images of each seen distribution, reconstructions",
+      )
+
+  # ------------------------------------------------------------- state
+  def _state(self, phase, teacher_seen=(), train_state=None) -> dict:
+    """The checkpoint record of the learner now (see checkpoints.py)."""
+    ctx = self.ctx
+    step = train_state.result.steps if train_state is not None else 0
+    index = ctx.interval.index if ctx.interval is not None else len(ctx.rows) - 1
+    state = {
+      "checkpoint": checkpoints.checkpoint_name(index, phase, step),
+      "phase": phase,
+      "interval": index,
+      "step": step,
+      "seen": ctx.seen,
+      "teacher_seen": list(teacher_seen),
+      "global_step": ctx.global_step + step,
+      "distribution_names": {str(i): n for i, n in ctx.names.items()},
+    }
+    if train_state is not None:
+      result = train_state.result
+      state["early_stopping"] = {
+        "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
+        "best_step": result.best_step,
+        "bad_evals": train_state.bad_evals,
+        "lr_decays": train_state.lr_decays,
+        "grad_norms": result.grad_norms,
+      }
+    return state
+
+  def _checkpoint(self, phase, teacher_seen=(), train_state=None) -> None:
+    """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
+
+    Every worker of a multi-worker run calls it, since reading distributed
+    variables may take part in collectives; only the chief's checkpoint lands
+    in the workdir, the others write to a temporary folder that is then
+    removed (TensorFlow's multi-worker saving rule).
+
+    Raises:
+      RunError: the student's weights or optimizer state are not finite.
+    """
+    state = self._state(phase, teacher_seen, train_state)
+    best = train_state.best_weights if train_state is not None else None
+    if not _finite(self.ctx.student, best):
+      raise self._non_finite(state["step"], "the weights are not finite")
+    if not self.ctx.chief:
+      with _scratch() as scratch:
+        checkpoints.save(scratch, self.ctx.student, state, best_weights=best)
+      return
+    checkpoints.save(self.workdir, self.ctx.student, state, best_weights=best)
+    self.ctx.last_checkpoint = state["checkpoint"]
+    checkpoints.remove_superseded(self.workdir, keep=state["checkpoint"])
+    if phase == "end":
+      checkpoints.keep_latest(self.workdir, self.config.keep_checkpoints)
+
+  def _restore(self, start: resume.Start) -> _Resumed | None:
+    """Restores the learner from `start.state`; the interrupted interval's state, if any."""
+    ctx, state = self.ctx, start.state
+    step = int(state.get("step", 0))
+    try:
+      with self._strategy.scope():
+        ctx.student = checkpoints.restore(self.workdir, state, self.config)
+      best = checkpoints.read_best_weights(self.workdir, state)
+    except checkpoints.CheckpointError as e:
+      raise RunError(
+        f"cannot resume {self.workdir}: {e}; pass --overwrite to start afresh"
+      ) from None
+    ctx.seen = [int(i) for i in state["seen"]]
+    ctx.names = {int(k): v for k, v in (state.get("distribution_names") or {}).items()}
+    ctx.global_step = int(state["global_step"]) - step
+    ctx.last_checkpoint = state["checkpoint"]
+    self._progress.message(
+      f"resuming from checkpoint {state['checkpoint']} (interval "
+      f"{state['interval']}, step {step}, global step {state['global_step']})"
+    )
+    if start.phase == "end":
+      return None
+    train_state = None
+    if start.phase == "train":
+      stopping = state["early_stopping"]
+      result = training.IntervalResult(
+        steps=step,
+        best_step=int(stopping["best_step"]),
+        best_validation=math.inf
+        if stopping["best_validation"] is None
+        else float(stopping["best_validation"]),
+        grad_norms=[float(g) for g in stopping["grad_norms"]],
+      )
+      train_state = training.TrainState(
+        result, int(stopping["bad_evals"]), best, int(stopping.get("lr_decays", 0))
+      )
+    return _Resumed(int(state["interval"]), [int(i) for i in state["teacher_seen"]], train_state)
+
+  def _non_finite(self, step: int, what: str) -> RunError:
+    """The one-line error of a non-finite loss or weight, naming where and the last checkpoint."""
+    ctx = self.ctx
+    where = (
+      f"{ctx.workdir}/checkpoints/{ctx.last_checkpoint}"
+      if ctx.last_checkpoint
+      else "none was written"
+    )
+    return RunError(
+      f"interval {ctx.interval.index} ({ctx.interval.distribution.name}), step "
+      f"{step} (global step {ctx.global_step + step}): {what}; the run stopped. "
+      f"The last good checkpoint: {where}"
+    )
+
+  def finish(self) -> None:
+    """Exports the model to workdir/export and marks the learner finished (its record)."""
+    self.export()
+    if self.ctx.chief:
+      checkpoints.mark_finished(self.workdir, export=os.path.join(self.workdir, "export"))
+    self._writer.close()
+
+  # -------------------------------------------------------------- use it
+  def _need_student(self):
+    if self.ctx.student is None:
+      raise ValueError("the learner has learned nothing yet: call learn(data) first")
+    return self.ctx.student
+
+  def _images(self, images: Any) -> np.ndarray:
+    self._need_student()
+    split, _, _ = inputs.as_split(images, "images", self.config.data_dir, self.config.download)
+    self._check_shape(split.images.shape[1:])
+    return split.images.astype(np.float32) / 255.0
+
+  def evaluate(self, data: Any, *, iwae_samples: int = 0) -> dict:
+    """Scores `data` (same kinds as `learn`): -ELBO with hard z_d, optional IWAE, components.
+
+    Returns:
+      {"neg_elbo": mean nats per image, "iwae": mean IWAE bound on log p(x)
+      with `iwae_samples` samples (absent for 0), "components": the count of
+      images whose posterior argmax is each component [J], "num_images": N}.
+    """
+    student, x = self._need_student(), self._images(data)
+    out = {
+      "neg_elbo": training.batched_mean(lambda b: model_eval.neg_elbo(student, b), x),
+      "num_images": len(x),
+    }
+    if iwae_samples:
+      out["iwae"] = training.batched_mean(
+        lambda b: model_eval.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
+        x,
+        batch_size=max(1, 2000 // iwae_samples),
+      )
+    argmax = evaluate.per_example(lambda b: model_eval.posterior_argmax(student, b), x)
+    out["components"] = np.bincount(argmax, minlength=self.num_categories).tolist()
+    return out
+
+  def sample(self, n: int, component: int | None = None, seed: int | None = None) -> np.ndarray:
+    """n images float32 [n, H, W, C] in [0, 1] (Bernoulli means); component None: uniform."""
+    student = self._need_student()
+    if component is not None and not 0 <= component < self.num_categories:
+      raise ValueError(f"component must be in [0, {self.num_categories}), got {component}")
+    return np.asarray(student.sample(int(n), component=component, seed=seed))
+
+  def encode(self, images: Any) -> dict:
+    """Posterior summaries: probs [N, J], component [N], mean [N, F], stddev [N, F]."""
+    student, x = self._need_student(), self._images(images)
+    logits, loc, scale = student.encoder(tf.convert_to_tensor(x), training=False)
+    return {
+      "probs": tf.nn.softmax(logits, -1).numpy(),
+      "component": tf.argmax(logits, -1).numpy(),
+      "mean": loc.numpy(),
+      "stddev": scale.numpy(),
+    }
+
+  def reconstruct(self, images: Any) -> np.ndarray:
+    """Reconstructions [N, H, W, C] in [0, 1] (z_d = argmax, z_c = posterior mean)."""
+    student, x = self._need_student(), self._images(images)
+    return np.asarray(model_eval.reconstruct(student, tf.convert_to_tensor(x)))
+
+  def export(self, path: str | None = None) -> str | None:
+    """Writes the serving SavedModel (docs/serving.md) to `path` (default workdir/export).
+
+    Returns its absolute path (None on a non-chief worker, which writes nothing).
+    """
+    from tf_lifelong import export  # noqa: PLC0415
+
+    student = self._need_student()
+    state = self._state("end")
+    metadata = checkpoints.export_metadata(self.config, {**state, "checkpoint": None})
+
+    def write(folder: str, target: str | None) -> str:
+      return export.export(
+        student.encoder,
+        student.decoder,
+        num_categories=int(student.num_categories),
+        continuous_dim=self.config.continuous_dim,
+        image_shape=tuple(student.image_shape),
+        metadata=metadata,
+        path=target or os.path.join(folder, "export"),
+      )
+
+    if not self.ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
+      with _scratch() as scratch:
+        write(scratch, None)
+      return None
+    index = self.ctx.interval.index if self.ctx.interval else len(self.ctx.rows) - 1
+    with resume.kill_inside_export(index):
+      return write(self.workdir, path)
+
+
+# ------------------------------------------------------------------ helpers
+def _runtime(config: config_lib.Config):
+  """(strategy, chief) for a learner made from Python."""
+  try:
+    runtime.configure(config)
+    strategy = runtime.make_strategy(config)
+  except runtime.RuntimeSetupError as e:
+    raise RunError(str(e)) from None
+  runtime.check_batch_divides(config, strategy)
+  return strategy, runtime.is_chief(strategy)
+
+
+def _reseed(config: config_lib.Config, index: int) -> None:
+  """Seeds every generator from (seed, interval): the interval's randomness (e.g.
+  the fresh weights of a hand-over) does not depend on what ran before in this
+  process, so a resumed run redoes it as the uninterrupted run did."""
+  runtime.seed_everything(int(np.random.SeedSequence([config.seed, index]).generate_state(1)[0]))
+
+
+def _matrix(rows: Sequence[dict]) -> metrics.ElboMatrix:
+  """The -ELBO matrix of the rows (columns: every distribution id any row measured)."""
+  ids = sorted({int(k) for r in rows for k in r.get("neg_elbo_per_distribution", {})})
+  matrix = metrics.ElboMatrix(ids)
+  for r in rows:
+    values = r.get("neg_elbo_per_distribution", {})
+    matrix.add(r["distribution"], {int(k): math.nan if v is None else v for k, v in values.items()})
+  return matrix
+
+
+def sample_grid(student, columns: int, seed: int) -> np.ndarray:
+  """Samples [J, columns, H, W, C]: row j decodes the one-hot z_d = j."""
+  rows = [
+    np.asarray(student.sample(columns, component=j, seed=seed + j))
+    for j in range(int(student.num_categories))
+  ]
+  return np.stack(rows)
+
+
+def reconstruction_grid(student, images: Sequence[np.ndarray]) -> np.ndarray:
+  """[2 * len(images), columns, H, W, C]: each batch of float images, its reconstructions."""
+  columns = min(len(x) for x in images)
+  rows = []
+  for x in images:
+    x = x[:columns]
+    rows += [x, np.asarray(model_eval.reconstruct(student, tf.convert_to_tensor(x)))]
+  return np.stack(rows)
+
+
+@contextlib.contextmanager
+def _scratch():
+  """A temporary folder for what a non-chief worker must save but not keep."""
+  folder = tempfile.mkdtemp(prefix="tf_lifelong_worker_")
+  try:
+    yield folder
+  finally:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finite(student, best_weights) -> bool:
+  """Whether every float weight, optimizer variable and best weight is finite."""
+  arrays = [*student.get_weights(), *(v.numpy() for v in student.optimizer.variables)]
+  arrays += list(best_weights or [])
+  return all(np.isfinite(a).all() for a in map(np.asarray, arrays) if a.dtype.kind == "f")
+
+
+def _call(hooks: Sequence[Any], name: str, *args) -> None:
+  for hook in hooks:
+    method = getattr(hook, name, None)
+    if method is not None:
+      method(*args)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+  return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
