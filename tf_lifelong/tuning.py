@@ -36,7 +36,7 @@ import math
 import os
 from typing import Any
 
-from tf_lifelong import artifacts, lifelong
+from tf_lifelong import artifacts, installation, lifelong
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources
 
@@ -68,9 +68,14 @@ class TuneError(Exception):
   """The search cannot go on or found nothing; the message says why."""
 
 
+def _keras_tuner():
+  """keras_tuner, or a MissingExtraError naming the `tune` extra."""
+  return installation.require("keras_tuner", "the hyperparameter search (tf-lifelong-tune)")
+
+
 def hyperparameters(base: config_lib.Config):
   """The keras-tuner search space for `base` (see `SPACE`)."""
-  import keras_tuner  # noqa: PLC0415
+  keras_tuner = _keras_tuner()
 
   hp = keras_tuner.HyperParameters()
   for name, r in SPACE.items():
@@ -103,7 +108,7 @@ def objective(rows: list[dict[str, Any]]) -> float:
 
 def _tuner_class():
   """A keras-tuner BaseTuner whose trials are lifelong runs (imported lazily)."""
-  import keras_tuner  # noqa: PLC0415
+  keras_tuner = _keras_tuner()
 
   class LifelongTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Runs `lifelong.run` per trial and returns the validation objective."""
@@ -179,7 +184,7 @@ def tune(
   """
   if max_trials < 1:
     raise TuneError(f"max_trials must be at least 1, got {max_trials}")
-  import keras_tuner  # noqa: PLC0415
+  keras_tuner = _keras_tuner()
 
   try:
     os.makedirs(workdir, exist_ok=True)

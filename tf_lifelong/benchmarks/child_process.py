@@ -17,6 +17,8 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from tf_lifelong import installation
+
 STDERR_TAIL_CHARS = 3000
 """How much of a failed child's stderr (its end) the exception carries."""
 
@@ -37,8 +39,8 @@ def run_json_child(
   """Runs `module.function(payload)` in a fresh Python process and returns its result.
 
   The child gets this process's environment with `env` on top,
-  TF_CPP_MIN_LOG_LEVEL 3 unless either sets it, and this repository first on
-  PYTHONPATH.
+  TF_CPP_MIN_LOG_LEVEL 3 unless either sets it, and the folder of this
+  tf_lifelong first on PYTHONPATH where it is not installed in site-packages.
 
   Args:
     module: the dotted name of the function's module, e.g.
@@ -59,11 +61,10 @@ def run_json_child(
       is not JSON; the message ends with the tail of its stderr.
   """
   what = description or f"the child process {module}.{function}"
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   child_env = dict(os.environ)
   child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   child_env.update(env or {})
-  child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH")) if p)
+  child_env = installation.child_env(child_env)  # It imports this tf_lifelong.
   try:
     done = subprocess.run(
       [sys.executable, "-c", _CHILD_MAIN, module, function],

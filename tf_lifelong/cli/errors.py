@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
 
 # Errors whose message is written for the user; anything else is a bug and keeps
@@ -11,28 +12,53 @@ import sys
 USER_ERRORS: tuple[type[BaseException], ...] = ()
 
 
+ABSL_LOGGING_FLAGS = ("verbosity", "logtostderr", "alsologtostderr")
+"""absl's logging flags that every tool's --help lists (the others: --helpfull)."""
+
+_VERBOSITY_HELP = (
+  "Python logging level, as in every absl program: -1 warnings and errors only (the "
+  "default of these tools), 0 also INFO, 1 also DEBUG. TensorFlow's native (C++) "
+  "log lines stay hidden unless --verbose."
+)
+
+
 def quiet_tensorflow(verbose: bool) -> None:
-  """Silences TensorFlow's C++ and Python logging unless verbose."""
+  """Silences TensorFlow's C++ logging and Keras' warnings unless verbose.
+
+  Python logging (absl's, TensorFlow's Python side, tf_lifelong's) follows
+  absl's own flags: -v/--verbosity as given, to stderr (--logtostderr and
+  --alsologtostderr work as in any absl program). Without -v, the level is
+  WARNING unless verbose (then absl's default, INFO).
+  """
   if not verbose:
     # 3 also hides the "failed call to cuInit" error every GPU-less machine prints.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import warnings  # noqa: PLC0415
 
-    from absl import logging  # noqa: PLC0415
-
-    logging.set_verbosity(logging.WARNING)
     warnings.filterwarnings("ignore", module="keras")
+  apply_verbosity(verbose)
+
+
+def apply_verbosity(verbose: bool) -> None:
+  """Sets absl's verbosity to WARNING unless -v/--verbosity was given or verbose."""
+  from absl import flags, logging  # noqa: PLC0415
+
+  given = "verbosity" in flags.FLAGS and flags.FLAGS["verbosity"].present
+  if not given and not verbose:
+    logging.set_verbosity(logging.WARNING)
 
 
 _USER_ERRORS = {
   "tf_lifelong.config": "ConfigError",
   "tf_lifelong.data.sources": "DataError",
   "tf_lifelong.lifelong": "RunError",
+  "tf_lifelong.learner": "RunError",
   "tf_lifelong.checkpoints": "CheckpointError",
   "tf_lifelong.tuning": "TuneError",
   "tf_lifelong.resume": "WorkdirError",
   "tf_lifelong.runtime": "RuntimeSetupError",
   "tf_lifelong.experiments.runner": "ExperimentError",
+  "tf_lifelong.installation": "MissingExtraError",
 }
 """Module -> the exception type of its user messages."""
 
@@ -81,21 +107,38 @@ def reported(program: str, verbose: bool):
     print(f"{program}: interrupted", file=sys.stderr)
     sys.exit(130)
   except Exception as e:  # noqa: BLE001
-    if verbose or not isinstance(e, user_errors()):
+    message = None if verbose else _user_message(e)
+    if message is None:
       raise
-    print(f"{program}: error: {e}", file=sys.stderr)
+    print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
-  """absl's app.run, with the flags of `help_modules` under --help and a
-  one-line error (exit 2) for an unknown or malformed flag."""
-  from absl import app, flags  # noqa: PLC0415
+def _user_message(e: Exception) -> str | None:
+  """The line for the user: a user error's message; after training's step
+  watchdog aborted the collectives of a multi-worker run (a peer gone or hung),
+  its line, whatever failed then; else None (a bug: the traceback stays)."""
+  if isinstance(e, user_errors()):
+    return str(e)
+  training = sys.modules.get("tf_lifelong.training")
+  return training.collectives_aborted() if training is not None else None
 
+
+def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
+  """absl's app.run, with the flags of `help_modules` and absl's logging flags
+  under --help, and a one-line error (exit 2) for an unknown or malformed flag.
+
+  Before `main`, the logging level is set (`apply_verbosity`) and an INFO line
+  names the program, the version and the command line (shown with -v 0 or more).
+  """
+  from absl import app, flags, logging  # noqa: PLC0415
+
+  from tf_lifelong import __version__  # noqa: PLC0415
   from tf_lifelong.cli import flags as run_flags  # noqa: PLC0415
 
   for module in help_modules:
     run_flags.show_in_help(module)
+  _show_logging_flags()
 
   def parse(argv: list[str]) -> list[str]:
     try:
@@ -104,4 +147,45 @@ def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
       print(f"{program}: error: {e}\nTry --help.", file=sys.stderr)
       sys.exit(2)
 
-  app.run(main, flags_parser=parse)
+  def logged_main(argv: list[str]):
+    apply_verbosity("verbose" in flags.FLAGS and bool(flags.FLAGS.verbose))
+    logging.info("%s: tf_lifelong %s, command line: %s", program, __version__, command_line())
+    return main(argv)
+
+  app.run(logged_main, flags_parser=parse)
+
+
+def _show_logging_flags() -> None:
+  """Lists absl's -v/--verbosity, --logtostderr and --alsologtostderr under --help."""
+  from absl import flags  # noqa: PLC0415
+  from absl import logging as _  # noqa: F401, PLC0415 - defines the logging flags.
+
+  for name in ABSL_LOGGING_FLAGS:
+    if name in flags.FLAGS:
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+  if "verbosity" in flags.FLAGS:
+    flags.FLAGS["verbosity"].help = _VERBOSITY_HELP
+
+
+def command_line() -> str:
+  """This process's command line as a user reruns it (shell-quoted)."""
+  return " ".join([invoked_as(), *map(shlex.quote, sys.argv[1:])])
+
+
+def invoked_as() -> str:
+  """How the running tool was started: `bin/train`, `tf-lifelong-train` or `python -m ...`.
+
+  A bin/ launcher is named relative to the checkout (as the README runs it), a
+  console script by its name (on PATH after `pip install`), and a module run
+  with `python -m` by its module.
+  """
+  path = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+  name = os.path.basename(path)
+  if name.startswith("tf-lifelong-"):
+    return name
+  parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+  if name.endswith(".py") and parent == "cli":
+    return f"python -m tf_lifelong.cli.{name[:-3]}"
+  if parent == "bin":
+    return f"bin/{name}"
+  return shlex.quote(path)

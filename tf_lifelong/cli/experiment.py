@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import sys
 
 from absl import app, flags
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> None:
       output=FLAGS.output,
       options=options,
       parallel=FLAGS.parallel,
-      command=shlex.join(["bin/experiment", *sys.argv[1:]]),
+      command=errors.command_line(),
       out=sys.stdout,
     )
     print(f"report: {FLAGS.output}/report.md")

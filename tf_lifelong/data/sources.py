@@ -14,6 +14,11 @@ one dataset in memory:
   `test_32x32.mat` in the official layout, or TFDS.
 - `folder:PATH`: one sub-folder of PNG/JPEG images per distribution.
 - `npz:PATH`: arrays `images`, `distribution` and optionally `labels`.
+- `tfds:NAME` (`tfds:NAME:FEATURE`): any TFDS dataset of fixed-size grey or RGB
+  uint8 images, its labels those of the class-label feature `label` (or
+  FEATURE); `data_dir` is TFDS's data directory. The same offline probe as
+  above (`is_prepared`, never a download without `download=True`). A dataset
+  without a test split gets one held out, as folders do.
 
 Local files are only read from `data_dir` or a known install path; they are
 never a silent substitute for a missing dataset. Folders and .npz files have
@@ -23,6 +28,7 @@ fixed-seed permutation, so it never moves) is held out as the test split.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import logging
@@ -401,30 +407,170 @@ def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 
 
 # ------------------------------------------------------------------ TFDS
-def _load_tfds(name: str, data_dir: str | None, download: bool) -> SourceData | None:
-  """The TFDS splits, or None when TFDS has not prepared them and may not download."""
+TFDS_LABEL = "label"
+"""The class-label feature of `tfds:NAME` (`tfds:NAME:FEATURE` names another)."""
+_TFDS_BATCH = 8192
+
+
+def parse_tfds(name: str) -> tuple[str, str]:
+  """`tfds:NAME` or `tfds:NAME:FEATURE` -> (NAME, FEATURE); FEATURE defaults to TFDS_LABEL.
+
+  Raises:
+    DataError: not of that form.
+  """
+  parts = name[len("tfds:") :].split(":") if name.startswith("tfds:") else []
+  if not 1 <= len(parts) <= 2 or not all(parts):
+    raise DataError(
+      f"{name!r} is not tfds:NAME or tfds:NAME:FEATURE "
+      "(e.g. tfds:cifar10, tfds:cifar100:coarse_label)"
+    )
+  return parts[0], parts[1] if len(parts) == 2 else TFDS_LABEL
+
+
+def _tfds_builder(tfds_name: str, data_dir: str | None):
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-  builder = tfds.builder(_TFDS_NAMES[name], data_dir=data_dir)
-  if not builder.is_prepared():
+  try:
+    return tfds.builder(tfds_name, data_dir=data_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ == "DatasetNotFoundError":
+      raise DataError(
+        f"TFDS has no dataset {tfds_name!r} ({_first_line(e)}); name one of "
+        "`tfds.list_builders()` (a config as NAME/CONFIG)"
+      ) from None
+    raise DataError(
+      f"TFDS cannot open {tfds_name!r} ({type(e).__name__}: {_first_line(e)}); check that "
+      "`python -c 'import tensorflow_datasets'` works in this environment"
+    ) from None
+
+
+def _tfds_features(builder, tfds_name: str, label: str) -> tuple[str, tuple[str, ...]]:
+  """The key of the image feature and the class names of `label`, checked."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+  features = dict(builder.info.features.items())
+  images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+  if not images:
+    raise DataError(
+      f"TFDS dataset {tfds_name!r} has no image feature (it has: {', '.join(features)}); "
+      "tfds:NAME needs an image dataset"
+    )
+  key = "image" if "image" in images else images[0] if len(images) == 1 else None
+  if key is None:
+    raise DataError(
+      f"TFDS dataset {tfds_name!r} has several image features ({', '.join(images)}) and none "
+      "named 'image'; tfds:NAME reads one image per example"
+    )
+  shape = tuple(features[key].shape)
+  if len(shape) != 3 or None in shape or shape[-1] not in (1, 3):
+    raise DataError(
+      f"TFDS dataset {tfds_name!r}: its images are {list(shape)} (None: varies); tfds:NAME "
+      "needs images of one size, grey or RGB ([H, W, 1] or [H, W, 3])"
+    )
+  labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+  if label not in labels:
+    raise DataError(
+      f"TFDS dataset {tfds_name!r} has no class-label feature {label!r} (its class-label "
+      f"features: {', '.join(labels) or 'none'}); name one as tfds:{tfds_name}:FEATURE"
+    )
+  feature = features[label]
+  names = tuple(feature.names) if feature.names else tuple(map(str, range(feature.num_classes)))
+  return key, names
+
+
+def _tfds_split(builder, split: str, image: str, label: str, what: str) -> Split:
+  """One split of a prepared TFDS dataset in memory (only its image and label features)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+  dataset = builder.as_dataset(split=split)
+  dataset = dataset.map(lambda x: (x[image], x[label])).batch(_TFDS_BATCH)
+  batches = list(tfds.as_numpy(dataset))
+  if not batches:
+    raise DataError(f"{what}: TFDS split {split!r} holds no examples")
+  pixels = np.concatenate([b[0] for b in batches])
+  if pixels.dtype != np.uint8:
+    raise DataError(f"{what}: TFDS images are {pixels.dtype}; only 8-bit (uint8) images work")
+  return Split(pixels, np.concatenate([b[1] for b in batches]).astype(np.int64))
+
+
+def _load_tfds(
+  name: str,
+  data_dir: str | None,
+  download: bool,
+  tfds_name: str | None = None,
+  label: str = TFDS_LABEL,
+) -> SourceData | None:
+  """The TFDS splits, or None when TFDS has not prepared them and may not download.
+
+  Args:
+    name: the source's name (a key of _TFDS_NAMES, or `tfds:...`).
+    data_dir: TFDS's data directory; None: TFDS's default.
+    download: let TFDS download and prepare what it has not prepared.
+    tfds_name: the TFDS name (default: `_TFDS_NAMES[name]`).
+    label: the class-label feature whose classes are the distributions.
+
+  Raises:
+    DataError: an unknown dataset, one that is not a fixed-size image dataset
+      with the class-label feature `label`, or a failed download.
+  """
+  tfds_name = tfds_name or _TFDS_NAMES[name]
+  with _probe_warnings_hidden():
+    builder = _tfds_builder(tfds_name, data_dir)
+    prepared = builder.is_prepared()  # Reads the data directory only: no network.
+  image, names = _tfds_features(builder, tfds_name, label)
+  if not prepared:
     if not download:
       return None
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
       raise DataError(
-        f"TFDS could not download and prepare {_TFDS_NAMES[name]!r} into "
+        f"TFDS could not download and prepare {tfds_name!r} into "
         f"{builder.data_dir}: {_first_line(e)}"
       ) from None
-  splits = {}
-  for split in ("train", "test"):
-    batches = list(tfds.as_numpy(builder.as_dataset(split=split, batch_size=8192)))
-    splits[split] = Split(
-      np.concatenate([b["image"] for b in batches]).astype(np.uint8),
-      np.concatenate([b["label"] for b in batches]).astype(np.int64),
+  known = set(builder.info.splits)  # Empty only where TFDS records none (its mocks).
+  if known and "train" not in known:
+    raise DataError(f"{name}: TFDS dataset {tfds_name!r} has no train split ({', '.join(known)})")
+  train = _tfds_split(builder, "train", image, label, name)
+  if not known or "test" in known:
+    test = _tfds_split(builder, "test", image, label, name)
+  else:  # No test split of its own: a fixed held-out share, as for folders.
+    logging.info("%s: no test split; holding out %g of each class", name, TEST_FRACTION)
+    train, test = _split_off_test(train)
+  logging.info("%s: %d train and %d test examples from TFDS", name, len(train), len(test))
+  return SourceData(name, train, test, names)
+
+
+@contextlib.contextmanager
+def _probe_warnings_hidden():
+  """Hides TFDS's warnings while it probes its data directory, unless logging asks for INFO.
+
+  An unprepared dataset makes TFDS warn "Variant folder ... has no
+  dataset_info.json": that is the answer 'not prepared', which the caller
+  turns into its one message.
+  """
+  logger = logging.getLogger("absl")  # TFDS logs through absl.
+  previous = logger.level
+  if logger.getEffectiveLevel() >= logging.WARNING:
+    logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(previous)
+
+
+def _load_tfds_dataset(name: str, data_dir: str | None, download: bool) -> SourceData:
+  """`tfds:NAME[:FEATURE]`: any TFDS image dataset, by the classes of a class-label feature."""
+  tfds_name, label = parse_tfds(name)
+  root = os.path.expanduser(data_dir) if data_dir else TFDS_DATA_DIR
+  data = _load_tfds(name, root, download, tfds_name=tfds_name, label=label)
+  if data is None:
+    raise DataError(
+      f"{name} data not found: TFDS has not prepared {tfds_name!r} in "
+      f"{root or _tfds_root()}; let TFDS fetch it with --download (or run `tfds build "
+      f"{tfds_name}` first), or pass --data_dir=DIR where TFDS has prepared it"
     )
-  names = tuple(builder.info.features["label"].names)
-  return SourceData(name, splits["train"], splits["test"], names)
+  return data
 
 
 def _tfds_root() -> str:
@@ -526,12 +672,20 @@ def _read_local(name: str, folder: str) -> SourceData:
 # ------------------------------------------------------------ folder, npz
 def _load_folder(path: str) -> SourceData:
   images, groups, names = _read_image_folder(path)
+  logging.info(
+    "folder:%s: %d images (%s) in %d sub-folders",
+    path,
+    len(images),
+    _shape_text(images.shape[1:]),
+    len(names),
+  )
   train, test = _split_off_test(Split(images, groups))
   return SourceData(f"folder:{path}", train, test, names)
 
 
 def _load_npz(path: str) -> SourceData:
   images, dist, labels = _read_npz(path)
+  logging.info("npz:%s: %d images, %d distributions", path, len(images), len(np.unique(dist)))
   if labels is None:
     labels = dist
   num = int(labels.max()) + 1
@@ -544,11 +698,11 @@ def load_source(name: str, data_dir: str | None = None, download: bool = False) 
   """Loads a dataset's train and test splits as uint8 arrays.
 
   Args:
-    name: 'mnist', 'fashion_mnist', 'svhn' (or 'svhn_cropped'), 'folder:PATH'
-      or 'npz:PATH'.
+    name: 'mnist', 'fashion_mnist', 'svhn' (or 'svhn_cropped'), 'folder:PATH',
+      'npz:PATH', or 'tfds:NAME' / 'tfds:NAME:FEATURE' (any TFDS image dataset).
     data_dir: root holding one folder per dataset (mnist/, fashion_mnist/,
       svhn_cropped/) with the official files; None: the Debian Fashion-MNIST
-      path or TFDS.
+      path or TFDS. For `tfds:`, TFDS's data directory.
     download: let TFDS download and prepare data it has not prepared.
 
   Returns:
@@ -562,10 +716,13 @@ def load_source(name: str, data_dir: str | None = None, download: bool = False) 
     return _load_folder(os.path.expanduser(name[len("folder:") :]))
   if name.startswith("npz:"):
     return _load_npz(os.path.expanduser(name[len("npz:") :]))
+  if name.startswith("tfds:"):
+    return _load_tfds_dataset(name, data_dir, download)
   if name == "svhn_cropped":
     name = "svhn"
   if name not in _TFDS_NAMES:
     raise DataError(
-      f"unknown data source {name!r}; choose mnist, fashion_mnist, svhn, folder:PATH or npz:PATH"
+      f"unknown data source {name!r}; choose mnist, fashion_mnist, svhn, folder:PATH, "
+      "npz:PATH or tfds:NAME"
     )
   return _load_named(name, data_dir, download)

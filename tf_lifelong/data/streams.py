@@ -6,6 +6,9 @@ sections 1 and 7) and a schedule of intervals over them:
 - `mnist`, `fashion_mnist`, `folder:PATH`, `npz:PATH`: one distribution per
   class / folder / distribution id, scheduled by `config.order` (default: all
   ids in increasing order), truncated to `config.num_intervals`.
+- `tfds:NAME`, `tfds:NAME:FEATURE`: one distribution per class (of the
+  `label` feature, or FEATURE) present in the TFDS data, its id the class
+  index, scheduled as above.
 - `rotated_mnist`: one distribution per digit and angle, id
   `digit * len(angles) + angle_index`; `config.num_intervals` (default 70)
   intervals, each drawn uniformly with replacement with
@@ -139,9 +142,10 @@ def _class_distributions(config: Config, name: str) -> dict[int, Distribution]:
 
 
 def _file_distributions(config: Config) -> dict[int, Distribution]:
-  source = load_source(config.dataset)
+  """folder:, npz: and tfds: sources: one distribution per id present in the data."""
+  source = load_source(config.dataset, config.data_dir, config.download)
   ids = sorted(set(np.unique(source.train.groups)) | set(np.unique(source.test.groups)))
-  if config.dataset.startswith("folder:"):
+  if config.dataset.startswith(("folder:", "tfds:")):
     names = {int(i): source.class_names[i] for i in ids}
   else:
     names = {int(i): f"distribution {i}" for i in ids}
@@ -197,7 +201,7 @@ def _distributions(config: Config) -> dict[int, Distribution]:
     return _two_domains(config, "svhn")
   if dataset == "fashion_mnist_mnist":
     return _two_domains(config, "fashion_mnist")
-  if dataset.startswith(("folder:", "npz:")):
+  if dataset.startswith(("folder:", "npz:", "tfds:")):
     return _file_distributions(config)
   raise DataError(f"unknown dataset {dataset!r}")
 

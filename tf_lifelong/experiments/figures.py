@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+from tf_lifelong import installation
 
+# The `figures` extra; without it, one line that names it.
+matplotlib = installation.require("matplotlib", "the experiment report (its figures)")
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402

@@ -11,7 +11,7 @@ Layout of `output` (OUT):
 - `OUT/runs/<variant>/seed-<n>/`: one lifelong run (`lifelong.run`'s files),
   plus `result.json` (the final metrics and the end-of-run extras, written
   last: its presence marks the run finished), `run_config.json` (the run's
-  own configuration: `bin/train --config_file` repeats it elsewhere) and `extras/`;
+  own configuration: `tf-lifelong-train --config_file` repeats it elsewhere) and `extras/`;
 - `OUT/report.md`, `OUT/summary.json`, `OUT/figures/` (report.py).
 
 Everything heavy (checkpoints, exports, TensorBoard logs, the classifier) lies
@@ -21,8 +21,8 @@ A run whose `result.json` holds the same configuration is skipped; an
 unfinished one goes on from its last checkpoint (lifelong.run's resume; afresh
 if its workdir holds another configuration), so a killed experiment loses at
 most `checkpoint_every` steps per run. With `parallel` > 1 runs go to that many subprocesses
-(`python -m tf_lifelong.experiments.runner SPEC`), each logging to its
-`log.txt`.
+(`sys.executable -m tf_lifelong.experiments.runner SPEC`, importing this same
+installed or checked-out tf_lifelong), each logging to its `log.txt`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from tf_lifelong import artifacts
+from tf_lifelong import artifacts, installation
 from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import presets
 from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
@@ -60,7 +60,6 @@ FINAL_KEYS = (
   "best_validation_neg_elbo",
   "num_categories",
 )
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class ExperimentError(Exception):
@@ -150,9 +149,13 @@ def is_finished(spec: RunSpec) -> bool:
   )
 
 
+TRAIN_TOOL = "tf-lifelong-train"
+"""The train tool as `pip install` puts it on PATH (bin/train in a checkout is the same)."""
+
+
 def train_command(spec: RunSpec) -> str:
-  """The bin/train command line that repeats this run (into a new workdir)."""
-  return shlex.join(["bin/train", f"--config_file={os.path.join(spec.workdir, RUN_CONFIG)}"])
+  """The command line that repeats this run (into a new workdir) with the installed train tool."""
+  return shlex.join([TRAIN_TOOL, f"--config_file={os.path.join(spec.workdir, RUN_CONFIG)}"])
 
 
 def run_one(spec: RunSpec, out=None) -> dict:
@@ -343,9 +346,7 @@ def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
 
 
 def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
-  env = dict(
-    os.environ, PYTHONPATH=os.pathsep.join(p for p in (_REPO, os.environ.get("PYTHONPATH")) if p)
-  )
+  env = installation.child_env()  # The child imports this tf_lifelong, checkout or installed.
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   queue, running, failed = list(specs), {}, []
   main = threading.current_thread() is threading.main_thread()
