@@ -1,8 +1,9 @@
 """bin/benchmark on a tiny setting (every key written, numbers positive and finite), the
-FLOP count of the step (docs/performance.md), and the child processes the benchmarks run.
+FLOP count of the step (docs/performance.md), float32 and bfloat16 side by side, and the child
+processes the benchmarks run.
 
-The quick run takes about 45 s on an idle 2-core machine: six compiled steps
-(two with XLA) and three one-interval lifelong runs (one with XLA).
+The quick run takes about 50 s on an idle 2-core machine: ten compiled steps
+(two with XLA; two in bfloat16; two conv) and three one-interval lifelong runs (one with XLA).
 """
 
 import json
@@ -142,3 +143,26 @@ def test_child_process_failure_carries_its_stderr():
       "tf_lifelong.no_such_module", "f", {}, description="the test child"
     )
   assert "ModuleNotFoundError" in str(raised.value)
+
+
+def test_reports_float32_and_bfloat16_side_by_side(quick):
+  result, stderr = quick
+  precision = result["precision"]
+  assert precision["precisions"] == ["float32", "mixed_bfloat16"]
+  for name in precision["precisions"]:
+    for clock in (precision[name], precision["cpu_time"][name]):
+      for key in (
+        "lgm_examples_per_sec",
+        "plain_vae_examples_per_sec",
+        "matmul_gflops_per_sec",
+        "lgm_rate_over_float32",
+        "matmul_rate_over_float32",
+        "conv_plain_vae_rate_over_float32",
+      ):
+        assert math.isfinite(clock[key]) and clock[key] > 0, (name, key)
+  assert precision["float32"]["matmul_rate_over_float32"] == 1.0
+  cpu = result["machine"]["cpu"]
+  if cpu is not None:  # Linux: /proc/cpuinfo.
+    assert set(cpu["flags"]) >= {"avx512_bf16", "amx_bf16", "amx_tile"}
+    assert precision["cpu"] == cpu
+  assert "mixed_bfloat16: student" in stderr

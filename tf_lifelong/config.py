@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 DATASETS = (
@@ -20,15 +21,20 @@ DATASETS = (
   "svhn_mnist",
   "fashion_mnist_mnist",
 )
-"""Named datasets; `folder:PATH` and `npz:PATH` are accepted as well."""
+"""Named datasets; `folder:PATH`, `npz:PATH` and `tfds:NAME[:FEATURE]` are accepted as well."""
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 ARCHS = ("mlp", "conv")
 CONSISTENCY_KLS = ("reverse", "forward")
 GROW_INITS = ("glorot", "keep_old")
 BASELINES = ("none", "naive", "batch_vae")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+"""`precision`'s values: Keras dtype policy names (keras.DTypePolicy)."""
 
 DEFAULT_ANGLES = (30.0, 70.0, 130.0, 200.0, 250.0)
+
+_TFDS_DATASET = re.compile(r"tfds:[^:\s]+(:[^:\s]+)?")
+"""`tfds:NAME` or `tfds:NAME:FEATURE` (NAME may hold a config: `emnist/letters`)."""
 
 
 class ConfigError(ValueError):
@@ -47,7 +53,8 @@ class Config:
   # --- data and stream (method.md sections 1 and 7) ---
   dataset: str = "fashion_mnist"
   """fashion_mnist | mnist | rotated_mnist | svhn_mnist | fashion_mnist_mnist |
-  folder:PATH | npz:PATH."""
+  folder:PATH | npz:PATH | tfds:NAME (any TFDS image dataset, one class of its `label`
+  per distribution) | tfds:NAME:FEATURE (by another class-label feature)."""
   data_dir: str | None = None
   """Root with one folder per dataset (mnist/, fashion_mnist/, svhn_cropped/);
   None: TFDS (and the Debian Fashion-MNIST package path)."""
@@ -138,15 +145,25 @@ class Config:
   num_cpu_devices: int = 0
   """Split the CPU into N logical devices (a testing aid for `mirrored`)."""
   jit_compile: bool = False
+  precision: str = "float32"
+  """float32 | mixed_bfloat16 | mixed_float16: the networks' Keras dtype policy. Mixed:
+  dense/conv layers compute in bfloat16 or float16, variables (and checkpoints), batch
+  norm, the objective and the exported signatures stay float32; mixed_float16 adds
+  dynamic loss scaling (keras.optimizers.LossScaleOptimizer). docs/performance.md,
+  "Mixed precision", says where it pays."""
   steps_per_execution: int = 10
   """Training steps per call of the compiled step: the same computation, fewer Python
-  round trips (docs/performance.md); lowered to a divisor of eval_every."""
+  round trips (docs/performance.md); lowered to a divisor of eval_every and
+  max_steps_per_interval."""
   threads: int = 0
   """CPU threads for TensorFlow's ops (intra- and inter-op); 0: TensorFlow decides."""
   seed: int = 0
   deterministic: bool = False
   checkpoint_every: int = 1000
   """Also checkpoint every N training steps (0: only at hand-overs)."""
+  keep_checkpoints: int = 3
+  """Interval (end) checkpoints kept, the newest ones (0: all). The latest, which a
+  resume needs, always stays; a learner's disk stays flat in its number of intervals."""
   eval_examples: int | None = None
   """Cap on test examples per distribution in the per-interval evaluation
   (None: all)."""
@@ -183,6 +200,13 @@ class Config:
       raise ConfigError("configuration JSON must be an object")
     return cls.from_dict(values)
 
+  def replace_checked(self, **changes: Any) -> Config:
+    """A copy with `changes` (validated); unknown fields are a ConfigError."""
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+    if unknown:
+      raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+    return self.from_dict({**self.to_dict(), **changes})
+
   # ------------------------------------------------------------- derived
   @property
   def resolved_arch(self) -> str:
@@ -199,8 +223,14 @@ def _check(condition: bool, message: str) -> None:
 def validate(c: Config) -> None:
   """Raises ConfigError with a one-line message for an impossible config."""
   _check(
-    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:")),
-    f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, folder:PATH or npz:PATH",
+    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:", "tfds:")),
+    f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, folder:PATH, "
+    "npz:PATH or tfds:NAME",
+  )
+  _check(
+    not c.dataset.startswith("tfds:") or _TFDS_DATASET.fullmatch(c.dataset) is not None,
+    f"dataset {c.dataset!r}: write tfds:NAME or tfds:NAME:FEATURE (NAME as TFDS names it, "
+    "e.g. tfds:cifar10 or tfds:emnist/letters; FEATURE a class-label feature)",
   )
   _check(
     c.strategy in STRATEGIES,
@@ -215,6 +245,10 @@ def validate(c: Config) -> None:
   )
   _check(
     c.baseline in BASELINES, f"baseline must be one of {', '.join(BASELINES)}, not {c.baseline!r}"
+  )
+  _check(
+    c.precision in PRECISIONS,
+    f"precision must be one of {', '.join(PRECISIONS)}, not {c.precision!r}",
   )
   _check(
     c.grow_init in GROW_INITS,
@@ -237,6 +271,7 @@ def validate(c: Config) -> None:
     "mi_weight",
     "tau_rate",
     "checkpoint_every",
+    "keep_checkpoints",
     "threads",
     "num_cpu_devices",
     "min_steps_per_interval",

@@ -2,11 +2,13 @@
 
 - `train_burst`: training steps of a compiled model, through Keras' train
   function (what `fit` runs per step, without fit's callbacks);
-- `matmul_burst`: the step's matmuls alone (flops.matmul_step_plan);
+- `matmul_burst`: the step's matmuls alone (flops.matmul_step_plan), in a
+  given dtype;
 - `pipeline_burst`: batches of the training input pipeline alone.
 
 `students` builds the benchmarked models (the student with a teacher after
-hand-overs, and the plain VAE), `real_rows` the pipeline of their real rows.
+hand-overs, and the plain VAE), `real_rows` the pipeline of their real rows,
+`random_images` a batch of noise for steps whose speed is all that counts.
 The step benchmark (steps.py) and the scaling benchmark
 (scaling.py) both time these.
 """
@@ -31,6 +33,14 @@ def students(config: config_lib.Config, image_shape, categories: int):
   lgm = handover.handover(before, is_new=True, config=config)
   plain = student_lib.new_student(config, image_shape, categories)
   return lgm, plain
+
+
+def random_images(image_shape, rows: int, seed: int):
+  """An endless dataset of one batch of uniform [0, 1) images [rows, H, W, C] (speed only)."""
+  import tensorflow as tf  # noqa: PLC0415
+
+  images = np.random.default_rng(seed).random((rows, *image_shape), dtype=np.float32)
+  return tf.data.Dataset.from_tensors(images).repeat()
 
 
 def real_rows(split, rows: int, seed: int):
@@ -63,14 +73,19 @@ def train_burst(name: str, model, dataset, steps: int) -> Burst:
   return Burst(name, calls * spe, run)
 
 
-def matmul_burst(plan: list[Matmul], steps: int, seed: int) -> Burst:
-  """Times the step's matmuls alone: `steps` repetitions of the whole plan."""
+def matmul_burst(
+  plan: list[Matmul], steps: int, seed: int, dtype: str = "float32", name: str = "matmul"
+) -> Burst:
+  """Times the step's matmuls alone: `steps` repetitions of the whole plan.
+
+  `dtype`: the operands' dtype (bfloat16 / float16: the matmuls of a mixed policy).
+  """
   import tensorflow as tf  # noqa: PLC0415
 
   rng = np.random.default_rng(seed)
 
   def operand(rows, cols):
-    return tf.constant(rng.standard_normal((rows, cols)).astype(np.float32))
+    return tf.cast(tf.constant(rng.standard_normal((rows, cols)).astype(np.float32)), dtype)
 
   pairs = []
   for m in plan:
@@ -82,7 +97,10 @@ def matmul_burst(plan: list[Matmul], steps: int, seed: int) -> Burst:
   def once():
     # Each product is consumed (one element), so none is pruned away.
     return tf.add_n(
-      [tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0] for a, b, ta, tb in pairs]
+      [
+        tf.cast(tf.matmul(a, b, transpose_a=ta, transpose_b=tb)[0, 0], tf.float32)
+        for a, b, ta, tb in pairs
+      ]
     )
 
   float(once())
@@ -93,7 +111,7 @@ def matmul_burst(plan: list[Matmul], steps: int, seed: int) -> Burst:
       out = once()
     float(out)
 
-  return Burst("matmul", steps, run)
+  return Burst(name, steps, run)
 
 
 def pipeline_burst(name: str, split, batch_size: int, batches: int, seed: int) -> Burst:

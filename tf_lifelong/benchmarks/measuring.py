@@ -1,4 +1,4 @@
-"""Measuring on a shared machine: bursts of work timed in turns, medians, load and memory.
+"""Measuring on a shared machine: bursts of work timed in turns, medians, load, memory, CPU.
 
 A `Burst` is a named piece of work timed as a whole, on the wall clock and on
 this process's CPU clock. The bursts of a benchmark take turns for a number of
@@ -79,3 +79,29 @@ def peak_rss_mb() -> float:
   except OSError:
     pass
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+CPU_FLAGS = ("avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+"""The /proc/cpuinfo flags that say what 16-bit arithmetic a CPU has: AVX-512 bfloat16
+dot products (avx512_bf16), AVX-512 float16 (avx512_fp16), AMX tiles (amx_tile,
+amx_bf16: Intel Sapphire Rapids and later)."""
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict | None:
+  """The CPU's model name and which of CPU_FLAGS it has; None where `path` is unreadable.
+
+  Returns:
+    {"model_name": str or None, "flags": {flag: bool for each of CPU_FLAGS}}.
+  """
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError:
+    return None
+  fields: dict[str, str] = {}
+  for line in text.splitlines():
+    key, sep, value = line.partition(":")
+    if sep and key.strip() not in fields:  # The first processor's lines.
+      fields[key.strip()] = value.strip()
+  flags = set(fields.get("flags", "").split())
+  return {"model_name": fields.get("model name"), "flags": {f: f in flags for f in CPU_FLAGS}}

@@ -50,8 +50,26 @@ class Settings:
   """Also time the default step with Keras' own Adam update instead of the fused kernel."""
   profile_steps: int = 0
   """If positive, profile that many student steps with tf.profiler (op time by kind)."""
+  precisions: tuple[str, ...] = ("float32", "mixed_bfloat16")
+  """config.precision values timed side by side (float32 is always the reference): the
+  student and plain VAE steps (the default variant, and XLA with steps_per_execution
+  when `xla_with_spe`), the matmul bound in the compute dtype, the conv step."""
+  precision_conv: bool = True
+  """Also time the conv plain VAE step (32x32x3, J = 2) in each of `precisions`."""
+  conv_filters: int = 32
+  """conv_filters of that conv step (the config default)."""
+  conv_steps: int = 10
+  """Steps per burst of the conv step (about 10x the MLP step's time)."""
   threads: int = 0
   seed: int = 0
+
+  def __post_init__(self):
+    unknown = [p for p in self.precisions if p not in config_lib.PRECISIONS]
+    if unknown:
+      raise config_lib.ConfigError(
+        f"--precisions: unknown precision {unknown[0]!r}; choose from "
+        f"{', '.join(config_lib.PRECISIONS)}"
+      )
 
   @classmethod
   def quick(cls, **overrides) -> Settings:
@@ -71,6 +89,8 @@ class Settings:
       xla_with_spe=False,
       student_k1=False,
       compare_keras_adam=False,
+      conv_filters=4,
+      conv_steps=2,
     )
     values.update(overrides)
     return cls(**values)

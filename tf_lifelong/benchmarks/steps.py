@@ -11,7 +11,11 @@
   (`jit_compile`) and `steps_per_execution`, plus the student at k = 1;
 - the step's matmuls, timed alone with `tf.matmul` at the step's shapes: the
   matmul-bound rate (flops.matmul_step_plan counts the step's FLOPs);
-- the input pipeline alone (`streams.as_dataset`, as training builds it).
+- the input pipeline alone (`streams.as_dataset`, as training builds it);
+- the same steps and matmuls in each other precision of `settings.precisions`
+  (config.precision, e.g. mixed_bfloat16), and the conv plain VAE step in every
+  one of them, float32 included (`precision` in the result, with the CPU's
+  bf16/AMX flags).
 
 Every measurement is a burst of `steps` steps (bursts.py); the bursts of
 all variants take turns for `rounds` rounds, and the reported rate is the
@@ -62,6 +66,7 @@ REQUIRED_KEYS = (
   "flops_per_example",
   "matmul_gflops_per_sec",
   "step_variants",
+  "precision",
   "interval",
 )
 """Keys every benchmark JSON has (the tests check them)."""
@@ -85,8 +90,22 @@ def _variant_name(jit: bool, spe: int) -> str:
   return f"xla={'on' if jit else 'off'},spe={spe}"
 
 
+CONV_IMAGE_SHAPE = (32, 32, 3)
+"""The conv step's images (svhn_mnist, fashion_mnist_mnist)."""
+
+
+def other_precisions(settings: Settings) -> tuple[str, ...]:
+  """settings.precisions without float32 (always timed, the reference), each once."""
+  return tuple(dict.fromkeys(p for p in settings.precisions if p != "float32"))
+
+
+def _burst_name(kind: str, variant: str, precision: str) -> str:
+  return f"{kind}/{variant}" if precision == "float32" else f"{kind}/{variant}/{precision}"
+
+
 def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
   """The step, matmul and pipeline measurements (one process, interleaved rounds)."""
+  import keras  # noqa: PLC0415
   import tensorflow as tf  # noqa: PLC0415
 
   defaults = config_lib.Config()
@@ -126,6 +145,32 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
       timed.append(train_burst("lgm_keras_adam/default", lgm_ref, lgm_ref.real_batch_size(b)))
       timed.append(train_burst("plain_keras_adam/default", plain_ref, b))
 
+  precisions = other_precisions(settings)
+  precision_combos = sorted(
+    {default_variant, *([(True, settings.steps_per_execution)] if settings.xla_with_spe else [])}
+  )
+  for precision in precisions:
+    for jit, spe in precision_combos:
+      config = settings.base_config(jit_compile=jit, steps_per_execution=spe, precision=precision)
+      lgm_p, plain_p = bursts.students(config, image_shape, settings.num_categories)
+      name = _variant_name(jit, spe)
+      log(f"compiling the steps of {name} in {precision}")
+      timed.append(
+        train_burst(_burst_name("lgm", name, precision), lgm_p, lgm_p.real_batch_size(b))
+      )
+      timed.append(train_burst(_burst_name("plain", name, precision), plain_p, b))
+  if settings.precision_conv:
+    from tf_lifelong.model import student as student_lib  # noqa: PLC0415
+
+    for precision in ("float32", *precisions):
+      config = dataclasses.replace(
+        default_config, arch="conv", conv_filters=settings.conv_filters, precision=precision
+      )
+      log(f"compiling the conv step in {precision}")
+      conv = student_lib.new_student(config, CONV_IMAGE_SHAPE, 2)
+      images = bursts.random_images(CONV_IMAGE_SHAPE, b, settings.seed)
+      timed.append(bursts.train_burst(f"conv_plain/{precision}", conv, images, settings.conv_steps))
+
   lgm = models[default_variant][0]
   n_syn = lgm.synthetic_batch_size(b)
   pixels = int(np.prod(image_shape))
@@ -143,6 +188,9 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
   )
   matmul = bursts.matmul_burst(plan, steps, settings.seed)
   timed.append(matmul)
+  for precision in precisions:
+    dtype = keras.DTypePolicy(precision).compute_dtype
+    timed.append(bursts.matmul_burst(plan, steps, settings.seed, dtype, f"matmul/{precision}"))
   pipe_batches = max(steps, 20)
   pipe = bursts.pipeline_burst("pipeline/plain", split, b, pipe_batches, settings.seed)
   pipe_lgm = bursts.pipeline_burst(
@@ -169,6 +217,14 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
         "real_rows": b - n_syn,
       },
       "default_variant": _variant_name(*default_variant),
+      "precision": {
+        "precisions": ["float32", *precisions],
+        "cpu": measuring.cpu_info(),
+        **_precision_results(by_name, "wall", precision_combos, default_variant, settings, flops),
+        "cpu_time": _precision_results(
+          by_name, "cpu", precision_combos, default_variant, settings, flops
+        ),
+      },
       "rounds": {
         burst.name: {clock: [round(r, 2) for r in burst.rates(clock)] for clock in ("wall", "cpu")}
         for burst in timed
@@ -251,6 +307,55 @@ def _step_results(
   return out
 
 
+def _precision_results(
+  by_name: dict, clock: str, combos, default_variant, settings: Settings, flops: dict
+) -> dict:
+  """Per precision (float32 first): the steps, the matmul bound and the conv step on one clock.
+
+  Rates are medians over rounds; `*_over_float32` are medians of per-round rate ratios
+  against the same burst in float32 (above 1: faster than float32).
+  """
+  b = settings.batch_size
+
+  def per_sec(name):
+    return measuring.median(by_name[name].rates(clock))
+
+  def ratio(num, den):
+    return measuring.median(
+      [a / c for a, c in zip(by_name[num].rates(clock), by_name[den].rates(clock))]
+    )
+
+  out = {}
+  default_name = _variant_name(*default_variant)
+  for precision in ("float32", *other_precisions(settings)):
+    variants = {}
+    for jit, spe in combos:
+      name = _variant_name(jit, spe)
+      lgm, plain = (_burst_name(kind, name, precision) for kind in ("lgm", "plain"))
+      variants[name] = {
+        "lgm_examples_per_sec": per_sec(lgm) * b,
+        "plain_vae_examples_per_sec": per_sec(plain) * b,
+        "lgm_rate_over_float32": ratio(lgm, f"lgm/{name}"),
+        "plain_vae_rate_over_float32": ratio(plain, f"plain/{name}"),
+      }
+    matmul = "matmul" if precision == "float32" else f"matmul/{precision}"
+    entry = {
+      **variants[default_name],
+      "variants": variants,
+      "matmul_bound_examples_per_sec": per_sec(matmul) * b,
+      "matmul_gflops_per_sec": per_sec(matmul) * flops["per_step"] / 1e9,
+      "matmul_rate_over_float32": ratio(matmul, "matmul"),
+      "lgm_fraction_of_matmul_bound": ratio(_burst_name("lgm", default_name, precision), matmul),
+    }
+    if settings.precision_conv:
+      entry["conv_plain_vae_examples_per_sec"] = per_sec(f"conv_plain/{precision}") * b
+      entry["conv_plain_vae_rate_over_float32"] = ratio(
+        f"conv_plain/{precision}", "conv_plain/float32"
+      )
+    out[precision] = entry
+  return out
+
+
 def run(settings: Settings, log=print) -> dict:
   """Runs the whole benchmark; returns the JSON-able result (see REQUIRED_KEYS)."""
   from tf_lifelong import runtime  # noqa: PLC0415
@@ -274,6 +379,7 @@ def run(settings: Settings, log=print) -> dict:
       "python": platform.python_version(),
       "tensorflow": tf.__version__,
       "keras": keras.__version__,
+      "cpu": measuring.cpu_info(),
     },
     "data": {
       "dataset": settings.dataset,

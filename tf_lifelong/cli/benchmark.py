@@ -4,6 +4,7 @@ pipeline and one lifelong interval, side by side; writes JSON.
     bin/benchmark --output=benchmark.json                 # the full benchmark (~10 min)
     bin/benchmark --output=b.json --quick                 # a tiny setting (seconds)
     bin/benchmark --output=b.json --nointerval            # the step benchmark only
+    bin/benchmark --output=b.json --nointerval --precisions=float32,mixed_float16
     bin/benchmark --output=s.json --devices=1,2           # only the scaling benchmark
 
 With --devices, bin/benchmark runs only the scaling benchmark
@@ -89,6 +90,22 @@ def define_flags() -> None:
     list(d.interval_variants),
     "Interval benchmark runs: default (config defaults), xla, spe, xla_spe.",
   )
+  flags.DEFINE_list(
+    "precisions",
+    list(d.precisions),
+    "Precisions (bin/train's --precision values) timed side by side, float32 always "
+    "included: the student and plain VAE steps, the matmul bound in the compute dtype and "
+    "the conv step in each, with their rates over float32 and the CPU's bf16/AMX flags "
+    "(`precision` in the JSON; docs/performance.md, Mixed precision). float32 alone: none.",
+  )
+  flags.DEFINE_bool(
+    "precision_conv",
+    d.precision_conv,
+    "Also time the conv plain VAE step (32x32x3, --conv_filters) in each of --precisions.",
+  )
+  flags.DEFINE_integer(
+    "conv_filters", d.conv_filters, "conv_filters of the conv step.", lower_bound=1
+  )
   flags.DEFINE_bool("interval", True, "Run the interval benchmark.")
   flags.DEFINE_bool(
     "interval_subprocess",
@@ -144,6 +161,8 @@ _FIELDS = (
   "eval_every",
   "eval_examples",
   "profile_steps",
+  "precision_conv",
+  "conv_filters",
   "threads",
   "seed",
 )
@@ -157,6 +176,8 @@ def settings_from_flags():
     given["interval_variants"] = tuple(FLAGS.interval_variants)
   if not FLAGS.interval:
     given["interval_variants"] = ()
+  if FLAGS["precisions"].present or not FLAGS.quick:
+    given["precisions"] = tuple(FLAGS.precisions)
   for name in ("interval_subprocess", "compare_keras_adam"):
     if FLAGS[name].value is not None:
       given[name] = FLAGS[name].value
@@ -198,7 +219,7 @@ def main(argv: list[str]) -> None:
     else:
       result = steps.run(settings, log=log)
       text = summary(result)
-    result["command"] = " ".join(["bin/benchmark", *sys.argv[1:]])
+    result["command"] = errors.command_line()
     steps.write(result, FLAGS.output)
     log(text)
     log(f"wrote {FLAGS.output}")
@@ -224,6 +245,23 @@ def summary(result: dict) -> str:
       f"{k['lgm_fused_over_keras_adam_rate']:.2f}x, "
       f"{k['plain_fused_over_keras_adam_rate']:.2f}x)"
     )
+  precision = result.get("precision") or {}
+  for name in precision.get("precisions", [])[1:]:
+    p = precision[name]
+    line = (
+      f"  {name}: student {p['lgm_examples_per_sec']:.0f} rows/s "
+      f"({p['lgm_rate_over_float32']:.2f}x float32), plain {p['plain_vae_examples_per_sec']:.0f} "
+      f"({p['plain_vae_rate_over_float32']:.2f}x), matmul bound "
+      f"{p['matmul_gflops_per_sec']:.0f} GFLOP/s ({p['matmul_rate_over_float32']:.2f}x)"
+    )
+    if "conv_plain_vae_rate_over_float32" in p:
+      line += f", conv step {p['conv_plain_vae_rate_over_float32']:.2f}x"
+    lines.append(line)
+  if precision.get("cpu"):
+    cpu = precision["cpu"]
+    has = ", ".join(f for f, on in cpu["flags"].items() if on) or "none"
+    lacks = ", ".join(f for f, on in cpu["flags"].items() if not on) or "none"
+    lines.append(f"  CPU: {cpu['model_name']}; has {has}; lacks {lacks}")
   if result.get("profile"):
     kinds = ", ".join(
       f"{k} {100 * v:.0f}%" for k, v in result["profile"]["by_kind_fraction"].items()

@@ -16,6 +16,7 @@ import time
 from absl import flags
 
 from tf_lifelong import config as config_lib
+from tf_lifelong import files
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +53,9 @@ def define_run_flags() -> None:
     "dataset-fashion-mnist), mnist (digits 0..9), rotated_mnist (digit x angle, "
     "--num_intervals drawn with replacement), svhn_mnist (all SVHN then all MNIST, "
     "32x32 RGB), fashion_mnist_mnist (its offline twin), folder:PATH (one sub-folder "
-    "of images per distribution) or npz:PATH (arrays `images` and `distribution`).",
+    "of images per distribution), npz:PATH (arrays `images` and `distribution`) or "
+    "tfds:NAME (any TFDS image dataset, a class of `label` per interval; tfds:NAME:FEATURE "
+    "by another class-label feature; --data_dir is then TFDS's data directory).",
   )
   flags.DEFINE_string(
     "data_dir",
@@ -195,12 +198,24 @@ def define_run_flags() -> None:
     "as targets, the paper's convention).",
   )
   flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+  flags.DEFINE_enum(
+    "precision",
+    d.precision,
+    list(config_lib.PRECISIONS),
+    "Keras dtype policy of the networks: float32, mixed_bfloat16 or mixed_float16 (with "
+    "dynamic loss scaling). Mixed: dense and conv layers compute in 16 bits; variables, "
+    "checkpoints, batch norm, the objective and the export stay float32. Where it pays: "
+    "GPUs with bf16/fp16 tensor cores (not measured here). On CPUs it does not: bf16 "
+    "matmuls run 1.7x (AVX512_BF16) to ~3.7x (AMX) float32, but the whole step 0.97-1.07x "
+    "(slower with XLA); float16 halves the speed on CPUs without float16 arithmetic. Same "
+    "-ELBO as float32 within 1.1 nats on MNIST (docs/performance.md, Mixed precision).",
+  )
   flags.DEFINE_integer(
     "steps_per_execution",
     d.steps_per_execution,
     "Training steps per call of the compiled step (Keras): the same "
     "computation with fewer Python round trips; lowered to a divisor of "
-    "--eval_every.",
+    "--eval_every and --max_steps_per_interval.",
   )
   flags.DEFINE_enum(
     "grow_init",
@@ -262,6 +277,22 @@ def define_run_flags() -> None:
     "metrics, summaries, samples and export. Without it, bin/train on a "
     "workdir resumes the run there (same configuration) or refuses.",
   )
+  flags.DEFINE_bool(
+    "continue",
+    False,
+    "Append --dataset's intervals (in --order) to the finished model in --workdir: "
+    "names seen before are repeats (J kept), new names grow J; rows are appended to its "
+    "metrics, TensorBoard steps go on, the export is replaced at the end. The model's "
+    "settings (arch, continuous_dim, hidden_units, conv_filters) come from its config.json; "
+    "the stream's (--order, --num_intervals, --angles) from the flags. A killed continuation "
+    "resumes with the same command (docs/reliability.md).",
+  )
+  flags.DEFINE_integer(
+    "keep_checkpoints",
+    d.keep_checkpoints,
+    "Interval checkpoints kept, the newest (0: all); the latest, which a resume needs, "
+    "always stays, so the disk stays flat in the number of intervals.",
+  )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
 
@@ -291,8 +322,10 @@ _SIMPLE = (
   "deterministic",
   "binarize",
   "jit_compile",
+  "precision",
   "eval_examples",
   "checkpoint_every",
+  "keep_checkpoints",
   "steps_per_execution",
   "grow_init",
   "hidden_units",
@@ -306,24 +339,32 @@ _SIMPLE = (
 )
 
 
-def config_from_flags(base_file: str | None = None) -> config_lib.Config:
+_STREAM = ("dataset", "order", "num_intervals", "angles")
+"""The fields that say which stream a run learns: a continuation takes them from the flags."""
+
+
+def config_from_flags(base_file: str | None = None, new_stream: bool = False) -> config_lib.Config:
   """Builds the run's Config: defaults < --config_file < flags given explicitly.
 
   Args:
     base_file: a JSON configuration to start from when --config_file is not
       given (bin/train passes the config.json of the workdir it resumes).
+    new_stream: the stream's fields (`_STREAM`) come from the flags (given or
+      default), not from the file (bin/train --continue).
   """
   values: dict = {}
   path = FLAGS.config_file or base_file
   if path:
     try:
-      with open(path) as f:
-        values = config_lib.Config.from_json(f.read()).to_dict()
-    except OSError as e:
-      raise config_lib.ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+      values = config_lib.Config.from_json(files.read_text(path)).to_dict()
+    except (OSError, files.not_found()) as e:
+      why = getattr(e, "strerror", None) or getattr(e, "message", None) or e
+      raise config_lib.ConfigError(f"cannot read {path}: {why}") from None
     except config_lib.ConfigError as e:
       hint = "" if FLAGS.config_file else "; pass --overwrite to start afresh"
       raise config_lib.ConfigError(f"{path}: {e}{hint}") from None
+  if new_stream:
+    values = {k: v for k, v in values.items() if k not in _STREAM}
   for name in _SIMPLE:
     if FLAGS[name].present or name not in values:
       values[name] = FLAGS[name].value

@@ -16,6 +16,15 @@ categories) of the encoder's output axis and of the decoder's input axis
 Batch normalisation is synchronised across replicas (`synchronized=True`) so
 that a step on N replicas sees the statistics of the global batch, as on one
 device. Every layer is its own attribute so that checkpoints track it.
+
+Precision (config.precision): every layer of a network takes the network's own
+dtype policy (`float32`, `mixed_bfloat16` or `mixed_float16`), never the
+process-global one, so two models in one process may differ. Under a mixed
+policy the variables stay float32 (so do checkpoints), the dense and conv
+layers compute in bfloat16/float16, batch norm computes in float32 (Keras
+upcasts its inputs), and the networks cast what they return (logits, loc,
+scale, decoder logits) to float32, so the TFP distributions and the objective
+never see a low-precision tensor.
 """
 
 from __future__ import annotations
@@ -25,19 +34,21 @@ import math
 import keras
 from keras import layers, ops
 
+from tf_lifelong.config import PRECISIONS
 from tf_lifelong.model import latents
 
 _INIT = "glorot_uniform"
 
 
 def split_latent(out, num_categories: int, continuous_dim: int):
-  """[B, J + 2F] -> (logits [B, J], loc [B, F], scale [B, F]); scale = softplus + 1e-6."""
+  """[B, J + 2F] -> float32 (logits [B, J], loc [B, F], scale [B, F]); scale = softplus + 1e-6."""
   j, f = num_categories, continuous_dim
+  out = ops.cast(out, "float32")  # A no-op in float32; the way out of a mixed policy.
   return out[:, :j], out[:, j : j + f], latents.scale_from_raw(out[:, j + f : j + 2 * f])
 
 
-def _norm():
-  return layers.BatchNormalization(synchronized=True)
+def _norm(dtype):
+  return layers.BatchNormalization(synchronized=True, dtype=dtype)
 
 
 class _Network(keras.Model):
@@ -48,8 +59,8 @@ class _Network(keras.Model):
   GROWN_KERNEL_AXIS = -1
   GROWN_BIAS = False
 
-  def __init__(self, image_shape, num_categories, continuous_dim, width, **kwargs):
-    super().__init__(**kwargs)
+  def __init__(self, image_shape, num_categories, continuous_dim, width, dtype="float32", **kwargs):
+    super().__init__(dtype=dtype, **kwargs)
     self.image_shape = tuple(int(d) for d in image_shape)
     self.num_categories = int(num_categories)
     self.continuous_dim = int(continuous_dim)
@@ -62,6 +73,7 @@ class _Network(keras.Model):
       "continuous_dim": self.continuous_dim,
       "width": self.width,
       "name": self.name,
+      "dtype": self.dtype_policy.name,
     }
 
   def build_with_zeros(self):
@@ -92,13 +104,14 @@ class MlpEncoder(_Network):
 
   def __init__(self, image_shape, num_categories, continuous_dim, width, **kwargs):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
-    self.flatten = layers.Flatten()
-    self.hidden_1 = layers.Dense(self.width, kernel_initializer=_INIT)
-    self.norm_1 = _norm()
-    self.hidden_2 = layers.Dense(self.width, kernel_initializer=_INIT)
-    self.norm_2 = _norm()
+    dtype = self.dtype_policy
+    self.flatten = layers.Flatten(dtype=dtype)
+    self.hidden_1 = layers.Dense(self.width, kernel_initializer=_INIT, dtype=dtype)
+    self.norm_1 = _norm(dtype)
+    self.hidden_2 = layers.Dense(self.width, kernel_initializer=_INIT, dtype=dtype)
+    self.norm_2 = _norm(dtype)
     self.latent_projection = layers.Dense(
-      self.num_categories + 2 * self.continuous_dim, kernel_initializer=_INIT
+      self.num_categories + 2 * self.continuous_dim, kernel_initializer=_INIT, dtype=dtype
     )
 
   def call(self, x, training=False):
@@ -118,17 +131,20 @@ class MlpDecoder(_Network):
 
   def __init__(self, image_shape, num_categories, continuous_dim, width, **kwargs):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
-    self.latent_input = layers.Dense(self.width, kernel_initializer=_INIT)
-    self.norm_1 = _norm()
-    self.hidden_2 = layers.Dense(self.width, kernel_initializer=_INIT)
-    self.norm_2 = _norm()
-    self.output_layer = layers.Dense(math.prod(self.image_shape), kernel_initializer=_INIT)
-    self.unflatten = layers.Reshape(self.image_shape)
+    dtype = self.dtype_policy
+    self.latent_input = layers.Dense(self.width, kernel_initializer=_INIT, dtype=dtype)
+    self.norm_1 = _norm(dtype)
+    self.hidden_2 = layers.Dense(self.width, kernel_initializer=_INIT, dtype=dtype)
+    self.norm_2 = _norm(dtype)
+    self.output_layer = layers.Dense(
+      math.prod(self.image_shape), kernel_initializer=_INIT, dtype=dtype
+    )
+    self.unflatten = layers.Reshape(self.image_shape, dtype=dtype)
 
   def call(self, z, training=False):
     h = ops.elu(self.norm_1(self.latent_input(z), training=training))
     h = ops.elu(self.norm_2(self.hidden_2(h), training=training))
-    return self.unflatten(self.output_layer(h))
+    return ops.cast(self.unflatten(self.output_layer(h)), "float32")
 
 
 def _num_downsamplings(image_shape) -> int:
@@ -158,25 +174,33 @@ class ConvEncoder(_Network):
 
   def __init__(self, image_shape, num_categories, continuous_dim, width, **kwargs):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
+    dtype = self.dtype_policy
     self.num_down = _num_downsamplings(self.image_shape)
     for i in range(1, self.num_down + 1):
       setattr(
         self,
         f"conv_{i}",
         layers.Conv2D(
-          self.width * 2 ** (i - 1), 4, strides=2, padding="same", kernel_initializer=_INIT
+          self.width * 2 ** (i - 1),
+          4,
+          strides=2,
+          padding="same",
+          kernel_initializer=_INIT,
+          dtype=dtype,
         ),
       )
-      setattr(self, f"norm_{i}", _norm())
+      setattr(self, f"norm_{i}", _norm(dtype))
     last = self.num_down + 1
     setattr(
       self,
       f"conv_{last}",
-      layers.Conv2D(self.width * 2**self.num_down, 4, padding="valid", kernel_initializer=_INIT),
+      layers.Conv2D(
+        self.width * 2**self.num_down, 4, padding="valid", kernel_initializer=_INIT, dtype=dtype
+      ),
     )
-    setattr(self, f"norm_{last}", _norm())
+    setattr(self, f"norm_{last}", _norm(dtype))
     self.latent_projection = layers.Conv2D(
-      self.num_categories + 2 * self.continuous_dim, 1, kernel_initializer=_INIT
+      self.num_categories + 2 * self.continuous_dim, 1, kernel_initializer=_INIT, dtype=dtype
     )
 
   def call(self, x, training=False):
@@ -207,25 +231,31 @@ class ConvDecoder(_Network):
 
   def __init__(self, image_shape, num_categories, continuous_dim, width, **kwargs):
     super().__init__(image_shape, num_categories, continuous_dim, width, **kwargs)
+    dtype = self.dtype_policy
     self.num_down = _num_downsamplings(self.image_shape)
     n = self.num_down
-    self.latent_input = layers.Conv2D(self.width * 2**n, 1, kernel_initializer=_INIT)
-    self.norm_0 = _norm()
+    self.latent_input = layers.Conv2D(self.width * 2**n, 1, kernel_initializer=_INIT, dtype=dtype)
+    self.norm_0 = _norm(dtype)
     self.deconv_1 = layers.Conv2DTranspose(
-      self.width * 2 ** (n - 1), 4, padding="valid", kernel_initializer=_INIT
+      self.width * 2 ** (n - 1), 4, padding="valid", kernel_initializer=_INIT, dtype=dtype
     )
-    self.norm_1 = _norm()
+    self.norm_1 = _norm(dtype)
     for i in range(2, n + 1):
       setattr(
         self,
         f"deconv_{i}",
         layers.Conv2DTranspose(
-          self.width * 2 ** (n - i), 4, strides=2, padding="same", kernel_initializer=_INIT
+          self.width * 2 ** (n - i),
+          4,
+          strides=2,
+          padding="same",
+          kernel_initializer=_INIT,
+          dtype=dtype,
         ),
       )
-      setattr(self, f"norm_{i}", _norm())
+      setattr(self, f"norm_{i}", _norm(dtype))
     self.output_layer = layers.Conv2DTranspose(
-      self.image_shape[-1], 4, strides=2, padding="same", kernel_initializer=_INIT
+      self.image_shape[-1], 4, strides=2, padding="same", kernel_initializer=_INIT, dtype=dtype
     )
 
   def call(self, z, training=False):
@@ -234,7 +264,7 @@ class ConvDecoder(_Network):
     for i in range(1, self.num_down + 1):
       h = getattr(self, f"deconv_{i}")(h)
       h = ops.elu(getattr(self, f"norm_{i}")(h, training=training))
-    return self.output_layer(h)
+    return ops.cast(self.output_layer(h), "float32")
 
 
 _NETWORKS = {"mlp": (MlpEncoder, MlpDecoder), "conv": (ConvEncoder, ConvDecoder)}
@@ -250,16 +280,22 @@ def build_networks(arch: str, image_shape, num_categories: int, continuous_dim: 
     image_shape: (H, W, C).
     num_categories: J, categories of z_d.
     continuous_dim: F, dimensions of z_c.
-    config: Config; hidden_units (mlp) or conv_filters (conv) is the width.
+    config: Config; hidden_units (mlp) or conv_filters (conv) is the width,
+      precision the networks' dtype policy (float32 without the field).
 
   Returns:
     (encoder, decoder): encoder(x [B,H,W,C], training) -> (logits [B,J],
-    loc [B,F], scale [B,F]); decoder(z [B,J+F], training) -> logits [B,H,W,C].
+    loc [B,F], scale [B,F]); decoder(z [B,J+F], training) -> logits [B,H,W,C];
+    all outputs float32 whatever the precision.
   """
   if arch not in _NETWORKS:
     raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(_NETWORKS)}")
   encoder_cls, decoder_cls = _NETWORKS[arch]
   width = config.hidden_units if arch == "mlp" else config.conv_filters
-  encoder = encoder_cls(image_shape, num_categories, continuous_dim, width, name="encoder")
-  decoder = decoder_cls(image_shape, num_categories, continuous_dim, width, name="decoder")
+  dtype = getattr(config, "precision", "float32")
+  if dtype not in PRECISIONS:
+    raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
+  sizes = (image_shape, num_categories, continuous_dim, width)
+  encoder = encoder_cls(*sizes, name="encoder", dtype=dtype)
+  decoder = decoder_cls(*sizes, name="decoder", dtype=dtype)
   return encoder.build_with_zeros(), decoder.build_with_zeros()

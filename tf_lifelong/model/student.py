@@ -394,10 +394,13 @@ class LifelongVAE(keras.Model):
     )
     return terms
 
-  def loss_and_gradients(self, x, omega, noise, num_real=None, replay=None):
+  def loss_and_gradients(self, x, omega, noise, num_real=None, replay=None, loss_scale=None):
     """This replica's loss (sum / global batch size), its gradients and the terms.
 
-    `num_real`, `replay`: see `per_example_terms`.
+    `num_real`, `replay`: see `per_example_terms`. `loss_scale`: None, or a
+    scalar the loss is multiplied by before it is differentiated (mixed_float16's
+    dynamic loss scale, so that small float16 gradients do not underflow); the
+    gradients returned are then scaled by it, the loss is not.
 
     Returns:
       (loss scalar, gradients aligned with `student_variables`, terms dict,
@@ -410,7 +413,8 @@ class LifelongVAE(keras.Model):
       )
       count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
       loss = tf.reduce_sum(terms["loss"]) / count
-    grads = tape.gradient(loss, self.student_variables)
+      scaled = loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
+    grads = tape.gradient(scaled, self.student_variables)
     return loss, grads, terms, count
 
   # ------------------------------------------------------------------ steps
@@ -440,9 +444,12 @@ class LifelongVAE(keras.Model):
     noise = self.draw_noise(tf.shape(x)[0], seed_noise)
     tau = self.temperature()
     replay = made[0] if made else None
+    scale = _loss_scale(self.optimizer)
     _, grads, terms, count = self.loss_and_gradients(
-      x, omega, noise, num_real=num_real, replay=replay
+      x, omega, noise, num_real=num_real, replay=replay, loss_scale=scale
     )
+    # A LossScaleOptimizer (mixed_float16) is never fused: its `apply` unscales the
+    # gradients and skips the step (halving the scale) when they are not finite.
     if not (FUSED_ADAM and _apply_adam_fused(self.optimizer, grads, self.student_variables)):
       self.optimizer.apply(grads, self.student_variables)
     self.student_step.assign_add(1)
@@ -454,7 +461,14 @@ class LifelongVAE(keras.Model):
     self.trackers["temperature"].update_state(tau)
     _, replicas = _replica()
     full_grads = _all_reduce_sum(grads) if replicas > 1 else grads
-    self.trackers["grad_norm"].update_state(tf.linalg.global_norm(full_grads))
+    norm = tf.linalg.global_norm(full_grads)
+    if scale is None:
+      self.trackers["grad_norm"].update_state(norm)
+    else:  # The unscaled norm; a step the LossScaleOptimizer skipped (not finite) counts not.
+      finite = tf.math.is_finite(norm)
+      self.trackers["grad_norm"].update_state(
+        tf.where(finite, norm / scale, 0.0), sample_weight=tf.cast(finite, tf.float32)
+      )
     return _logs(self.metrics)
 
   def test_step(self, data):
@@ -489,6 +503,13 @@ def _logs(metrics) -> dict[str, tf.Tensor]:
   return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in metrics}
 
 
+def _loss_scale(optimizer):
+  """The current loss scale of a LossScaleOptimizer (float32 scalar), None for any other."""
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    return tf.convert_to_tensor(optimizer.scale_loss(1.0), tf.float32)
+  return None
+
+
 def _apply_adam_fused(optimizer, grads, variables) -> bool:
   """Applies a plain Adam with one fused kernel per variable; False if it cannot.
 
@@ -502,9 +523,11 @@ def _apply_adam_fused(optimizer, grads, variables) -> bool:
   agree with Keras' Adam to float32 rounding, like any fusion (XLA's too).
 
   Only for `keras.optimizers.Adam` itself with nothing on top (no clipping,
-  weight decay, EMA, AMSGrad, gradient accumulation or loss scaling), built,
-  outside any distribution strategy, on dense float32 gradients. Otherwise
-  returns False and the caller uses `optimizer.apply`.
+  weight decay, EMA, AMSGrad, gradient accumulation or loss scaling; a
+  LossScaleOptimizer is another type), built, outside any distribution
+  strategy, on dense float32 gradients (which mixed_bfloat16 gives: the
+  variables stay float32). Otherwise returns False and the caller uses
+  `optimizer.apply`.
   """
   if (
     type(optimizer) is not keras.optimizers.Adam
@@ -553,10 +576,14 @@ def compile_student(model: LifelongVAE, config) -> LifelongVAE:
 
   Call inside the strategy scope the model was built in. jit_compile and
   steps_per_execution come from `config` (XLA fails under MirroredStrategy
-  on CPU; see docs/stack-notes.md).
+  on CPU; see docs/stack-notes.md). With config.precision mixed_float16 the
+  Adam is wrapped in Keras' LossScaleOptimizer (dynamic loss scaling).
   """
+  optimizer = keras.optimizers.Adam(config.learning_rate)
+  if getattr(config, "precision", "float32") == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   model.compile(
-    optimizer=keras.optimizers.Adam(config.learning_rate),
+    optimizer=optimizer,
     jit_compile=config.jit_compile,
     steps_per_execution=effective_steps_per_execution(config),
   )
@@ -569,9 +596,10 @@ _said_spe = False
 def effective_steps_per_execution(config) -> int:
   """config.steps_per_execution as it can be used; call in the strategy's scope.
 
-  Training runs epochs of `eval_every` steps; Keras rounds an epoch up to a
-  whole number of executions (25 steps at 10 per execution run 30), so the
-  value used is gcd(steps_per_execution, eval_every). With more than one
+  Training runs epochs of `eval_every` steps, the last one ending at
+  `max_steps_per_interval`; Keras rounds an epoch up to a whole number of
+  executions (25 steps at 10 per execution run 30), so the value used is
+  gcd(steps_per_execution, eval_every, max_steps_per_interval). With more than one
   replica it is 1: Keras 3.15's multi-step loop fails under MirroredStrategy
   with 2 replicas ("You must feed a value for placeholder tensor"). Either
   change is said once in the log.
@@ -579,8 +607,9 @@ def effective_steps_per_execution(config) -> int:
   global _said_spe
   asked = config.steps_per_execution
   spe, why = (
-    math.gcd(asked, config.eval_every),
-    f"it does not divide eval_every = {config.eval_every}",
+    math.gcd(asked, config.eval_every, config.max_steps_per_interval),
+    f"it does not divide eval_every = {config.eval_every} or "
+    f"max_steps_per_interval = {config.max_steps_per_interval}",
   )
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
   if replicas > 1 and spe > 1:
@@ -599,13 +628,66 @@ def new_student(config, image_shape, num_categories: int = 1) -> LifelongVAE:
   J = 1 for a lifelong run; the batch baseline starts with J = the number of
   distributions. Call inside the caller's strategy scope.
   """
+  return build_student(config, image_shape, num_categories)
+
+
+def build_student(
+  config,
+  image_shape,
+  num_categories: int,
+  *,
+  arch: str | None = None,
+  teacher_num_categories: int | None = None,
+  num_seen: int = 0,
+) -> LifelongVAE:
+  """A compiled student with fresh networks (and a fresh frozen teacher of J_T categories).
+
+  The one place a student is made from sizes alone: the first interval's
+  (`new_student`), and the model a checkpoint is restored into. Call inside
+  the caller's strategy scope.
+  """
+  arch = arch or config.resolved_arch
+  teacher = None
+  if teacher_num_categories is not None:
+    t_encoder, t_decoder = networks.build_networks(
+      arch, image_shape, int(teacher_num_categories), config.continuous_dim, config
+    )
+    teacher = assemble(
+      config, t_encoder, t_decoder, int(teacher_num_categories), image_shape, name="teacher"
+    )
+    teacher.trainable = False
   encoder, decoder = networks.build_networks(
-    config.resolved_arch, image_shape, num_categories, config.continuous_dim, config
+    arch, image_shape, num_categories, config.continuous_dim, config
   )
-  model = LifelongVAE(
-    encoder, decoder, config, num_categories=num_categories, image_shape=image_shape
+  model = assemble(
+    config, encoder, decoder, num_categories, image_shape, teacher=teacher, num_seen=num_seen
   )
   return compile_student(model, config)
+
+
+def assemble(
+  config,
+  encoder,
+  decoder,
+  num_categories: int,
+  image_shape,
+  *,
+  teacher: LifelongVAE | None = None,
+  num_seen: int = 0,
+  name: str | None = None,
+) -> LifelongVAE:
+  """A LifelongVAE (not compiled) around given networks: every student and teacher is made here."""
+  kwargs = {} if name is None else {"name": name}
+  return LifelongVAE(
+    encoder,
+    decoder,
+    config,
+    num_categories=num_categories,
+    image_shape=tuple(image_shape),
+    teacher=teacher,
+    num_seen=num_seen,
+    **kwargs,
+  )
 
 
 def without_teacher(model: LifelongVAE, config) -> LifelongVAE:
@@ -614,12 +696,6 @@ def without_teacher(model: LifelongVAE, config) -> LifelongVAE:
   The naive sequential baseline: after the hand-over has grown J, training
   sees only the current interval's data (pi = 0, no consistency term).
   """
-  plain = LifelongVAE(
-    model.encoder,
-    model.decoder,
-    config,
-    num_categories=model.num_categories,
-    image_shape=model.image_shape,
-  )
+  plain = assemble(config, model.encoder, model.decoder, model.num_categories, model.image_shape)
   plain.seed_generator.state.assign(model.seed_generator.state.value)
   return compile_student(plain, config)
