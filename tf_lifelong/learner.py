@@ -155,7 +155,7 @@ class Learner:
         f"{workdir} holds a learner already; open it with Learner.load({workdir!r}), "
         "or pass overwrite=True to start afresh"
       )
-    strategy, chief = _runtime(config)
+    strategy, chief = setup_runtime(config)
     try:
       start = resume.prepare(config, workdir, overwrite=True, chief=chief)
     except resume.WorkdirError as e:
@@ -181,7 +181,7 @@ class Learner:
         config = config.replace_checked(**changes)
     except (checkpoints.CheckpointError, config_lib.ConfigError) as e:
       raise RunError(f"cannot open a learner in {workdir}: {e}") from None
-    strategy, chief = _runtime(config)
+    strategy, chief = setup_runtime(config)
     try:
       start = resume.open_learner(config, workdir, chief=chief)
     except resume.WorkdirError as e:
@@ -727,8 +727,12 @@ class Learner:
 
 
 # ------------------------------------------------------------------ helpers
-def _runtime(config: config_lib.Config):
-  """(strategy, chief) for a learner made from Python."""
+def setup_runtime(config: config_lib.Config):
+  """Configures TensorFlow for `config` and makes its strategy: (strategy, chief).
+
+  Raises:
+    RunError: the runtime cannot be set up (devices, strategy).
+  """
   try:
     runtime.configure(config)
     strategy = runtime.make_strategy(config)

@@ -32,7 +32,14 @@ import tensorflow as tf
 from tf_lifelong import __version__, evaluate, progress, resume, runtime, training
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources, streams
-from tf_lifelong.learner import Context, Learner, RunError, reconstruction_grid, sample_grid
+from tf_lifelong.learner import (
+  Context,
+  Learner,
+  RunError,
+  reconstruction_grid,
+  sample_grid,
+  setup_runtime,
+)
 
 __all__ = ["Context", "RunError", "run", "reconstruction_grid", "sample_grid", "SUMMARY_COLUMNS"]
 
@@ -72,13 +79,7 @@ def run(
   Raises:
     RunError, config.ConfigError, data.sources.DataError: with a user message.
   """
-  try:
-    runtime.configure(config)
-    strategy = runtime.make_strategy(config)
-  except runtime.RuntimeSetupError as e:
-    raise RunError(str(e)) from None
-  runtime.check_batch_divides(config, strategy)
-  chief = runtime.is_chief(strategy)
+  strategy, chief = setup_runtime(config)
   if continue_run and (overwrite or config.baseline == "batch_vae"):
     raise RunError(
       "--continue appends intervals to a lifelong model: not with --overwrite or "

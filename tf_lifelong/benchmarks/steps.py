@@ -239,20 +239,27 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
   return result
 
 
-def _step_results(
-  by_name: dict, clock: str, combos, default_variant, settings: Settings, flops: dict
-) -> dict:
-  """Rates (medians over rounds) and ratios (medians of per-round ratios) on one clock."""
-  b = settings.batch_size
+def _rate_fns(by_name: dict, clock: str):
+  """(per_sec(name): median rate over rounds, ratio(num, den): median over rounds of
+  rate(num) / rate(den)) of the bursts in `by_name` on `clock`."""
 
   def per_sec(name):
     return measuring.median(by_name[name].rates(clock))
 
   def ratio(num, den):
-    """Median over rounds of rate(num) / rate(den)."""
     return measuring.median(
       [a / c for a, c in zip(by_name[num].rates(clock), by_name[den].rates(clock))]
     )
+
+  return per_sec, ratio
+
+
+def _step_results(
+  by_name: dict, clock: str, combos, default_variant, settings: Settings, flops: dict
+) -> dict:
+  """Rates (medians over rounds) and ratios (medians of per-round ratios) on one clock."""
+  b = settings.batch_size
+  per_sec, ratio = _rate_fns(by_name, clock)
 
   variants = {}
   for jit, spe in combos:
@@ -316,14 +323,7 @@ def _precision_results(
   against the same burst in float32 (above 1: faster than float32).
   """
   b = settings.batch_size
-
-  def per_sec(name):
-    return measuring.median(by_name[name].rates(clock))
-
-  def ratio(num, den):
-    return measuring.median(
-      [a / c for a, c in zip(by_name[num].rates(clock), by_name[den].rates(clock))]
-    )
+  per_sec, ratio = _rate_fns(by_name, clock)
 
   out = {}
   default_name = _variant_name(*default_variant)
