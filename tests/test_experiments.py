@@ -52,6 +52,9 @@ def test_variants_change_only_the_objective_or_baseline():
   )
   assert v["batch_vae"].baseline == "batch_vae" and v["naive"].baseline == "naive"
   assert v["with_consistency"].baseline == "none"
+  detect = v["detect"]
+  assert (detect.boundaries, detect.baseline, detect.consistency_weight) == ("detect", "none", 2.0)
+  assert all(v[n].boundaries == "given" for n in presets.PAPER_VARIANTS)
   assert presets.parse_variants("naive, batch_vae,naive") == ("naive", "batch_vae")
   with pytest.raises(config_lib.ConfigError, match="--variants"):
     presets.parse_variants("with_consistency,bogus")
@@ -245,7 +248,7 @@ def fake_experiment(tmp_path):
     {
       "preset": "mnist_sequential",
       "seeds": [0, 1],
-      "variants": list(presets.VARIANTS),
+      "variants": list(presets.PAPER_VARIANTS),
       "invocations": [
         {"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 12.5},
         {"command": "bin/experiment --preset=mnist_sequential", "wall_seconds": 7.5},

@@ -233,6 +233,7 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path)
 
 def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
   from tf_lifelong import learner as learner_lib
+  from tf_lifelong import task_free
   from tf_lifelong.model import student as student_lib
 
   config = config_lib.Config.from_dict({**th.TINY, "threads": 0})
@@ -241,6 +242,7 @@ def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
     np.full(student.decoder.trainable_weights[1].shape, np.inf, np.float32)
   )
   learner = learner_lib.Learner.__new__(learner_lib.Learner)  # Only its checkpoint path.
+  learner._task_free = task_free.TaskFree(learner)
   learner.ctx = lifelong.Context(
     config,
     str(tmp_path),

@@ -33,6 +33,9 @@ METRIC_COLUMNS = (
   "grad_norm",
 )
 """The columns of workdir/metrics.csv, one row per interval."""
+DETECT_COLUMNS = ("first_chunk", "last_chunk", "chunks", "decision", "truth")
+"""Further columns of a task-free run's rows (task_free.py): its chunks, how the
+interval began (new / return) and the true distribution of most of its chunks."""
 
 
 atomic_path = files.atomic_path
@@ -67,6 +70,8 @@ def write_metrics(
   workdir: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] = METRIC_COLUMNS
 ) -> None:
   """Writes metrics.csv and metrics.jsonl (the same rows) in `workdir`."""
+  if any("first_chunk" in row for row in rows):
+    columns = (*columns, *(c for c in DETECT_COLUMNS if c not in columns))
   buf = io.StringIO()
   writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
   writer.writeheader()

@@ -12,10 +12,12 @@ apart by the record's `phase`:
 - `interval-XXX-step-NNNNNN` (`train`): at an evaluation boundary inside the
   interval, with early stopping's state (`early_stopping`) and its best
   weights in `NAME.best.npz`;
+- `interval-XXX-chunk-NNNNNN` (`chunk`, task-free streams): after chunk
+  NNNNNN of the stream joined the interval and was trained on (task_free.py);
 - `interval-XXX` (`end`, also every record without a phase): after the
   interval was trained, evaluated and recorded.
 
-`start` and `train` checkpoints are transient: each new checkpoint removes the
+`start`, `train` and `chunk` checkpoints are transient: each new checkpoint removes the
 older ones (`remove_superseded`); the `end` ones stay, one per interval.
 
 A checkpoint is `tf.train.Checkpoint(student=student, seed_state=...)` written
@@ -69,16 +71,18 @@ FORMAT_VERSION = 1
 _REQUIRED_STATE = ("interval", "seen", "global_step")
 BEST_WEIGHTS = ".best.npz"
 """Suffix of the file holding early stopping's best weights of a `train` checkpoint."""
-_TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+))(?:\.|_temp|$)")
+_TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+|chunk-\d+))(?:\.|_temp|$)")
 _END = re.compile(r"^(interval-\d+)(?:\.|_temp|$)")
 MODEL_FIELDS = ("resolved_arch", "continuous_dim", "hidden_units", "conv_filters")
 """Configuration attributes that define the networks: a continuation must keep them."""
 
 
 def checkpoint_name(interval: int, phase: str = "end", step: int = 0) -> str:
-  """The checkpoint name of an interval's `start`, `train` (at `step`) or `end` checkpoint."""
+  """The checkpoint name of an interval's `start`, `train` (at `step`), `chunk` (after
+  chunk number `step`, task-free streams) or `end` checkpoint."""
   return {
     "start": f"interval-{interval:03d}-start",
+    "chunk": f"interval-{interval:03d}-chunk-{step:06d}",
     "train": f"interval-{interval:03d}-step-{step:06d}",
     "end": f"interval-{interval:03d}",
   }[phase]

@@ -30,6 +30,7 @@ GROW_INITS = ("glorot", "keep_old")
 BASELINES = ("none", "naive", "batch_vae")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """`precision`'s values: Keras dtype policy names (keras.DTypePolicy)."""
+BOUNDARIES = ("given", "detect")
 
 DEFAULT_ANGLES = (30.0, 70.0, 130.0, 200.0, 250.0)
 
@@ -139,6 +140,29 @@ class Config:
   """Early stopping may not end an interval before this many steps."""
   validation_synthetic_examples: int = 1000
   """Size of the fixed synthetic validation set drawn from the teacher."""
+
+  # --- task-free streams (method.md section 9; detection.py) ---
+  boundaries: str = "given"
+  """given: the stream says where intervals end and whether a distribution is new
+  (the paper); detect: the stream is cut into chunks of `chunk_size` examples
+  with no signal, and the learner decides for each chunk same / return / new."""
+  chunk_size: int = 1000
+  """detect: examples per chunk (at least batch_size); the last chunk of each
+  stretch of one distribution takes the remainder (up to 2 x chunk_size)."""
+  chunk_steps: int = 100
+  """detect: training steps after each chunk joins the interval (counted in its
+  max_steps_per_interval budget); the interval's early-stopped training follows
+  when it ends."""
+  shift_threshold: float = 4.0
+  """detect: a chunk is the current interval's distribution while its largest
+  shift statistic |z| (standard errors) is at most this."""
+  return_threshold: float = 0.6
+  """detect: a changed chunk returns to component j when its profile is within this
+  many standard deviations of j's reference, entry by entry (detection.choose_return)."""
+  return_mass: float = 0.5
+  """detect: or when j holds at least this share of the chunk's posterior q(z_d|x) ..."""
+  return_level: float = 2.5
+  """... and its level s_j is within this many sds of j's reference; otherwise new."""
 
   # --- runtime ---
   strategy: str = "default"
@@ -251,6 +275,28 @@ def validate(c: Config) -> None:
     f"precision must be one of {', '.join(PRECISIONS)}, not {c.precision!r}",
   )
   _check(
+    c.boundaries in BOUNDARIES,
+    f"boundaries must be one of {', '.join(BOUNDARIES)}, not {c.boundaries!r}",
+  )
+  _check(
+    c.boundaries == "given" or c.chunk_size >= c.batch_size,
+    f"chunk_size ({c.chunk_size}) must be at least batch_size ({c.batch_size}): a chunk "
+    "trains on batches of its own examples",
+  )
+  _check(
+    c.boundaries == "given" or c.baseline != "batch_vae",
+    "boundaries=detect cannot be honoured with baseline=batch_vae: the batch VAE learns "
+    "all distributions at once, there are no transitions to detect",
+  )
+  _check(
+    c.boundaries == "given" or c.strategy != "multi_worker",
+    "boundaries=detect runs on one host (strategy default or mirrored), not multi_worker",
+  )
+  _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
+  _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")
+  _check(0 < c.return_mass <= 1, f"return_mass must be in (0, 1], got {c.return_mass}")
+  _check(c.return_level > 0, f"return_level must be positive, got {c.return_level}")
+  _check(
     c.grow_init in GROW_INITS,
     f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}",
   )
@@ -264,6 +310,8 @@ def validate(c: Config) -> None:
     "conv_filters",
     "tau_update_every",
     "steps_per_execution",
+    "chunk_size",
+    "chunk_steps",
   ):
     _check(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
   for name in (

@@ -53,12 +53,14 @@ import tensorflow as tf
 from tf_lifelong import (
   artifacts,
   checkpoints,
+  detection,
   evaluate,
   metrics,
   progress,
   resume,
   runtime,
   summaries,
+  task_free,
   training,
 )
 from tf_lifelong import config as config_lib
@@ -233,6 +235,12 @@ class Learner:
     self._writer = summaries.SummaryWriter(logdir, enabled=chief)
     self._progress = progress.Progress(None, config.max_steps_per_interval, out, enabled=chief)
     self._pending = self._restore(start) if start.state is not None else None
+    self._task_free = task_free.TaskFree(self)
+    self._eval_seen = self._eval_teacher = None
+    """Task-free streams with a known truth: the stream's ids seen (by the teacher)."""
+    if start.state is not None and start.state.get("detect"):
+      self._task_free.restore(start.state["detect"], self._pending)
+      self._pending = None
     self.invocation: int | None = None
     """Which invocation of the workdir this is (lifelong.run sets it; None from Python)."""
 
@@ -300,6 +308,7 @@ class Learner:
         interval, a `new` that contradicts the name.
       RunError: training cannot go on (a non-finite loss).
     """
+    self.end_interval()
     index = len(self.ctx.rows)
     source = data.name if isinstance(data, streams.Distribution) else data
     guess = data.id if isinstance(data, streams.Distribution) else None
@@ -319,6 +328,53 @@ class Learner:
       self._evaluator.add({ident: dist.test})
     interval = streams.Interval(index, dist, is_new)
     return self._run_interval(interval, list(callbacks), ident, label, source)
+
+  # --------------------------------------------------- task-free streams
+  def observe(
+    self,
+    chunk: Any,
+    *,
+    truth: int | None = None,
+    truth_name: str | None = None,
+    callbacks: Sequence[Any] = (),
+  ) -> detection.Decision:
+    """Takes one chunk of a stream without signals; returns what was decided for it.
+
+    Before training on the chunk the learner decides (detection.py): *same*
+    distribution as the current interval (the chunk joins its data), *return*
+    of the distribution of component j (the interval ends; a repeat hand-over,
+    J kept) or *new* (the interval ends; J + 1). Then it trains
+    `config.chunk_steps` steps on the interval's data. See task_free.py.
+
+    Args:
+      chunk: the chunk's images (same kinds as `learn`'s data), at least
+        `config.batch_size` of them, all of one distribution.
+      truth, truth_name: the chunk's true distribution where it is known (a
+        benchmark stream): only written down beside the decision, never used.
+      callbacks: Keras callbacks for the `fit` of an interval that this chunk ends.
+
+    Returns:
+      The `detection.Decision` (also a line of workdir/boundaries.jsonl).
+
+    Raises:
+      DataError: unusable images (wrong shape for this model, too few, NaN).
+      RunError: training cannot go on (a non-finite loss).
+    """
+    return self._task_free.observe(chunk, truth, truth_name, callbacks)
+
+  def end_interval(self, callbacks: Sequence[Any] = ()) -> dict | None:
+    """Ends the open task-free interval (early-stopped training, its row); None if none."""
+    return self._task_free.close(callbacks)
+
+  @property
+  def chunks_observed(self) -> int:
+    """The number of chunks `observe` has taken (a resumed learner counts the earlier ones)."""
+    return self._task_free.chunks
+
+  @property
+  def decisions(self) -> list[dict]:
+    """Every decision of `observe` so far, as in workdir/boundaries.jsonl."""
+    return [dict(d) for d in self._task_free.decisions]
 
   def _identify(self, name, new, guess) -> tuple[int | None, bool]:
     """(distribution id, is_new) of the next interval from its name and `new`."""
@@ -353,33 +409,57 @@ class Learner:
       )
 
   def _run_interval(self, interval, callbacks, ident, label, source) -> dict:
+    start = time.monotonic()
+    resumed = self._begin(interval, ident, label)
+    return self._complete(interval, ident, label, resumed, callbacks, source, start)
+
+  def _begin(self, interval, ident, label) -> _Resumed:
+    """The interval's hand-over (or its resumed state): what `_complete` trains on from."""
     ctx, config = self.ctx, self.config
     ctx.interval = interval
-    start = time.monotonic()
     _reseed(config, interval.index)
     resumed = self._pending if self._pending and self._pending.index == interval.index else None
     self._pending = None
-    if resumed is None:
-      teacher_seen = list(ctx.seen)
-      with self._strategy.scope():
-        ctx.student = self._next_student(interval)
-      if interval.is_new:
-        for member in interval.distribution.members or (ident,):
-          ctx.seen.append(member)
-          ctx.names[member] = self._catalogue.get(member, label)
-      resume.kill_point("handover", interval.index)
-      self._checkpoint("start", teacher_seen)
-      train_state = None
-    else:
-      teacher_seen, train_state = resumed.teacher_seen, resumed.train_state
+    if resumed is not None:
+      return resumed
+    teacher_seen = list(ctx.seen)
+    with self._strategy.scope():
+      ctx.student = self._next_student(interval)
+    if interval.is_new:
+      for member in interval.distribution.members or (ident,):
+        ctx.seen.append(member)
+        ctx.names[member] = self._catalogue.get(member, label)
+    resume.kill_point("handover", interval.index)
+    self._checkpoint("start", teacher_seen)
+    return _Resumed(interval.index, teacher_seen, None)
+
+  def _complete(
+    self,
+    interval,
+    ident,
+    label,
+    begun,
+    callbacks,
+    source,
+    start,
+    budget=None,
+    extra=None,
+    on_trained=None,
+  ) -> dict:
+    """Trains the interval with early stopping (`budget` steps at most), records it."""
+    ctx, config = self.ctx, self.config
+    teacher_seen, train_state = begun.teacher_seen, begun.train_state
     handed_over = time.monotonic()
     _call(self._hooks, "before_interval", ctx)
     self._announce(interval, ident, label, train_state)
+    train_config = config
+    if budget is not None:
+      train_config = dataclasses.replace(config, max_steps_per_interval=budget)
     try:
       result = training.train_interval(
         ctx.student,
         interval,
-        config,
+        train_config,
         self._validation_fn(interval.distribution),
         self._on_eval,
         resume=train_state,
@@ -390,8 +470,11 @@ class Learner:
       raise self._non_finite(e.step, e.what) from None
     ctx.global_step += result.steps
     ctx.result = result
+    if on_trained is not None:
+      on_trained()
     trained = time.monotonic()
     row = self._row(interval, ident, label, teacher_seen, result)
+    row.update(extra or {})
     row["invocation"] = self.invocation
     row["source"] = source if isinstance(source, str) and self.invocation is None else None
     end = time.monotonic()
@@ -480,7 +563,9 @@ class Learner:
   def _row(self, interval, ident, label, teacher_seen, result) -> dict:
     """The interval's metrics row, with the test sets the learner has."""
     ctx = self.ctx
-    assessment = self._evaluator.assess(ctx.student, teacher_seen)
+    seen = ctx.seen if self._eval_seen is None else self._eval_seen
+    teacher = teacher_seen if self._eval_teacher is None else self._eval_teacher
+    assessment = self._evaluator.assess(ctx.student, teacher)
     ids = self._evaluator.ids
     return {
       "interval": interval.index,
@@ -492,7 +577,7 @@ class Learner:
       "real_examples": result.real_examples,
       "synthetic_examples": result.synthetic_examples,
       "wall_seconds": 0.0,
-      "test_neg_elbo_seen": assessment.pooled([i for i in ctx.seen if i in ids]),
+      "test_neg_elbo_seen": assessment.pooled([i for i in seen if i in ids]),
       "test_neg_elbo_full": assessment.pooled(ids),
       "consistency": assessment.consistency,
       "grad_norm": result.grad_norm,
@@ -527,13 +612,13 @@ class Learner:
       )
 
   # ------------------------------------------------------------- state
-  def _state(self, phase, teacher_seen=(), train_state=None) -> dict:
+  def _state(self, phase, teacher_seen=(), train_state=None, chunk=None) -> dict:
     """The checkpoint record of the learner now (see checkpoints.py)."""
     ctx = self.ctx
     step = train_state.result.steps if train_state is not None else 0
     index = ctx.interval.index if ctx.interval is not None else len(ctx.rows) - 1
     state = {
-      "checkpoint": checkpoints.checkpoint_name(index, phase, step),
+      "checkpoint": checkpoints.checkpoint_name(index, phase, step if chunk is None else chunk),
       "phase": phase,
       "interval": index,
       "step": step,
@@ -542,6 +627,8 @@ class Learner:
       "global_step": ctx.global_step + step,
       "distribution_names": {str(i): n for i, n in ctx.names.items()},
     }
+    if self._task_free.chunks or self._task_free.open is not None:
+      state["detect"] = self._task_free.state()
     if train_state is not None:
       result = train_state.result
       state["early_stopping"] = {
@@ -553,7 +640,7 @@ class Learner:
       }
     return state
 
-  def _checkpoint(self, phase, teacher_seen=(), train_state=None) -> None:
+  def _checkpoint(self, phase, teacher_seen=(), train_state=None, chunk=None) -> None:
     """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
 
     Every worker of a multi-worker run calls it, since reading distributed
@@ -564,7 +651,7 @@ class Learner:
     Raises:
       RunError: the student's weights or optimizer state are not finite.
     """
-    state = self._state(phase, teacher_seen, train_state)
+    state = self._state(phase, teacher_seen, train_state, chunk)
     best = train_state.best_weights if train_state is not None else None
     if not _finite(self.ctx.student, best):
       raise self._non_finite(state["step"], "the weights are not finite")
@@ -631,7 +718,9 @@ class Learner:
     )
 
   def finish(self) -> None:
-    """Exports the model to workdir/export and marks the learner finished (its record)."""
+    """Ends an open task-free interval (`end_interval`), exports the model to
+    workdir/export and marks the learner finished (its record)."""
+    self.end_interval()
     self.export()
     if self.ctx.chief:
       checkpoints.mark_finished(self.workdir, export=os.path.join(self.workdir, "export"))
@@ -744,9 +833,8 @@ def setup_runtime(config: config_lib.Config):
 
 def _reseed(config: config_lib.Config, index: int) -> None:
   """Seeds every generator from (seed, interval): the interval's randomness (e.g.
-  the fresh weights of a hand-over) does not depend on what ran before in this
-  process, so a resumed run redoes it as the uninterrupted run did."""
-  runtime.seed_everything(int(np.random.SeedSequence([config.seed, index]).generate_state(1)[0]))
+  the fresh weights of a hand-over) does not depend on what ran before."""
+  runtime.reseed(config.seed, index)
 
 
 def _matrix(rows: Sequence[dict]) -> metrics.ElboMatrix:

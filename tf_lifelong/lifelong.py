@@ -10,6 +10,11 @@ every distribution of the stream (and of those seen in earlier invocations,
 see `continue_run`) evaluated after each interval, resuming an interrupted
 run from its workdir (resume.py), and the export after the last interval.
 
+With `config.boundaries == "detect"` the stream's intervals are cut into chunks
+(`task_free.chunked`) that reach the learner with nothing else
+(`Learner.observe`); the learner finds the intervals itself (task_free.py), and
+each chunk's true distribution is only written down beside its decision.
+
 A workdir holding a checkpoint of the same configuration is resumed from the
 latest one; a finished one is left alone. With `continue_run`, a finished
 workdir takes the stream of `config` as further intervals of its model
@@ -29,7 +34,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_lifelong import __version__, evaluate, progress, resume, runtime, training
+from tf_lifelong import __version__, evaluate, progress, resume, runtime, task_free, training
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources, streams
 from tf_lifelong.learner import (
@@ -85,6 +90,12 @@ def run(
       "--continue appends intervals to a lifelong model: not with --overwrite or "
       "--baseline=batch_vae"
     )
+  detect = config.boundaries == "detect"
+  if continue_run and detect:
+    raise RunError(
+      "--continue with --boundaries=detect is not supported by bin/train; feed further "
+      "chunks from Python: Learner.load(WORKDIR).observe(chunk) (README, Task-free streams)"
+    )
   try:
     if continue_run:
       start = resume.prepare_continuation(config, workdir, chief)
@@ -114,13 +125,19 @@ def run(
     hooks=hooks,
     out=out,
     tests=evaluate.test_sets(stream),
-    catalogue={i: d.name for i, d in stream.distributions.items()},
+    catalogue={} if detect else {i: d.name for i, d in stream.distributions.items()},
   )
   learner.invocation = start.invocation
   shown = learner.progress
-  shown.num_intervals = start.first_interval + len(stream)
+  chunks = task_free.chunked(stream, config.chunk_size) if detect else None
+  shown.num_intervals = None if detect else start.first_interval + len(stream)
+  what = (
+    f"{len(chunks)} chunks of about {config.chunk_size} examples, boundaries detected"
+    if detect
+    else f"{len(stream)} intervals"
+  )
   shown.message(
-    f"tf_lifelong {__version__}: {config.dataset}, {len(stream)} intervals, "
+    f"tf_lifelong {__version__}: {config.dataset}, {what}, "
     f"{config.resolved_arch} model, strategy {config.strategy} "
     f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}"
     + (f"; continuing after {start.first_interval} intervals" if start.invocation else "")
@@ -129,9 +146,13 @@ def run(
     _add_earlier_tests(learner, workdir, start, shown)
   done = start.next_interval - start.first_interval
   try:
-    for interval in stream.intervals[done:]:
-      dist = interval.distribution
-      learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
+    if detect:
+      for images, truth, name in chunks[learner.chunks_observed :]:
+        learner.observe(images, truth=truth, truth_name=name)
+    else:
+      for interval in stream.intervals[done:]:
+        dist = interval.distribution
+        learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
     learner.finish()  # Every worker: saving may take part in collectives (multi-worker).
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if config.strategy != "multi_worker":
@@ -141,7 +162,10 @@ def run(
     training.stop_step_watchdog()  # Multi-worker: the run's collectives are over.
   rows = learner.history
   if chief:
-    shown.message("\n" + progress.table(rows, SUMMARY_COLUMNS))
+    columns = (
+      (*SUMMARY_COLUMNS, "first_chunk", "last_chunk", "truth") if detect else SUMMARY_COLUMNS
+    )
+    shown.message("\n" + progress.table(rows, columns))
     shown.message(f"done: {workdir}")
   else:
     print(

@@ -17,8 +17,9 @@ run SIGKILL itself at that point (`kill_point`), so that tests can interrupt a
 run where they choose. Phases: `handover` (after the interval's hand-over,
 before its start checkpoint), `train` (at an evaluation boundary inside the
 interval, before its checkpoint; `step` picks the boundary), `record` (after
-the interval's metrics files, before its end checkpoint) and `export` (with
-the SavedModel written to its temporary folder, before the rename).
+the interval's metrics files, before its end checkpoint), `export` (with
+the SavedModel written to its temporary folder, before the rename) and `chunk`
+(task-free streams: after the chunk checkpoint of chunk `step`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ _FLOAT_COLUMNS = (
   "grad_norm",
   "best_validation_neg_elbo",
 )
-_PHASES = ("handover", "train", "record", "export")
+_PHASES = ("handover", "train", "record", "export", "chunk")
 _MKSTEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")
 """A temporary file of artifacts.atomic_path (`.NAME.XXXXXXXX`)."""
 

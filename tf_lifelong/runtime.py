@@ -66,6 +66,12 @@ def seed_everything(seed: int) -> None:
   keras.utils.set_random_seed(seed)
 
 
+def reseed(seed: int, key: int) -> None:
+  """Seeds every generator from (seed, key): what follows does not depend on what ran
+  before in this process, so a resumed run redoes it as the uninterrupted run did."""
+  seed_everything(int(np.random.SeedSequence([seed, key]).generate_state(1)[0]))
+
+
 def split_cpu(n: int) -> None:
   """Splits the physical CPU into `n` logical devices (a testing aid)."""
   cpu = tf.config.list_physical_devices("CPU")[0]

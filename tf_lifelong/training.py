@@ -426,6 +426,31 @@ def train_interval(
   return result
 
 
+def train_steps(
+  student: keras.Model, split, steps: int, config: config_lib.Config, seed: int
+) -> float:
+  """`steps` training steps on `split` (with the replay the student's train_step makes),
+  without evaluation or early stopping: a chunk joining an interval (task_free.py).
+
+  Returns:
+    The mean training loss of the steps.
+
+  Raises:
+    NonFiniteLossError: the training loss is not finite.
+  """
+  n_real = student.real_batch_size(config.batch_size)
+  data = streams.as_dataset(
+    split, n_real, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+  ).map(lambda x, y: x)
+  use_xla_where_it_works(student)
+  set_learning_rate(student, config, 0)
+  history = student.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+  loss = float(history.history.get("loss", [math.nan])[-1])
+  if not math.isfinite(loss):
+    raise NonFiniteLossError(steps, f"the training loss is {loss}")
+  return loss
+
+
 def batched_mean(
   fn: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray, batch_size: int = 1000
 ) -> float:

@@ -42,10 +42,12 @@ def define_flags() -> None:
   flags.DEFINE_integer("seeds", 1, "Number of seeds: --seed, --seed + 1, ...", lower_bound=1)
   flags.DEFINE_string(
     "variants",
-    ",".join(presets.VARIANTS),
+    ",".join(presets.PAPER_VARIANTS),
     "Comma-separated variants: with_consistency (gamma, lambda as given), "
     "without_consistency (both 0), batch_vae (all data at once, upper "
-    "bound), naive (no teacher, lower bound).",
+    "bound), naive (no teacher, lower bound); also detect (with_consistency on the "
+    "task-free stream, --boundaries=detect: the report compares it with with_consistency, "
+    "transitions found, missed and false, new/return accuracy).",
   )
   flags.DEFINE_integer(
     "parallel",

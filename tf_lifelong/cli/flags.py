@@ -293,6 +293,52 @@ def define_run_flags() -> None:
     "Interval checkpoints kept, the newest (0: all); the latest, which a resume needs, "
     "always stays, so the disk stays flat in the number of intervals.",
   )
+  flags.DEFINE_enum(
+    "boundaries",
+    d.boundaries,
+    list(config_lib.BOUNDARIES),
+    "given: the stream says where each interval ends and whether its distribution is new "
+    "(the paper). detect: a task-free stream: the intervals are cut into chunks of "
+    "--chunk_size examples that reach the learner with no signal; before training on a chunk "
+    "it decides same / return to a component / new distribution (method.md section 9). "
+    "Decisions: W/boundaries.jsonl; one metrics row per detected interval.",
+  )
+  flags.DEFINE_integer(
+    "chunk_size",
+    d.chunk_size,
+    "detect: examples per chunk (at least --batch_size); the last chunk of a distribution "
+    "takes the remainder.",
+  )
+  flags.DEFINE_integer(
+    "chunk_steps",
+    d.chunk_steps,
+    "detect: training steps on the interval's data after each chunk joins it (counted in "
+    "--max_steps_per_interval); the early-stopped training follows when the interval ends.",
+  )
+  flags.DEFINE_float(
+    "shift_threshold",
+    d.shift_threshold,
+    "detect: a chunk stays in the current interval while its shift statistic (the largest "
+    "standard score of a change of its -ELBO profile against the interval's held-out share) "
+    "is at most this.",
+  )
+  flags.DEFINE_float(
+    "return_threshold",
+    d.return_threshold,
+    "detect: a changed chunk returns to component j when its profile lies within this many "
+    "standard deviations of j's reference in every entry ...",
+  )
+  flags.DEFINE_float(
+    "return_mass",
+    d.return_mass,
+    "detect: ... or when j holds at least this share of the chunk's posterior q(z_d|x) ...",
+  )
+  flags.DEFINE_float(
+    "return_level",
+    d.return_level,
+    "detect: ... and the chunk's -ELBO under j is within this many sds of j's reference "
+    "(forgetting moves it); otherwise the chunk is a new distribution.",
+  )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
 
@@ -336,6 +382,13 @@ _SIMPLE = (
   "replay_sample_pixels",
   "validation_synthetic_examples",
   "min_steps_per_interval",
+  "boundaries",
+  "chunk_size",
+  "chunk_steps",
+  "shift_threshold",
+  "return_threshold",
+  "return_mass",
+  "return_level",
 )
 
 

@@ -9,6 +9,7 @@ changes the objective or the baseline on top of it:
 | `without_consistency` | consistency_weight = mi_weight = 0 (same graphical model) |
 | `batch_vae` | baseline = batch_vae: all distributions at once (the upper bound) |
 | `naive` | baseline = naive: sequential fine-tuning, no teacher (the lower bound) |
+| `detect` | boundaries = detect: `with_consistency` on the task-free stream (method.md section 9) |
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ PRESETS = {
   )
 }
 
-VARIANTS = ("with_consistency", "without_consistency", "batch_vae", "naive")
+VARIANTS = ("with_consistency", "without_consistency", "batch_vae", "naive", "detect")
 """Every variant, in report order."""
+PAPER_VARIANTS = VARIANTS[:4]
+"""The paper's variants: bin/experiment's default."""
 
 
 def preset_config(name: str, **overrides) -> config_lib.Config:
@@ -89,6 +92,8 @@ def variant_config(base: config_lib.Config, variant: str) -> config_lib.Config:
     return dataclasses.replace(base, baseline="none", consistency_weight=0.0, mi_weight=0.0)
   if variant in ("batch_vae", "naive"):
     return dataclasses.replace(base, baseline=variant)
+  if variant == "detect":
+    return dataclasses.replace(base, baseline="none", boundaries="detect")
   raise config_lib.ConfigError(f"unknown variant {variant!r}; choose among {', '.join(VARIANTS)}")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tf_lifelong import artifacts, metrics
-from tf_lifelong.experiments import figures, presets, runner
+from tf_lifelong.experiments import detection_report, figures, presets, runner
 
 FIGURES = "figures"
 LIFELONG = ("with_consistency", "without_consistency", "naive")
@@ -160,6 +160,7 @@ def summarize(record: dict, runs: dict[str, list[Run]], missing: list[str]) -> d
     },
   }
   out["wall_seconds"] = round(sum(i.get("wall_seconds", 0.0) for i in invocations), 1)
+  out["detection"] = detection_report.summarize(runs)
   return out
 
 
@@ -298,7 +299,8 @@ def markdown(summary: dict) -> str:
       "purity = share of a component's samples in its majority class; distinct "
       "classes = distinct majority classes over the components.",
     ]
-  lines += ["", "## Figures", ""]
+  lines += [""] + detection_report.markdown(summary.get("detection") or [])
+  lines += ["## Figures", ""]
   lines += [f"### {name}\n\n![{name}]({rel})\n" for name, rel in summary["figures"].items()]
   lines += ["## Commands", "", "```"] + summary["commands"]["experiment"] + ["```", ""]
   lines += ["Each run again alone:", "", "```"]

@@ -599,7 +599,8 @@ def effective_steps_per_execution(config) -> int:
   Training runs epochs of `eval_every` steps, the last one ending at
   `max_steps_per_interval`; Keras rounds an epoch up to a whole number of
   executions (25 steps at 10 per execution run 30), so the value used is
-  gcd(steps_per_execution, eval_every, max_steps_per_interval). With more than one
+  gcd(steps_per_execution, eval_every, max_steps_per_interval) (and chunk_steps with
+  boundaries=detect). With more than one
   replica it is 1: Keras 3.15's multi-step loop fails under MirroredStrategy
   with 2 replicas ("You must feed a value for placeholder tensor"). Either
   change is said once in the log.
@@ -611,6 +612,11 @@ def effective_steps_per_execution(config) -> int:
     f"it does not divide eval_every = {config.eval_every} or "
     f"max_steps_per_interval = {config.max_steps_per_interval}",
   )
+  if getattr(config, "boundaries", "given") == "detect" and config.chunk_steps % spe:
+    spe, why = (
+      math.gcd(spe, config.chunk_steps),
+      f"it does not divide chunk_steps = {config.chunk_steps}",
+    )
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
   if replicas > 1 and spe > 1:
     spe, why = 1, f"more than one step per execution fails with {replicas} replicas"

@@ -1,0 +1,366 @@
+"""Task-free streams: deciding, for each chunk, *same*, *return to j* or *new* (method.md section 9).
+
+The statistic. For an image x and a component j of the discrete latent,
+
+    s_j(x) = -log p(x | z_d = e_j, z_c) + KL(q(z_c|x) || N(0, I)),
+    z_c = mu(x) + sigma(x) * eps,   eps ~ N(0, I) shared by the J components,
+
+the -ELBO of the conditional density p(x | z_d = j) (a hard one-hot z_d, as
+method.md section 3's evaluation, without the z_d term, which does not depend
+on j). `component_scores` gives [s_0 .. s_{J-1}, KL_c] per image: [N, J + 1],
+nats. A chunk's statistic is S_j(c) = mean over x in c of s_j(x).
+
+The decision (`decide`), with k = argmin_j S_j(H) the component that explains
+the current interval's held-out share H best:
+
+1. *same* when z <= `shift_threshold`: z is the largest Welch standard score
+   (`shift_statistic`) of a change between the chunk and H in S_k, in KL_c,
+   or in a difference s_j - s_k (another component explaining the chunk
+   relatively better or worse than it explains H: a different distribution,
+   even one whose level under k happens to be the same). Neither the chunk nor
+   H was trained on, so under *same* each score is about N(0, 1).
+2. Otherwise *return to j* (`choose_return`, j != k, j with a `Reference`):
+   - when the chunk's profile (`profile`: S_j, KL_c and the differences
+     S_i - S_j) lies within `return_threshold` reference sds of j's, entry by
+     entry (the reference's level moved by how much the model's own samples of
+     j moved since; KL_c as it was), or
+   - when j holds at least `return_mass` of the chunk's mean posterior
+     q(z_d = j | x) and S_j is within `return_level` sds of j's level: forgetting
+     moves an old distribution's level by about one sd in a few intervals, while
+     the encoder, trained on the teacher's samples of j, still sends it to j.
+3. Otherwise *new*.
+
+No data of earlier intervals are kept: a `Reference` is a few numbers per
+component, made when an interval best explained by it ends.
+
+References: Rao et al. 2019 (CURL: new components seeded by poorly explained
+data), Lee et al. 2020 (CN-DPM: routing by likelihood).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lifelong.model import latents, objectives
+
+SAME, RETURN, NEW = "same", "return", "new"
+KINDS = (SAME, RETURN, NEW)
+REFERENCE_SAMPLES = 128
+"""Model samples of a component behind its drift estimate: the same latents (same seed)
+when the reference is made and at each later decision, so that the difference is the
+model's change, not sampling noise."""
+
+
+def component_scores(model, images: np.ndarray, seed: int = 0, batch_size: int = 500) -> np.ndarray:
+  """s_j(x) for every image and component, and KL_c(x): float64 [N, J + 1], nats.
+
+  Columns 0..J-1 are s_j (module docstring), column J is KL(q(z_c|x) || N(0, I)),
+  the part of every s_j that does not depend on j.
+
+  Args:
+    model: a LifelongVAE (encoder, decoder, num_categories, continuous_dim).
+    images: float [N, H, W, C] in [0, 1] (uint8 0..255 is scaled).
+    seed: the z_c noise is a function of (seed, position in `images`).
+  """
+  x_all = np.asarray(images)
+  if x_all.dtype == np.uint8:
+    x_all = x_all.astype(np.float32) / 255.0
+  out = []
+  for start in range(0, len(x_all), batch_size):
+    x = tf.convert_to_tensor(x_all[start : start + batch_size], tf.float32)
+    noise = tf.random.stateless_normal(
+      [tf.shape(x)[0], model.continuous_dim], tf.constant([seed, start], tf.int64)
+    )
+    out.append(_scores(model, x, noise).numpy().astype(np.float64))
+  j = int(model.num_categories)
+  return np.concatenate(out) if out else np.zeros([0, j + 1])
+
+
+@tf.function(reduce_retracing=True)
+def _scores_graph(encoder, decoder, x, noise, j):
+  _, loc, scale = encoder(x, training=False)
+  z_c = latents.gaussian_sample(loc, scale, noise)
+  b = tf.shape(x)[0]
+  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)  # [J*B, J], category-major
+  dec = decoder(tf.concat([z_d, tf.tile(z_c, [j, 1])], -1), training=False)
+  rec = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [j, 1, 1, 1]), dec), [j, b])
+  kl = objectives.kl_continuous(loc, scale)[:, None]
+  return tf.concat([tf.transpose(rec) + kl, kl], axis=1)
+
+
+def _scores(model, x, noise):
+  return _scores_graph(model.encoder, model.decoder, x, noise, int(model.num_categories))
+
+
+def profile(scores: np.ndarray, j: int, components: list[int]) -> np.ndarray:
+  """Per-example profile relative to component j, from `component_scores` [N, J + 1]:
+  [s_j, KL_c, s_i - s_j for i in components, i != j]."""
+  others = [i for i in components if i != j]
+  return np.concatenate(
+    [scores[:, [j]], scores[:, [-1]], scores[:, others] - scores[:, [j]]], axis=1
+  )
+
+
+@dataclasses.dataclass
+class Reference:
+  """What is kept of component j's distribution: a few numbers, no data.
+
+  When an interval whose held-out share is best explained by j ends: the mean
+  and spread of the profile (`profile`: s_j and the differences s_i - s_j to
+  the other components of that time) on the held-out share (`real`, `sd`), and
+  the mean profile of the model's own samples of j (`synthetic`). Later, the
+  real profile is predicted as `real + (synthetic now - synthetic)`
+  (`predicted`): the model's drift, measured on its own samples (KL_c aside).
+  """
+
+  component: int
+  components: list[int]
+  real: list[float]
+  sd: list[float]
+  synthetic: list[float]
+
+  def predicted(self, synthetic_now: np.ndarray) -> np.ndarray:
+    """The real profile now: moved by the samples' drift, except KL_c (entry 1), which
+    is taken as it was (the encoder's KL on real data moves much less than on samples)."""
+    drift = np.asarray(synthetic_now) - np.asarray(self.synthetic)
+    drift[1] = 0.0
+    return np.asarray(self.real) + drift
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> Reference:
+    return cls(**d)
+
+
+def sample_profile(
+  model, ref_component: int, components: list[int], seed: int, n: int = REFERENCE_SAMPLES
+) -> np.ndarray:
+  """Mean profile (relative to `ref_component`) of n model samples of it (Bernoulli means)."""
+  samples = np.asarray(
+    model.sample(n, component=int(ref_component), seed=seed + 7919 * ref_component)
+  )
+  return profile(component_scores(model, samples, seed), ref_component, components).mean(axis=0)
+
+
+def make_reference(
+  model, heldout_scores: np.ndarray, j: int, seed: int, n: int = REFERENCE_SAMPLES
+) -> Reference:
+  """Component j's reference from its held-out scores [M, J] under `model` (see Reference)."""
+  components = list(range(heldout_scores.shape[1] - 1))
+  p = profile(heldout_scores, j, components)
+  sd = p.std(axis=0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
+  return Reference(
+    component=int(j),
+    components=components,
+    real=p.mean(axis=0).tolist(),
+    sd=np.maximum(sd, 1e-6).tolist(),
+    synthetic=sample_profile(model, j, components, seed, n).tolist(),
+  )
+
+
+def return_distances(
+  chunk_scores: np.ndarray, ref: Reference, synthetic_now: np.ndarray
+) -> np.ndarray:
+  """|chunk mean profile_i - predicted_i| / sd_i per profile entry i (`profile`'s order)."""
+  mean = profile(chunk_scores, ref.component, ref.components).mean(axis=0)
+  return np.abs(mean - ref.predicted(synthetic_now)) / np.asarray(ref.sd)
+
+
+def return_statistic(chunk_scores: np.ndarray, ref: Reference, synthetic_now: np.ndarray) -> float:
+  """max_i of `return_distances`: how far the chunk is from j's distribution, in sds."""
+  return float(np.max(return_distances(chunk_scores, ref, synthetic_now)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """What the learner decided for one chunk, and why (a line of boundaries.jsonl)."""
+
+  chunk: int
+  decision: str
+  """same, return or new."""
+  component: int | None
+  """The component the chunk is given to: the current one (same), the returning one, or
+  the new one (J after the hand-over - 1)."""
+  statistic: float | None = None
+  """|z| of the shift test (None for the first chunk)."""
+  threshold: float | None = None
+  return_statistic: float | None = None
+  """The smallest d_j over the components with a reference (None when none has one)."""
+  return_threshold: float | None = None
+  best_return: int | None = None
+  return_distances: list[float] | None = None
+  """best_return's distance per profile entry (`profile`: s_j, KL_c, s_i - s_j, ...)."""
+  return_mass: float | None = None
+  """The largest mean posterior q(z_d = j | x) of the chunk over the candidates j."""
+  mass_component: int | None = None
+  driver: int | None = None
+  """The component whose score (j = k) or difference to k (j != k) moved most."""
+  current: int | None = None
+  """k: the component that explains the current interval best."""
+  scores: list[float] | None = None
+  """S_j(c) for every component j."""
+  seconds: float = 0.0
+  truth: int | None = None
+  truth_name: str | None = None
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> Decision:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> float:
+  """|mean(a) - mean(b)| in units of its standard error (Welch)."""
+  var = (a.var(ddof=1) if len(a) > 1 else 0.0) / len(a) + (
+    b.var(ddof=1) if len(b) > 1 else 0.0
+  ) / len(b)
+  return abs(float(a.mean() - b.mean())) / math.sqrt(max(var, 1e-12))
+
+
+def shift_statistic(
+  chunk_scores: np.ndarray, heldout_scores: np.ndarray, k: int
+) -> tuple[float, int]:
+  """The largest standard score of a change between the chunk and the held-out share: (z, j).
+
+  j = k: the level S_k itself moved; j = J: KL_c moved; other j: the difference s_j - s_k moved (a
+  component other than k explains the chunk relatively better or worse than
+  it explains the current interval: a different distribution, even one whose
+  level under k happens to be the same).
+  """
+  j_count = chunk_scores.shape[1] - 1
+  best, driver = _welch(chunk_scores[:, k], heldout_scores[:, k]), k
+  kl = _welch(chunk_scores[:, -1], heldout_scores[:, -1])
+  if kl > best:
+    best, driver = kl, j_count
+  for j in range(j_count):
+    if j != k:
+      z = _welch(
+        chunk_scores[:, j] - chunk_scores[:, k], heldout_scores[:, j] - heldout_scores[:, k]
+      )
+      if z > best:
+        best, driver = z, j
+  return best, driver
+
+
+def choose_return(
+  distances: dict[int, np.ndarray],
+  masses: np.ndarray,
+  *,
+  exclude: int | None,
+  return_threshold: float,
+  return_mass: float,
+  return_level: float,
+) -> dict:
+  """Return to which component, or new, for a chunk that is not the current distribution.
+
+  Args:
+    distances: component -> `return_distances` of the chunk (components with a reference).
+    masses: the chunk's mean posterior q(z_d = j | x) over its images, [J].
+    exclude: k, the current interval's component (not a return), or None.
+    return_threshold: a return when every profile entry of j is within this many sds.
+    return_mass, return_level: or when j holds at least `return_mass` of the chunk's
+      posterior and its level s_j is within `return_level` sds (forgetting moves the
+      level of an old distribution by about one sd over a few intervals; the encoder,
+      trained on the teacher's samples of j, still sends it to j).
+
+  Returns:
+    {"decision" (return or new), "component" (None for new), "return_statistic" (the
+    smallest largest-entry distance), "best_return", "return_mass", "mass_component"}.
+  """
+  candidates = {j: d for j, d in distances.items() if j != exclude}
+  out = {"return_statistic": None, "best_return": None, "return_mass": None, "mass_component": None}
+  if not candidates:
+    return {**out, "decision": NEW, "component": None}
+  worst = {j: float(np.max(d)) for j, d in candidates.items()}
+  best = min(worst, key=worst.get)
+  held = max(candidates, key=lambda j: float(masses[j]) if j < len(masses) else 0.0)
+  out.update(
+    return_statistic=worst[best],
+    best_return=best,
+    return_mass=float(masses[held]),
+    mass_component=held,
+  )
+  if worst[best] <= return_threshold:
+    return {**out, "decision": RETURN, "component": best}
+  if masses[held] >= return_mass and float(candidates[held][0]) <= return_level:
+    return {**out, "decision": RETURN, "component": held}
+  return {**out, "decision": NEW, "component": None}
+
+
+def decide(
+  chunk_scores: np.ndarray,
+  heldout_scores: np.ndarray | None,
+  returns,
+  masses: np.ndarray,
+  *,
+  shift_threshold: float,
+  return_threshold: float,
+  return_mass: float,
+  return_level: float,
+) -> dict:
+  """The decision for a chunk (module docstring), a pure function of the statistics.
+
+  Args:
+    chunk_scores: s_j(x) of the chunk, [n, J + 1] (`component_scores`).
+    heldout_scores: the same of the current interval's held-out share, [m, J + 1];
+      None when no interval is open (then only return or new).
+    returns: a function of k (the component to leave out, or None) giving
+      component -> `return_distances`, called only when the chunk is not *same*.
+    masses: the chunk's mean posterior over the components, [J].
+    shift_threshold, return_threshold, return_mass, return_level: see the module
+      docstring and `choose_return`.
+
+  Returns:
+    {"decision", "component" (None for new), "statistic" (z), "driver", "current" (k),
+    "scores" (S_j(c), [J]), and `choose_return`'s entries}.
+  """
+  out = {
+    "statistic": None,
+    "driver": None,
+    "current": None,
+    "scores": [float(v) for v in chunk_scores[:, :-1].mean(axis=0)],
+  }
+  k = None
+  if heldout_scores is not None:
+    k = current_component(heldout_scores)
+    z, driver = shift_statistic(chunk_scores, heldout_scores, k)
+    out.update(statistic=z, driver=driver, current=k)
+    if z <= shift_threshold:
+      return {**out, "decision": SAME, "component": k}
+  chosen = choose_return(
+    returns(k),
+    masses,
+    exclude=k,
+    return_threshold=return_threshold,
+    return_mass=return_mass,
+    return_level=return_level,
+  )
+  return {**out, **chosen}
+
+
+def posterior_masses(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+  """Mean over the images of q(z_d = j | x), [J]."""
+  x_all = np.asarray(images)
+  if x_all.dtype == np.uint8:
+    x_all = x_all.astype(np.float32) / 255.0
+  total = np.zeros(int(model.num_categories))
+  for start in range(0, len(x_all), batch_size):
+    logits, _, _ = model.encoder(
+      tf.convert_to_tensor(x_all[start : start + batch_size]), training=False
+    )
+    total += tf.reduce_sum(tf.nn.softmax(tf.cast(logits, tf.float32), -1), 0).numpy()
+  return total / max(len(x_all), 1)
+
+
+def current_component(heldout_scores: np.ndarray) -> int:
+  """k = argmin_j S_j(H): the component that explains the current interval best."""
+  return int(np.argmin(heldout_scores[:, :-1].mean(axis=0)))

@@ -1,0 +1,378 @@
+"""Task-free streams: the learner finds the transitions itself (method.md section 9).
+
+    learner = Learner(Config(boundaries="detect"), "runs/camera")
+    for chunk in chunks:                      # [n, H, W(, C)] images, in time order, nothing else
+      decision = learner.observe(chunk)       # same / return to j / new, before training on it
+    learner.finish()                          # ends the last interval, exports
+
+Each chunk is decided first (detection.py, with the current student and the
+current interval's held-out share), then:
+
+- *same*: the chunk joins the current interval's data;
+- *return to j* / *new*: the current interval ends (trained with early
+  stopping on all its chunks, as with given boundaries: its metrics row,
+  checkpoint and component reference), then the next one starts with the
+  hand-over the decision implies (J kept / J + 1) and this chunk.
+
+Then the interval's student trains `chunk_steps` steps on the interval's data
+so far (within its `max_steps_per_interval` budget), so that the next chunk
+meets a model of the current distribution. Nothing of earlier intervals is
+kept but a `detection.Reference` per component (a few numbers).
+
+Files: `W/boundaries.jsonl` has one line per decision (`detection.Decision`:
+chunk, decision, component, statistics, thresholds, seconds, truth when the
+stream knows it); the open interval's chunks lie in `W/detect/` until it ends,
+so that a killed run resumes (from the latest `chunk`, `train` or `end`
+checkpoint, whose record holds this module's state) with the same decisions.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import json
+import os
+import time
+
+import numpy as np
+
+from tf_lifelong import artifacts, detection, files, resume, runtime, training
+from tf_lifelong.data import inputs, sources, streams
+
+BOUNDARIES = "boundaries.jsonl"
+CHUNKS = "detect"
+_CHUNK_SALT = 17
+"""Keys the held-out share of each chunk (with the chunk's number)."""
+_CHUNK_SEEDS = 1_000_000
+"""Chunk c trains from the random state of (seed, _CHUNK_SEEDS + c) (runtime.reseed)."""
+_CLOSE_SEEDS = 2_000_000
+"""Interval i's closing training starts from the random state of (seed, _CLOSE_SEEDS + i)."""
+
+
+@dataclasses.dataclass
+class OpenInterval:
+  """The interval being built from chunks: its identity and its data so far."""
+
+  index: int
+  ident: int
+  component: int | None
+  decision: str
+  first_chunk: int
+  chunks: list[int] = dataclasses.field(default_factory=list)
+  truths: list = dataclasses.field(default_factory=list)
+  steps: int = 0
+  """Chunk training steps so far (part of the interval's budget)."""
+  teacher_truths: list = dataclasses.field(default_factory=list)
+  train: list = dataclasses.field(default_factory=list, repr=False)
+  held: list = dataclasses.field(default_factory=list, repr=False)
+
+  def meta(self) -> dict:
+    return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("train", "held")}
+
+  def split(self, which: str) -> sources.Split:
+    images = np.concatenate(getattr(self, which))
+    return sources.Split(images, np.zeros(len(images), np.int64))
+
+
+class TaskFree:
+  """The learner's task-free state and its `observe` (see the module docstring)."""
+
+  def __init__(self, learner):
+    self.learner = learner
+    self.open: OpenInterval | None = None
+    self.begun = None
+    """The open interval's learner._Resumed (teacher ids, resumed training state)."""
+    self.chunks = 0
+    """Chunks decided and learned so far (the next chunk's number)."""
+    self.references: dict[int, detection.Reference] = {}
+    self.pending: detection.Decision | None = None
+    """A decision whose interval is not open yet (its chunk's number is `chunks`)."""
+    self.truth_seen: list = []
+    self.decisions: list[dict] = []
+
+  # ---------------------------------------------------------------- state
+  def state(self) -> dict:
+    """What a checkpoint record keeps (the chunks themselves are in W/detect/)."""
+    return {
+      "chunks": self.chunks,
+      "open": self.open.meta() if self.open else None,
+      "pending": self.pending.to_dict() if self.pending else None,
+      "references": {str(j): r.to_dict() for j, r in self.references.items()},
+      "truth_seen": self.truth_seen,
+    }
+
+  def restore(self, state: dict, begun) -> None:
+    """Restores from a checkpoint record's `detect` entry (and the chunk files)."""
+    self.chunks = int(state["chunks"])
+    self.pending = detection.Decision.from_dict(state["pending"]) if state["pending"] else None
+    self.references = {
+      int(j): detection.Reference.from_dict(r) for j, r in state["references"].items()
+    }
+    self.truth_seen = list(state["truth_seen"])
+    self.open = None
+    if state["open"]:
+      self.open = OpenInterval(**state["open"])
+      for c in self.open.chunks:
+        train, held = self._read_chunk(c)
+        self.open.train.append(train)
+        self.open.held.append(held)
+    self.begun = begun
+    path = os.path.join(self.learner.workdir, BOUNDARIES)
+    if files.exists(path):
+      keep = self.chunks + (1 if self.pending is not None else 0)
+      lines = [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]
+      self.decisions = [d for d in lines if d["chunk"] < keep]
+
+  def _chunk_path(self, chunk: int) -> str:
+    return os.path.join(self.learner.workdir, CHUNKS, f"chunk-{chunk:06d}.npz")
+
+  def _write_chunk(self, chunk: int, train: np.ndarray, held: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, train=train, held=held)
+    files.makedirs(os.path.dirname(self._chunk_path(chunk)))
+    files.write_bytes(self._chunk_path(chunk), buffer.getvalue())
+
+  def _read_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+      with np.load(io.BytesIO(files.read_bytes(self._chunk_path(chunk)))) as f:
+        return f["train"], f["held"]
+    except (OSError, ValueError, KeyError, files.not_found()) as e:
+      raise sources.DataError(
+        f"cannot resume the open interval: chunk file {self._chunk_path(chunk)} is "
+        f"unreadable ({e}); pass --overwrite to start afresh"
+      ) from None
+
+  # ---------------------------------------------------------------- observe
+  def observe(self, chunk, truth=None, truth_name=None, callbacks=()) -> detection.Decision:
+    """Decides the chunk (same / return / new), acts on it, trains on it; returns the decision."""
+    learner, config = self.learner, self.learner.config
+    split, _, _ = inputs.as_split(chunk, "chunk", config.data_dir, config.download)
+    images = split.images
+    if len(images) < config.batch_size:
+      raise inputs.DataError(
+        f"chunk: {len(images)} images, fewer than batch_size ({config.batch_size})"
+      )
+    learner._check_shape(images.shape[1:])
+    index = self.chunks
+    truth = None if truth is None else int(truth)
+    if self.pending is not None and self.pending.chunk == index:
+      decision = self.pending  # Decided before the interruption.
+    else:
+      decision = self._decide(index, images, truth, truth_name)
+      self._log(decision)
+    seen_before = list(self.truth_seen)
+    opened_here = self.open is not None and self.open.first_chunk == index
+    if not opened_here and (self.open is None or decision.decision != detection.SAME):
+      self.pending = decision
+      if self.open is not None:
+        self.close(callbacks)
+      self._start(decision, images, seen_before)
+    self.pending = None
+    if truth is not None and truth not in self.truth_seen:
+      self.truth_seen.append(truth)
+    self._learn_chunk(index, images, truth)
+    return decision
+
+  def _decide(self, index, images, truth, truth_name) -> detection.Decision:
+    start = time.monotonic()
+    learner, config = self.learner, self.learner.config
+    student = learner.ctx.student
+    fields = {"chunk": index, "truth": truth, "truth_name": truth_name}
+    if student is None:
+      return detection.Decision(decision=detection.NEW, component=0, **fields)
+    seed = config.seed * 1_000_003 + index
+    scores = detection.component_scores(student, images, seed)
+
+    distances = {}
+
+    def returns(exclude):
+      for j, ref in self.references.items():
+        if j != exclude:
+          now = detection.sample_profile(student, j, ref.components, config.seed)
+          distances[j] = detection.return_distances(scores, ref, now)
+      return distances
+
+    held = None
+    if self.open is not None:
+      held = detection.component_scores(student, self.open.split("held").images, seed)
+    out = detection.decide(
+      scores,
+      held,
+      returns,
+      detection.posterior_masses(student, images),
+      shift_threshold=config.shift_threshold,
+      return_threshold=config.return_threshold,
+      return_mass=config.return_mass,
+      return_level=config.return_level,
+    )
+    if out["decision"] == detection.NEW:
+      out["component"] = int(student.num_categories)  # The one the hand-over adds.
+    if out.get("best_return") is not None:
+      out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
+    out.pop("mass_distances", None)
+    return detection.Decision(
+      **fields,
+      **out,
+      threshold=config.shift_threshold if self.open is not None else None,
+      return_threshold=config.return_threshold,
+      seconds=round(time.monotonic() - start, 4),
+    )
+
+  def _log(self, decision: detection.Decision) -> None:
+    learner = self.learner
+    self.decisions.append(decision.to_dict())
+    if learner.ctx.chief:
+      text = "".join(json.dumps(d, default=artifacts._jsonable) + "\n" for d in self.decisions)
+      files.write_text(os.path.join(learner.workdir, BOUNDARIES), text)
+    if decision.decision != detection.SAME or decision.statistic is None:
+      learner.progress.message(describe(decision))
+
+  # ------------------------------------------------------------ intervals
+  def _start(self, decision: detection.Decision, images: np.ndarray, seen_before: list) -> None:
+    """Opens the interval that `decision` starts with `images` (hand-over; start checkpoint)."""
+    learner = self.learner
+    ctx = learner.ctx
+    index = len(ctx.rows)
+    if decision.decision == detection.RETURN:
+      ident, is_new = ctx.seen[decision.component], False
+    else:
+      ident, is_new = max([*ctx.names, -1]) + 1, True
+    label = ctx.names.get(ident) or f"component {len(ctx.seen)}"
+    self.open = OpenInterval(
+      index=index,
+      ident=ident,
+      component=decision.component,
+      decision=decision.decision,
+      first_chunk=decision.chunk,
+      teacher_truths=seen_before,
+    )
+    split = sources.Split(images, np.zeros(len(images), np.int64))
+    interval = streams.Interval(
+      index, streams.Distribution(ident, label, split, split, None), is_new
+    )
+    self.begun = learner._begin(interval, ident, label)
+
+  def _distribution(self, label: str) -> streams.Distribution:
+    """The open interval's data as a Distribution: its chunks' train and held-out shares."""
+    return streams.Distribution(
+      self.open.ident, label, self.open.split("train"), self.open.split("held"), None
+    )
+
+  def _learn_chunk(self, index: int, images: np.ndarray, truth) -> None:
+    """Adds the chunk to the open interval, trains on the interval's data, checkpoints."""
+    learner, config, open_ = self.learner, self.learner.config, self.open
+    kept, held = sources.holdout(len(images), config.validation_fraction, (_CHUNK_SALT, index))
+    train, held = images[kept], images[held]
+    if learner.ctx.chief:
+      self._write_chunk(index, train, held)
+    open_.chunks.append(index)
+    open_.truths.append(truth)
+    open_.train.append(train)
+    open_.held.append(held)
+    budget = config.max_steps_per_interval - config.eval_every
+    if open_.steps + config.chunk_steps <= budget:
+      runtime.reseed(config.seed, _CHUNK_SEEDS + index)
+      try:
+        training.train_steps(
+          learner.ctx.student,
+          open_.split("train"),
+          config.chunk_steps,
+          config,
+          seed=config.seed * 100003 + _CHUNK_SEEDS + index,
+        )
+      except training.NonFiniteLossError as e:
+        raise learner._non_finite(open_.steps + e.step, e.what) from None
+      open_.steps += config.chunk_steps
+      learner.ctx.global_step += config.chunk_steps
+    self.chunks = index + 1
+    learner._checkpoint("chunk", self.begun.teacher_seen, chunk=index)
+    resume.kill_point("chunk", open_.index, index)
+
+  def close(self, callbacks=()) -> dict | None:
+    """Ends the open interval: early-stopped training on its chunks, its row; None if none."""
+    learner, config, open_ = self.learner, self.learner.config, self.open
+    if open_ is None:
+      return None
+    ctx = learner.ctx
+    start = time.monotonic()
+    label = ctx.names.get(open_.ident) or f"distribution {open_.ident}"
+    interval = streams.Interval(open_.index, self._distribution(label), open_.decision == "new")
+    ctx.interval = interval
+    known = [t for t in open_.truths if t is not None]
+    truth = collections.Counter(known).most_common(1)[0][0] if known else None
+    extra = {
+      "first_chunk": open_.first_chunk,
+      "last_chunk": open_.chunks[-1],
+      "chunks": len(open_.chunks),
+      "decision": open_.decision,
+      "truth": truth,
+      "chunk_steps": open_.steps,
+    }
+    learner._eval_seen = list(self.truth_seen) if known else None
+    learner._eval_teacher = list(open_.teacher_truths) if known else None
+    budget = max(config.eval_every, config.max_steps_per_interval - open_.steps)
+    runtime.reseed(config.seed, _CLOSE_SEEDS + open_.index)
+    row = learner._complete(
+      interval,
+      open_.ident,
+      label,
+      self.begun,
+      list(callbacks),
+      None,
+      start,
+      budget=budget,
+      extra=extra,
+      on_trained=self._update_references,
+    )
+    learner._eval_seen = learner._eval_teacher = None
+    for c in open_.chunks:
+      if ctx.chief:
+        try:
+          files.remove(self._chunk_path(c))
+        except (OSError, files.not_found()):
+          pass
+    return row
+
+  def _update_references(self) -> None:
+    """After the interval's training, before its end checkpoint: the component references."""
+    learner, config, open_ = self.learner, self.learner.config, self.open
+    student = learner.ctx.student
+    held = open_.split("held").images
+    scores = detection.component_scores(student, held, config.seed)
+    k = detection.current_component(scores)
+    self.references[k] = detection.make_reference(student, scores, k, config.seed)
+    self.open = None
+
+
+def describe(decision: detection.Decision) -> str:
+  """The progress line of a decision."""
+  d = decision
+  truth = f" (truth: {d.truth_name or d.truth})" if d.truth is not None else ""
+  if d.statistic is None and d.return_statistic is None:
+    return f"chunk {d.chunk}: new -> component {d.component}{truth}"
+  shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
+  ret = (
+    f"; return statistic {d.return_statistic:.2f} (component {d.best_return}) vs {d.return_threshold:g}"
+    if d.return_statistic is not None
+    else ""
+  )
+  target = {"same": "stays", "return": "returns to", "new": "new:"}[d.decision]
+  return f"chunk {d.chunk}: {shift}{ret} -> {d.decision}, {target} component {d.component}{truth}"
+
+
+def chunked(stream: streams.Stream, chunk_size: int) -> list[tuple[np.ndarray, int, str]]:
+  """The stream's intervals cut into chunks, in time order: (images uint8, truth id, name).
+
+  Each interval's examples (train and validation splits, in their order) give
+  max(1, N // chunk_size) chunks of chunk_size; the last takes the remainder.
+  """
+  out = []
+  for interval in stream:
+    d = interval.distribution
+    images = np.concatenate([d.train.images, d.validation.images])
+    count = max(1, len(images) // chunk_size)
+    for i in range(count):
+      end = len(images) if i == count - 1 else (i + 1) * chunk_size
+      out.append((images[i * chunk_size : end], d.id, d.name))
+  return out
