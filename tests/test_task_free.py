@@ -251,7 +251,7 @@ def _cli_args(npz: str, workdir: str) -> list[str]:
     "--learning_rate=1e-3",
     "--threads=1",
     "--seed=4",
-    "--checkpoint_every=50",
+    "--checkpoint_every=100",
     f"--workdir={workdir}",
   ]
 
@@ -282,8 +282,9 @@ def test_cli_detect_killed_and_resumed_decides_the_same(digits, tmp_path):
   assert {"first_chunk", "last_chunk", "truth", "decision"} <= set(header)
   expected = _outcome(reference)
   assert [d[1] for d in expected[0] if d[1] != "same"][:2] == ["new", "new"]
-  # Inside interval 1 (after chunk 4), then in its closing training (after its step-50
-  # checkpoint, with the decision that ended it pending).
+  # Inside interval 1 after chunk 4 (the latest chunk checkpoint is older: every 100
+  # steps, 2 chunks), then in its closing training (after a step checkpoint, with the
+  # decision that ended it pending).
   for kill in ("chunk:1:4", "train:1:100"):
     workdir = str(tmp_path / kill.replace(":", "_"))
     killed = train_helpers.train(*_cli_args(npz, workdir), kill_at=kill)

@@ -153,7 +153,7 @@ class Config:
   """detect: training steps after each chunk joins the interval (counted in its
   max_steps_per_interval budget); the interval's early-stopped training follows
   when it ends."""
-  shift_threshold: float = 4.0
+  shift_threshold: float = 5.0
   """detect: a chunk is the current interval's distribution while its largest
   shift statistic |z| (standard errors) is at most this."""
   return_threshold: float = 0.6
@@ -161,7 +161,7 @@ class Config:
   many standard deviations of j's reference, entry by entry (detection.choose_return)."""
   return_mass: float = 0.5
   """detect: or when j holds at least this share of the chunk's posterior q(z_d|x) ..."""
-  return_level: float = 2.5
+  return_level: float = 1.5
   """... and its level s_j is within this many sds of j's reference; otherwise new."""
 
   # --- runtime ---

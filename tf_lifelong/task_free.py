@@ -184,13 +184,20 @@ class TaskFree:
     seed = config.seed * 1_000_003 + index
     scores = detection.component_scores(student, images, seed)
 
+    # Returns are judged by the teacher (the model as the last interval ended, like the
+    # references) where there is one: the student, a few chunks into its interval, has
+    # not yet recovered its old distributions (the stability gap of continual learning).
+    judge = student
+    if self.open is not None and getattr(student, "teacher", None) is not None:
+      judge = student.teacher
+    judged = scores if judge is student else detection.component_scores(judge, images, seed)
     distances = {}
 
     def returns(exclude):
       for j, ref in self.references.items():
         if j != exclude:
-          now = detection.sample_profile(student, j, ref.components, config.seed)
-          distances[j] = detection.return_distances(scores, ref, now)
+          now = detection.sample_profile(judge, j, ref.components, config.seed)
+          distances[j] = detection.return_distances(judged, ref, now)
       return distances
 
     held = None
@@ -200,7 +207,7 @@ class TaskFree:
       scores,
       held,
       returns,
-      detection.posterior_masses(student, images),
+      detection.posterior_masses(judge, images),
       shift_threshold=config.shift_threshold,
       return_threshold=config.return_threshold,
       return_mass=config.return_mass,
@@ -271,7 +278,8 @@ class TaskFree:
     open_.train.append(train)
     open_.held.append(held)
     budget = config.max_steps_per_interval - config.eval_every
-    if open_.steps + config.chunk_steps <= budget:
+    trained = open_.steps + config.chunk_steps <= budget
+    if trained:
       runtime.reseed(config.seed, _CHUNK_SEEDS + index)
       try:
         training.train_steps(
@@ -286,7 +294,11 @@ class TaskFree:
       open_.steps += config.chunk_steps
       learner.ctx.global_step += config.chunk_steps
     self.chunks = index + 1
-    learner._checkpoint("chunk", self.begun.teacher_seen, chunk=index)
+    every, total = config.checkpoint_every, learner.ctx.global_step
+    if every and trained and total // every > (total - config.chunk_steps) // every:
+      # As often as --checkpoint_every steps: a resume from an earlier chunk redoes the
+      # chunks after it, with the same decisions (each is a function of the weights).
+      learner._checkpoint("chunk", self.begun.teacher_seen, chunk=index)
     resume.kill_point("chunk", open_.index, index)
 
   def close(self, callbacks=()) -> dict | None:
