@@ -162,7 +162,7 @@ class Config:
   return_mass: float = 0.5
   """detect: or when j holds at least this share of the chunk's posterior q(z_d|x) ..."""
   return_level: float = 1.5
-  """... and its level s_j is within this many sds of j's reference; otherwise new."""
+  """... and its profile is within this many sds of j's reference; otherwise new."""
 
   # --- runtime ---
   strategy: str = "default"

@@ -25,9 +25,12 @@ the current interval's held-out share H best:
      entry (the reference's level moved by how much the model's own samples of
      j moved since; KL_c as it was), or
    - when j holds at least `return_mass` of the chunk's mean posterior
-     q(z_d = j | x) and S_j is within `return_level` sds of j's level: forgetting
-     moves an old distribution's level by about one sd in a few intervals, while
-     the encoder, trained on the teacher's samples of j, still sends it to j.
+     q(z_d = j | x) and the profile is within the looser `return_level` sds:
+     forgetting moves an old distribution's level by about one sd in a few
+     intervals, while the encoder, trained on the teacher's samples of j, still
+     sends it to j.
+   Returns are judged with the teacher (the model as the last interval ended,
+   as the references) where there is one (task_free.py).
 3. Otherwise *new*.
 
 No data of earlier intervals are kept: a `Reference` is a few numbers per
@@ -268,9 +271,10 @@ def choose_return(
     exclude: k, the current interval's component (not a return), or None.
     return_threshold: a return when every profile entry of j is within this many sds.
     return_mass, return_level: or when j holds at least `return_mass` of the chunk's
-      posterior and its level s_j is within `return_level` sds (forgetting moves the
-      level of an old distribution by about one sd over a few intervals; the encoder,
-      trained on the teacher's samples of j, still sends it to j).
+      posterior and its profile is within `return_level` sds, entry by entry
+      (forgetting moves an old distribution's level by about one sd in a few
+      intervals; the encoder, trained on the teacher's samples of j, still sends
+      it to j).
 
   Returns:
     {"decision" (return or new), "component" (None for new), "return_statistic" (the
@@ -291,7 +295,7 @@ def choose_return(
   )
   if worst[best] <= return_threshold:
     return {**out, "decision": RETURN, "component": best}
-  if masses[held] >= return_mass and float(candidates[held][0]) <= return_level:
+  if masses[held] >= return_mass and float(np.max(candidates[held])) <= return_level:
     return {**out, "decision": RETURN, "component": held}
   return {**out, "decision": NEW, "component": None}
 

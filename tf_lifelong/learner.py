@@ -29,6 +29,11 @@ passes a multiple of `config.checkpoint_every` (`train`, with early stopping's
 state), one after each interval (`end`); the latest `config.keep_checkpoints`
 end checkpoints are kept. No checkpoint with non-finite weights is written.
 
+Task-free streams (`config.boundaries == "detect"`, task_free.py): `observe(
+chunk)` takes chunks with no signal and decides for each, before training on
+it, whether it continues the current interval, returns to a component, or is
+new; the intervals are found, trained and recorded as `learn` does them.
+
 Hooks (objects with optional `before_interval(context)` / `after_interval(
 context, row)` methods) see the `Context`; they can add metrics without
 touching the loop.

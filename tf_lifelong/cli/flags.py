@@ -336,8 +336,8 @@ def define_run_flags() -> None:
   flags.DEFINE_float(
     "return_level",
     d.return_level,
-    "detect: ... and the chunk's -ELBO under j is within this many sds of j's reference "
-    "(forgetting moves it); otherwise the chunk is a new distribution.",
+    "detect: ... and its profile lies within this looser number of sds of j's reference "
+    "(forgetting moves an old distribution's -ELBO); otherwise the chunk is new.",
   )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
