@@ -107,25 +107,27 @@ def test_decide_same_return_new():
   def returns(chunk):
     return lambda k: {0: detection.return_distances(chunk, ref, now)}
 
-  kw = dict(shift_threshold=4.0, return_threshold=0.6, return_mass=0.5, return_level=2.5)
-  low = np.array([0.1, 0.9])
+  kw = dict(shift_threshold=4.0, return_threshold=2.0, return_mass=0.5)
+  to_0, to_1 = np.array([0.8, 0.2]), np.array([0.1, 0.9])
   same = _scores(rng, [120.0, 100.0], 500, sd=10)
-  assert detection.decide(same, held, returns(same), low, **kw)["decision"] == "same"
+  assert detection.decide(same, held, returns(same), to_1, **kw)["decision"] == "same"
   back = _scores(rng, [100.0, 150.0], 500, sd=10)
-  out = detection.decide(back, held, returns(back), low, **kw)
+  out = detection.decide(back, held, returns(back), to_0, **kw)
   assert (out["decision"], out["component"], out["current"]) == ("return", 0, 1)
+  assert out["return_mass"] == 0.8 and out["return_statistic"] < 0.5
+  # The encoder does not send it to 0: new, however close the profile.
+  assert detection.decide(back, held, returns(back), to_1, **kw)["decision"] == "new"
   other = _scores(rng, [140.0, 100.0], 500, sd=10)  # same level under k, another profile
-  out = detection.decide(other, held, returns(other), low, **kw)
-  assert out["decision"] == "new" and out["statistic"] > 4.0 and out["return_statistic"] > 0.6
-  # Forgotten: the level moved by 1.5 sds, but the encoder still sends the chunk to 0.
+  out = detection.decide(other, held, returns(other), to_0, **kw)
+  assert out["decision"] == "new" and out["statistic"] > 4.0 and out["return_statistic"] > 2.0
+  # Forgotten: the level moved by 1.5 sds, within the bound.
   drifted = _scores(rng, [115.0, 165.0], 500, sd=10)
-  assert detection.decide(drifted, held, returns(drifted), low, **kw)["decision"] == "new"
-  out = detection.decide(drifted, held, returns(drifted), np.array([0.8, 0.2]), **kw)
-  assert (out["decision"], out["component"], out["mass_component"]) == ("return", 0, 0)
+  out = detection.decide(drifted, held, returns(drifted), to_0, **kw)
+  assert (out["decision"], out["component"]) == ("return", 0)
   far = _scores(rng, [140.0, 190.0], 500, sd=10)  # 4 sds: not j's, whatever the posterior
-  assert detection.decide(far, held, returns(far), np.array([0.8, 0.2]), **kw)["decision"] == "new"
+  assert detection.decide(far, held, returns(far), to_0, **kw)["decision"] == "new"
   # No interval open: return or new only, no shift statistic.
-  out = detection.decide(back, None, returns(back), low, **kw)
+  out = detection.decide(back, None, returns(back), to_0, **kw)
   assert (out["decision"], out["statistic"]) == ("return", None)
 
 

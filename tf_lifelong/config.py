@@ -156,13 +156,12 @@ class Config:
   shift_threshold: float = 5.0
   """detect: a chunk is the current interval's distribution while its largest
   shift statistic |z| (standard errors) is at most this."""
-  return_threshold: float = 0.6
-  """detect: a changed chunk returns to component j when its profile is within this
-  many standard deviations of j's reference, entry by entry (detection.choose_return)."""
+  return_threshold: float = 1.5
+  """detect: a changed chunk returns to component j when the encoder sends at least
+  `return_mass` of it to j and its -ELBO profile lies within this many sds of j's
+  reference in every entry (detection.choose_return); otherwise it is new."""
   return_mass: float = 0.5
-  """detect: or when j holds at least this share of the chunk's posterior q(z_d|x) ..."""
-  return_level: float = 1.5
-  """... and its profile is within this many sds of j's reference; otherwise new."""
+  """detect: see return_threshold."""
 
   # --- runtime ---
   strategy: str = "default"
@@ -295,7 +294,6 @@ def validate(c: Config) -> None:
   _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
   _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")
   _check(0 < c.return_mass <= 1, f"return_mass must be in (0, 1], got {c.return_mass}")
-  _check(c.return_level > 0, f"return_level must be positive, got {c.return_level}")
   _check(
     c.grow_init in GROW_INITS,
     f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}",

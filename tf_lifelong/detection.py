@@ -19,18 +19,17 @@ the current interval's held-out share H best:
    relatively better or worse than it explains H: a different distribution,
    even one whose level under k happens to be the same). Neither the chunk nor
    H was trained on, so under *same* each score is about N(0, 1).
-2. Otherwise *return to j* (`choose_return`, j != k, j with a `Reference`):
-   - when the chunk's profile (`profile`: S_j, KL_c and the differences
-     S_i - S_j) lies within `return_threshold` reference sds of j's, entry by
-     entry (the reference's level moved by how much the model's own samples of
-     j moved since; KL_c as it was), or
-   - when j holds at least `return_mass` of the chunk's mean posterior
-     q(z_d = j | x) and the profile is within the looser `return_level` sds:
-     forgetting moves an old distribution's level by about one sd in a few
-     intervals, while the encoder, trained on the teacher's samples of j, still
-     sends it to j.
-   Returns are judged with the teacher (the model as the last interval ended,
-   as the references) where there is one (task_free.py).
+2. Otherwise *return to j* (`choose_return`), for j != k the component with a
+   `Reference` to which the encoder sends most of the chunk (the largest mean
+   posterior q(z_d = j | x): the encoder was trained on the teacher's samples
+   of j to send them there), when that share is at least `return_mass` and the
+   chunk's profile (`profile`: S_j, KL_c and the differences S_i - S_j) lies
+   within `return_threshold` sds of j's reference in every entry (the
+   reference's level moved by how much the model's own samples of j moved
+   since; KL_c as it was). Forgetting moves an old distribution's level by
+   about one sd in a few intervals, hence the loose bound, which the posterior
+   makes safe. Returns are judged with the teacher (the model as the last
+   interval ended, like the references) where there is one (task_free.py).
 3. Otherwise *new*.
 
 No data of earlier intervals are kept: a `Reference` is a few numbers per
@@ -200,8 +199,7 @@ class Decision:
   return_distances: list[float] | None = None
   """best_return's distance per profile entry (`profile`: s_j, KL_c, s_i - s_j, ...)."""
   return_mass: float | None = None
-  """The largest mean posterior q(z_d = j | x) of the chunk over the candidates j."""
-  mass_component: int | None = None
+  """best_return's share of the chunk's mean posterior q(z_d = j | x)."""
   driver: int | None = None
   """The component whose score (j = k) or difference to k (j != k) moved most."""
   current: int | None = None
@@ -261,42 +259,33 @@ def choose_return(
   exclude: int | None,
   return_threshold: float,
   return_mass: float,
-  return_level: float,
 ) -> dict:
   """Return to which component, or new, for a chunk that is not the current distribution.
+
+  The candidate is the component j (not `exclude`, with a reference) to which the
+  encoder sends most of the chunk: the largest mean posterior q(z_d = j | x) (the
+  encoder was trained on the teacher's samples of j to do so). It is a return to j
+  when that share is at least `return_mass` and the chunk's profile lies within
+  `return_threshold` of j's reference sds in every entry; otherwise the chunk is new.
 
   Args:
     distances: component -> `return_distances` of the chunk (components with a reference).
     masses: the chunk's mean posterior q(z_d = j | x) over its images, [J].
     exclude: k, the current interval's component (not a return), or None.
-    return_threshold: a return when every profile entry of j is within this many sds.
-    return_mass, return_level: or when j holds at least `return_mass` of the chunk's
-      posterior and its profile is within `return_level` sds, entry by entry
-      (forgetting moves an old distribution's level by about one sd in a few
-      intervals; the encoder, trained on the teacher's samples of j, still sends
-      it to j).
 
   Returns:
-    {"decision" (return or new), "component" (None for new), "return_statistic" (the
-    smallest largest-entry distance), "best_return", "return_mass", "mass_component"}.
+    {"decision" (return or new), "component" (None for new), "best_return" (the
+    candidate), "return_statistic" (its largest entry distance), "return_mass"}.
   """
-  candidates = {j: d for j, d in distances.items() if j != exclude}
-  out = {"return_statistic": None, "best_return": None, "return_mass": None, "mass_component": None}
+  candidates = {j: d for j, d in distances.items() if j != exclude and j < len(masses)}
+  out = {"return_statistic": None, "best_return": None, "return_mass": None}
   if not candidates:
     return {**out, "decision": NEW, "component": None}
-  worst = {j: float(np.max(d)) for j, d in candidates.items()}
-  best = min(worst, key=worst.get)
-  held = max(candidates, key=lambda j: float(masses[j]) if j < len(masses) else 0.0)
-  out.update(
-    return_statistic=worst[best],
-    best_return=best,
-    return_mass=float(masses[held]),
-    mass_component=held,
-  )
-  if worst[best] <= return_threshold:
+  best = max(candidates, key=lambda j: float(masses[j]))
+  worst = float(np.max(candidates[best]))
+  out.update(return_statistic=worst, best_return=best, return_mass=float(masses[best]))
+  if masses[best] >= return_mass and worst <= return_threshold:
     return {**out, "decision": RETURN, "component": best}
-  if masses[held] >= return_mass and float(np.max(candidates[held])) <= return_level:
-    return {**out, "decision": RETURN, "component": held}
   return {**out, "decision": NEW, "component": None}
 
 
@@ -309,7 +298,6 @@ def decide(
   shift_threshold: float,
   return_threshold: float,
   return_mass: float,
-  return_level: float,
 ) -> dict:
   """The decision for a chunk (module docstring), a pure function of the statistics.
 
@@ -320,8 +308,8 @@ def decide(
     returns: a function of k (the component to leave out, or None) giving
       component -> `return_distances`, called only when the chunk is not *same*.
     masses: the chunk's mean posterior over the components, [J].
-    shift_threshold, return_threshold, return_mass, return_level: see the module
-      docstring and `choose_return`.
+    shift_threshold, return_threshold, return_mass: see the module docstring and
+      `choose_return`.
 
   Returns:
     {"decision", "component" (None for new), "statistic" (z), "driver", "current" (k),
@@ -346,7 +334,6 @@ def decide(
     exclude=k,
     return_threshold=return_threshold,
     return_mass=return_mass,
-    return_level=return_level,
   )
   return {**out, **chosen}
 

@@ -211,13 +211,11 @@ class TaskFree:
       shift_threshold=config.shift_threshold,
       return_threshold=config.return_threshold,
       return_mass=config.return_mass,
-      return_level=config.return_level,
     )
     if out["decision"] == detection.NEW:
       out["component"] = int(student.num_categories)  # The one the hand-over adds.
     if out.get("best_return") is not None:
       out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
-    out.pop("mass_distances", None)
     return detection.Decision(
       **fields,
       **out,

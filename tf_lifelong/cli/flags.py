@@ -325,19 +325,15 @@ def define_run_flags() -> None:
   flags.DEFINE_float(
     "return_threshold",
     d.return_threshold,
-    "detect: a changed chunk returns to component j when its profile lies within this many "
-    "standard deviations of j's reference in every entry ...",
+    "detect: a changed chunk returns to component j when the encoder sends at least "
+    "--return_mass of it to j and its -ELBO profile (under j, KL_c, and against the other "
+    "components) lies within this many standard deviations of j's reference in every "
+    "entry; otherwise it is a new distribution.",
   )
   flags.DEFINE_float(
     "return_mass",
     d.return_mass,
-    "detect: ... or when j holds at least this share of the chunk's posterior q(z_d|x) ...",
-  )
-  flags.DEFINE_float(
-    "return_level",
-    d.return_level,
-    "detect: ... and its profile lies within this looser number of sds of j's reference "
-    "(forgetting moves an old distribution's -ELBO); otherwise the chunk is new.",
+    "detect: the share of a chunk's mean posterior q(z_d = j | x) that a return to j needs.",
   )
   flags.DEFINE_bool("verbose", False, "Show full tracebacks and TensorFlow's logging.")
 
@@ -388,7 +384,6 @@ _SIMPLE = (
   "shift_threshold",
   "return_threshold",
   "return_mass",
-  "return_level",
 )
 
 
