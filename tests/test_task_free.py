@@ -299,17 +299,24 @@ def test_cli_detect_killed_and_resumed_decides_the_same(digits, tmp_path):
     np.testing.assert_allclose(got[2], expected[2], rtol=1e-4)  # float round-off only
 
 
-def test_cli_refuses_detect_with_the_batch_baseline(tmp_path):
+@pytest.mark.parametrize(
+  "flags, message",
+  [
+    (["--baseline=batch_vae"], "cannot be honoured with baseline=batch_vae"),
+    (["--chunk_size=100"], "chunk_size (100) must be at least batch_size (128)"),
+  ],
+)
+def test_cli_refuses_what_detect_cannot_honour(tmp_path, flags, message):
   out = train_helpers.train(
     "--dataset=mnist",
     f"--data_dir={paths.DATA_ROOT}",
     "--boundaries=detect",
-    "--baseline=batch_vae",
+    *flags,
     f"--workdir={tmp_path}/w",
   )
   assert out.returncode != 0
   last = out.stderr.strip().splitlines()[-1]
-  assert "cannot be honoured with baseline=batch_vae" in last and "Traceback" not in out.stderr
+  assert message in last and "Traceback" not in out.stderr
 
 
 def test_report_section_pairs_detect_with_given(tmp_path):
@@ -341,6 +348,8 @@ def test_report_section_pairs_detect_with_given(tmp_path):
   )
   assert (entry["detect_test_neg_elbo"], entry["given_test_neg_elbo"]) == (120.5, 119.0)
   assert entry["decision_seconds"] == 1.0
+  (copied,) = detection_report.copy_decisions(str(tmp_path / "out"), {"detect": [detect]})
+  assert copied.endswith("boundaries/seed-0.jsonl") and len(open(copied).readlines()) == 4
   text = "\n".join(detection_report.markdown([entry]))
   assert (
     "| 0 | 4 | 2 | 2 | 0 | 0 | 0.00 / 0 | 2/2 (100%) | 3 | 120.50 | 119.00 | 60 / 50 | 1.0 |"

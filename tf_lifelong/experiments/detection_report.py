@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 
 from tf_lifelong import task_free
@@ -83,6 +84,20 @@ def assess(decisions: Sequence[dict]) -> dict:
   }
 
 
+def copy_decisions(output: str, runs: dict) -> list[str]:
+  """Copies each `detect` run's boundaries.jsonl to OUT/boundaries/seed-N.jsonl (beside the
+  report, outside the runs/ folder that a repository ignores); returns the paths."""
+  paths = []
+  for run in runs.get(DETECT, []):
+    source = os.path.join(run.workdir, task_free.BOUNDARIES)
+    if os.path.exists(source):
+      target = os.path.join(output, "boundaries", f"seed-{run.seed}.jsonl")
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      shutil.copyfile(source, target)
+      paths.append(target)
+  return paths
+
+
 def summarize(runs: dict) -> list[dict]:
   """One entry per seed with a `detect` run (report.Run lists by variant)."""
   given = {r.seed: r for r in runs.get(GIVEN, [])}
@@ -141,7 +156,7 @@ def markdown(entries: Sequence[dict]) -> list[str]:
       f"seed {e['seed']}: wrong {e['wrong_chunks'] or 'none'}, false {e['false_chunks'] or 'none'}"
       for e in entries
     )
-    + ". Every decision with its statistics: `runs/detect/seed-N/boundaries.jsonl`.",
+    + ". Every decision with its statistics: `boundaries/seed-N.jsonl`.",
     "",
   ]
   return lines

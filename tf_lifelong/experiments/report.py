@@ -171,6 +171,7 @@ def build_report(output: str) -> dict:
   runs, missing = load_runs(output, record["seeds"], record["variants"])
   summary = summarize(record, runs, missing)
   summary["figures"] = make_figures(output, record["preset"], runs)
+  detection_report.copy_decisions(output, runs)
   artifacts.write_json(os.path.join(output, "summary.json"), _finite(summary))
   artifacts.write_text(os.path.join(output, "report.md"), markdown(summary))
   return summary
