@@ -63,6 +63,8 @@ class OpenInterval:
   truths: list = dataclasses.field(default_factory=list)
   steps: int = 0
   """Chunk training steps so far (part of the interval's budget)."""
+  decision_seconds: float = 0.0
+  chunk_train_seconds: float = 0.0
   teacher_truths: list = dataclasses.field(default_factory=list)
   train: list = dataclasses.field(default_factory=list, repr=False)
   held: list = dataclasses.field(default_factory=list, repr=False)
@@ -171,6 +173,7 @@ class TaskFree:
     self.pending = None
     if truth is not None and truth not in self.truth_seen:
       self.truth_seen.append(truth)
+    self.open.decision_seconds += decision.seconds
     self._learn_chunk(index, images, truth)
     return decision
 
@@ -278,6 +281,7 @@ class TaskFree:
     budget = config.max_steps_per_interval - config.eval_every
     trained = open_.steps + config.chunk_steps <= budget
     if trained:
+      started = time.monotonic()
       runtime.reseed(config.seed, _CHUNK_SEEDS + index)
       try:
         training.train_steps(
@@ -290,6 +294,7 @@ class TaskFree:
       except training.NonFiniteLossError as e:
         raise learner._non_finite(open_.steps + e.step, e.what) from None
       open_.steps += config.chunk_steps
+      open_.chunk_train_seconds += time.monotonic() - started
       learner.ctx.global_step += config.chunk_steps
     self.chunks = index + 1
     every, total = config.checkpoint_every, learner.ctx.global_step
@@ -318,6 +323,8 @@ class TaskFree:
       "decision": open_.decision,
       "truth": truth,
       "chunk_steps": open_.steps,
+      "chunk_train_seconds": round(open_.chunk_train_seconds, 2),
+      "decision_seconds": round(open_.decision_seconds, 2),
     }
     learner._eval_seen = list(self.truth_seen) if known else None
     learner._eval_teacher = list(open_.teacher_truths) if known else None
