@@ -160,7 +160,7 @@ class Config:
   """detect: a changed chunk returns to component j when the encoder sends at least
   `return_mass` of it to j and its -ELBO profile lies within this many sds of j's
   reference in every entry (detection.choose_return); otherwise it is new."""
-  return_mass: float = 0.5
+  return_mass: float = 0.95
   """detect: see return_threshold."""
 
   # --- runtime ---

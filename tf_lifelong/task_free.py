@@ -370,12 +370,13 @@ def describe(decision: detection.Decision) -> str:
     return f"chunk {d.chunk}: new -> component {d.component}{truth}"
   shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
   ret = (
-    f"; return statistic {d.return_statistic:.2f} (component {d.best_return}) vs {d.return_threshold:g}"
+    f"; candidate {d.best_return}: posterior {d.return_mass:.2f}, profile "
+    f"{d.return_statistic:.2f} sds (vs {d.return_threshold:g})"
     if d.return_statistic is not None
     else ""
   )
-  target = {"same": "stays", "return": "returns to", "new": "new:"}[d.decision]
-  return f"chunk {d.chunk}: {shift}{ret} -> {d.decision}, {target} component {d.component}{truth}"
+  target = {"same": "same, component", "return": "return to component", "new": "new: component"}
+  return f"chunk {d.chunk}: {shift}{ret} -> {target[d.decision]} {d.component}{truth}"
 
 
 def chunked(stream: streams.Stream, chunk_size: int) -> list[tuple[np.ndarray, int, str]]:
