@@ -204,6 +204,12 @@ def test_one_digit_grows_nothing(digits, tmp_path):
   assert learner.num_categories == 1
   assert [d["decision"] for d in learner.decisions] == ["new"] + ["same"] * 5
   assert len(learner.history) == 1 and learner.history[0]["chunks"] == 6
+  # Opened again later: no interval is open, so a chunk is a return or new.
+  again = Learner.load(str(tmp_path / "w"), out=open(os.devnull, "w"))
+  assert again.chunks_observed == 6
+  back = again.observe(digits[1][3000:3500])
+  assert (back.decision, back.component, back.statistic) == ("return", 0, None)
+  assert again.num_categories == 1
 
 
 def test_observe_refuses_bad_chunks(digits, tmp_path):
