@@ -33,7 +33,8 @@ the current interval's held-out share H best:
 3. Otherwise *new*.
 
 No data of earlier intervals are kept: a `Reference` is a few numbers per
-component, made when an interval best explained by it ends.
+component, made when an interval of that component (the new one it added, or
+the one it returned to) ends.
 
 References: Rao et al. 2019 (CURL: new components seeded by poorly explained
 data), Lee et al. 2020 (CN-DPM: routing by likelihood).
@@ -111,7 +112,8 @@ def profile(scores: np.ndarray, j: int, components: list[int]) -> np.ndarray:
 class Reference:
   """What is kept of component j's distribution: a few numbers, no data.
 
-  When an interval whose held-out share is best explained by j ends: the mean
+  When an interval of component j (the one its hand-over added, or the one it
+  returned to) ends: the mean
   and spread of the profile (`profile`: s_j and the differences s_i - s_j to
   the other components of that time) on the held-out share (`real`, `sd`), and
   the mean profile of the model's own samples of j (`synthetic`). Later, the

@@ -357,8 +357,11 @@ class TaskFree:
     student = learner.ctx.student
     held = open_.split("held").images
     scores = detection.component_scores(student, held, config.seed)
-    k = detection.current_component(scores)
-    self.references[k] = detection.make_reference(student, scores, k, config.seed)
+    # The interval's own component (the new one, or the one it returned to), even where
+    # another explains its data better: a reference stands for one distribution, and
+    # an old component's must not be overwritten by a newcomer that it happens to fit.
+    j = self.open.component
+    self.references[j] = detection.make_reference(student, scores, j, config.seed)
     self.open = None
 
 
