@@ -361,3 +361,22 @@ def test_report_section_pairs_detect_with_given(tmp_path):
     "| 0 | 4 | 2 | 2 | 0 | 0 | 0.00 / 0 | 2/2 (100%) | 3 | 120.50 | 119.00 | 60 / 50 | 1.0 |"
     in text
   )
+
+
+def test_lifelong_run_marks_the_last_detected_interval_for_hooks(digits, tmp_path):
+  from tf_lifelong import lifelong
+
+  class Seen:
+    def __init__(self):
+      self.calls = []
+
+    def after_interval(self, ctx, row):
+      self.calls.append((row["interval"], ctx.last, list(ctx.seen_truth or [])))
+
+  config = DETECT.replace_checked(
+    dataset=f"npz:{_npz(tmp_path, digits)}", order=(1, 0), max_steps_per_interval=200
+  )
+  hook = Seen()
+  rows = lifelong.run(config, str(tmp_path / "w"), hooks=[hook], out=open(os.devnull, "w"))
+  assert [(r["first_chunk"], r["truth"]) for r in rows] == [(0, 1), (1, 0)]  # one chunk each
+  assert hook.calls == [(0, False, [1]), (1, True, [1, 0])]

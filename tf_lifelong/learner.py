@@ -104,6 +104,10 @@ class Context:
   chief: bool = True
   last_checkpoint: str | None = None
   """The newest checkpoint written or restored (named in error messages)."""
+  last: bool = False
+  """Set by lifelong.run while the stream's last interval is being learned or recorded."""
+  seen_truth: list | None = None
+  """Task-free runs whose stream knows its truth: the true distribution ids seen so far."""
 
   @property
   def matrix(self) -> metrics.ElboMatrix:

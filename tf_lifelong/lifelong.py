@@ -149,9 +149,12 @@ def run(
     if detect:
       for images, truth, name in chunks[learner.chunks_observed :]:
         learner.observe(images, truth=truth, truth_name=name)
+      learner.ctx.last = True
+      learner.end_interval()
     else:
       for interval in stream.intervals[done:]:
         dist = interval.distribution
+        learner.ctx.last = interval is stream.intervals[-1]
         learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
     learner.finish()  # Every worker: saving may take part in collectives (multi-worker).
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:

@@ -327,6 +327,7 @@ class TaskFree:
       "decision_seconds": round(open_.decision_seconds, 2),
     }
     learner._eval_seen = list(self.truth_seen) if known else None
+    ctx.seen_truth = learner._eval_seen
     learner._eval_teacher = list(open_.teacher_truths) if known else None
     budget = max(config.eval_every, config.max_steps_per_interval - open_.steps)
     runtime.reseed(config.seed, _CLOSE_SEEDS + open_.index)

@@ -124,9 +124,10 @@ class FinalExtras:
     self.result: dict | None = None
 
   def after_interval(self, ctx, row) -> None:
-    if ctx.interval.index != len(ctx.stream) - 1:
+    if not ctx.last:  # lifelong.run marks the stream's last interval (also a detected one)
       return
     classifier = self.classifier() if self.classifier is not None else None
+    seen = ctx.seen_truth or ctx.seen  # A task-free run's ids are its own: use the truth's.
     self.result = compute_extras(
-      ctx.student, ctx.stream, ctx.seen, ctx.workdir, self.options, classifier, ctx.config.seed
+      ctx.student, ctx.stream, seen, ctx.workdir, self.options, classifier, ctx.config.seed
     )
