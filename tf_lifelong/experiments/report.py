@@ -88,7 +88,9 @@ def _final(runs: list[Run], key: str) -> dict:
 
 def _transfer(run: Run) -> tuple[dict, float]:
   m = run.matrix
-  if not m or not m["rows"]:
+  if not m or not m["rows"] or run.variant == detection_report.DETECT:
+    # A task-free run's rows are its detected intervals, keyed by the learner's own
+    # ids, not one per scheduled distribution: forgetting is not defined on them.
     return {}, math.nan
   matrix = metrics.ElboMatrix(
     m["distribution_ids"],
