@@ -195,12 +195,16 @@ class TaskFree:
       judge = student.teacher
     judged = scores if judge is student else detection.component_scores(judge, images, seed)
     distances = {}
+    masses = detection.posterior_masses(judge, images)
 
     def returns(exclude):
-      for j, ref in self.references.items():
-        if j != exclude:
-          now = detection.sample_profile(judge, j, ref.components, config.seed)
-          distances[j] = detection.return_distances(judged, ref, now)
+      # Only the candidate the encoder votes for is judged (detection.choose_return):
+      # its profile alone is computed, J decoder rows per sample instead of J^2.
+      refs = {j: r for j, r in self.references.items() if j != exclude and j < len(masses)}
+      if refs:
+        j = max(refs, key=lambda i: float(masses[i]))
+        now = detection.sample_profile(judge, j, refs[j].components, config.seed)
+        distances[j] = detection.return_distances(judged, refs[j], now)
       return distances
 
     held = None
@@ -210,7 +214,7 @@ class TaskFree:
       scores,
       held,
       returns,
-      detection.posterior_masses(judge, images),
+      masses,
       shift_threshold=config.shift_threshold,
       return_threshold=config.return_threshold,
       return_mass=config.return_mass,
