@@ -245,8 +245,8 @@ class Learner:
     self._progress = progress.Progress(None, config.max_steps_per_interval, out, enabled=chief)
     self._pending = self._restore(start) if start.state is not None else None
     self._task_free = task_free.TaskFree(self)
-    self._eval_seen = self._eval_teacher = None
-    """Task-free streams with a known truth: the stream's ids seen (by the teacher)."""
+    self._eval_teacher = None
+    """Task-free streams with a known truth: the stream's ids the teacher had seen."""
     if start.state is not None and start.state.get("detect"):
       self._task_free.restore(start.state["detect"], self._pending)
       self._pending = None
@@ -572,7 +572,7 @@ class Learner:
   def _row(self, interval, ident, label, teacher_seen, result) -> dict:
     """The interval's metrics row, with the test sets the learner has."""
     ctx = self.ctx
-    seen = ctx.seen if self._eval_seen is None else self._eval_seen
+    seen = ctx.seen if ctx.seen_truth is None else ctx.seen_truth
     teacher = teacher_seen if self._eval_teacher is None else self._eval_teacher
     assessment = self._evaluator.assess(ctx.student, teacher)
     ids = self._evaluator.ids

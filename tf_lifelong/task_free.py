@@ -330,8 +330,7 @@ class TaskFree:
       "chunk_train_seconds": round(open_.chunk_train_seconds, 2),
       "decision_seconds": round(open_.decision_seconds, 2),
     }
-    learner._eval_seen = list(self.truth_seen) if known else None
-    ctx.seen_truth = learner._eval_seen
+    ctx.seen_truth = list(self.truth_seen) if known else None
     learner._eval_teacher = list(open_.teacher_truths) if known else None
     budget = max(config.eval_every, config.max_steps_per_interval - open_.steps)
     runtime.reseed(config.seed, _CLOSE_SEEDS + open_.index)
@@ -347,7 +346,7 @@ class TaskFree:
       extra=extra,
       on_trained=self._update_references,
     )
-    learner._eval_seen = learner._eval_teacher = None
+    ctx.seen_truth = learner._eval_teacher = None
     for c in open_.chunks:
       if ctx.chief:
         try:
