@@ -189,3 +189,33 @@ def test_it_remembers_with_replay_and_forgets_without(tmp_path):
       assert rows[-1]["synthetic_examples"] == 0
   assert after["none"] < 200
   assert after["naive"] > after["none"] + 100
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_eval_split_chooses_the_split_the_intervals_are_scored_on(tmp_path, split):
+  # Validation: digit 3s; test: blank images, whose -ELBO differs by tens of nats.
+  from tf_lifelong import Learner
+  from tf_lifelong.data import sources, streams
+
+  train = sources.load_source("mnist", paths.DATA_ROOT).train
+  threes = train.take(np.flatnonzero(train.labels == 3)[:400])
+  validation, blank = threes.take(np.arange(300, 400)), threes.take(np.arange(100))
+  blank = sources.Split(np.zeros_like(blank.images), blank.labels)
+  dist = streams.Distribution(0, "threes", threes.take(np.arange(300)), validation, blank)
+  fast = {"max_steps_per_interval": 200, "eval_every": 50, "learning_rate": 1e-3}
+  config = config_lib.Config(eval_split=split, **{**TINY, **fast})
+  learner = Learner(config, str(tmp_path), out=open(os.devnull, "w"))
+  row = learner.learn(dist, name="threes")
+  scored = {"validation": 0.0, "test": 0.0}
+  for name, images in (("validation", validation.images), ("test", blank.images)):
+    x = tf.convert_to_tensor(images, tf.float32) / 255.0
+    from tf_lifelong.model import evaluation
+
+    scored[name] = float(np.mean(evaluation.neg_elbo(learner.ctx.student, x, seed=0)))
+  assert abs(scored["validation"] - scored["test"]) > 30
+  assert row["test_neg_elbo_seen"] == pytest.approx(scored[split], abs=5.0)
+
+
+def test_eval_split_is_test_or_validation():
+  with pytest.raises(config_lib.ConfigError, match="eval_split must be one of test, validation"):
+    config_lib.Config(eval_split="train")

@@ -31,6 +31,7 @@ BASELINES = ("none", "naive", "batch_vae")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """`precision`'s values: Keras dtype policy names (keras.DTypePolicy)."""
 BOUNDARIES = ("given", "detect")
+EVAL_SPLITS = ("test", "validation")
 
 DEFAULT_ANGLES = (30.0, 70.0, 130.0, 200.0, 250.0)
 
@@ -190,6 +191,11 @@ class Config:
   eval_examples: int | None = None
   """Cap on test examples per distribution in the per-interval evaluation
   (None: all)."""
+  eval_split: str = "test"
+  """test | validation: the split of every seen distribution that the per-interval
+  evaluation (metrics.csv, neg_elbo_matrix.json, terms) uses. validation chooses
+  settings without looking at the test set (the held-out share of each training
+  split, the same one early stopping watches for the interval's own distribution)."""
 
   def __post_init__(self):
     validate(self)
@@ -272,6 +278,10 @@ def validate(c: Config) -> None:
   _check(
     c.precision in PRECISIONS,
     f"precision must be one of {', '.join(PRECISIONS)}, not {c.precision!r}",
+  )
+  _check(
+    c.eval_split in EVAL_SPLITS,
+    f"eval_split must be one of {', '.join(EVAL_SPLITS)}, not {c.eval_split!r}",
   )
   _check(
     c.boundaries in BOUNDARIES,

@@ -50,9 +50,9 @@ def per_example(fn, images: np.ndarray) -> np.ndarray:
   return np.concatenate(out) if out else np.zeros([0])
 
 
-def test_sets(stream: streams.Stream) -> dict[int, streams.Split]:
-  """The test split of every distribution of a stream, by id."""
-  return {i: d.test for i, d in stream.distributions.items()}
+def test_sets(stream: streams.Stream, split: str = "test") -> dict[int, streams.Split]:
+  """The `split` (test or validation) of every distribution of a stream, by id."""
+  return {i: getattr(d, split) for i, d in stream.distributions.items()}
 
 
 class Evaluator:

@@ -333,8 +333,9 @@ class Learner:
       download=self.config.download,
     )
     self._check_shape(dist.train.images.shape[1:])
-    if dist.test is not None and len(dist.test) and ident is not None:
-      self._evaluator.add({ident: dist.test})
+    judged = getattr(dist, self.config.eval_split)
+    if judged is not None and len(judged) and ident is not None:
+      self._evaluator.add({ident: judged})
     interval = streams.Interval(index, dist, is_new)
     return self._run_interval(interval, list(callbacks), ident, label, source)
 

@@ -124,7 +124,7 @@ def run(
     stream=stream,
     hooks=hooks,
     out=out,
-    tests=evaluate.test_sets(stream),
+    tests=evaluate.test_sets(stream, config.eval_split),
     catalogue={} if detect else {i: d.name for i, d in stream.distributions.items()},
   )
   learner.invocation = start.invocation
@@ -237,7 +237,7 @@ def _add_earlier_tests(learner: Learner, workdir: str, start, shown) -> None:
       continue
     learner.add_tests(
       {
-        known[d.name]: d.test
+        known[d.name]: getattr(d, learner.config.eval_split)
         for d in stream.distributions.values()
         if d.name in known and known[d.name] not in have
       }

@@ -264,6 +264,13 @@ def define_run_flags() -> None:
     None,
     "Cap on test examples per distribution when evaluating after each interval (default: all).",
   )
+  flags.DEFINE_enum(
+    "eval_split",
+    d.eval_split,
+    list(config_lib.EVAL_SPLITS),
+    "The split of every seen distribution evaluated after each interval (metrics.csv, "
+    "neg_elbo_matrix.json): test, or validation to choose settings without the test set.",
+  )
   flags.DEFINE_integer(
     "checkpoint_every",
     d.checkpoint_every,
@@ -366,6 +373,7 @@ _SIMPLE = (
   "jit_compile",
   "precision",
   "eval_examples",
+  "eval_split",
   "checkpoint_every",
   "keep_checkpoints",
   "steps_per_execution",

@@ -67,7 +67,7 @@ def final_terms(workdir: str, mode: str = "enumerate", seed: int = 0) -> dict:
   student, config, state = checkpoints.restore_student(workdir)
   stream = streams.build_stream(config)
   evaluator = evaluate.Evaluator(
-    evaluate.test_sets(stream), limit=config.eval_examples, seed=config.seed
+    evaluate.test_sets(stream, config.eval_split), limit=config.eval_examples, seed=config.seed
   )
   seen = sorted({int(i) for i in state["seen"]})
   images = np.concatenate([evaluator.images[i] for i in seen])
