@@ -49,3 +49,71 @@ def test_cross_domain_streams_choose_conv():
   assert config_lib.Config(dataset="svhn_mnist").resolved_arch == "conv"
   assert config_lib.Config(dataset="fashion_mnist_mnist", arch="mlp").resolved_arch == "mlp"
   assert config_lib.Config(dataset="folder:/x").resolved_arch == "mlp"
+
+
+def _other(field: dataclasses.Field):
+  """A valid value of `field` other than its default, as a command-line string and a value."""
+  d, kind, choices = field.default, field.type, field.metadata["choices"]
+  if choices:
+    value = next(c for c in choices if c != d)
+    return value, value
+  if kind == "bool":
+    return str(not d).lower(), not d
+  if kind.startswith("int"):
+    value = 3 if d is None else d + 1
+    return str(value), value
+  if kind == "float":
+    value = 0.5 if d == 0 else d / 2
+    return repr(value), value
+  if kind.startswith("tuple[int"):
+    return "2,0", (2, 0)
+  if kind.startswith("tuple[float"):
+    return "10,20.5", (10.0, 20.5)
+  value = {"dataset": "mnist"}.get(field.name, "/tmp/somewhere")
+  return value, value
+
+
+def test_every_field_is_a_flag_with_its_help_and_round_trips_from_the_command_line():
+  """One declaration per field: a flag of the same name, help and default, no other list."""
+  import json
+  import subprocess
+  import sys
+
+  fields = dataclasses.fields(config_lib.Config)
+  args = [f"--{f.name}={_other(f)[0]}" for f in fields]
+  code = (
+    "import sys, json; from absl import flags; from tf_lifelong.cli import flags as f\n"
+    "f.define_run_flags(); flags.FLAGS(['train'] + sys.argv[1:])\n"
+    "helps = {n: flags.FLAGS[n].help for n in flags.FLAGS}\n"
+    "print(json.dumps({'config': f.config_from_flags().to_dict(), 'help': helps}))"
+  )
+  run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+  assert run.returncode == 0, run.stderr[-2000:]
+  out = json.loads(run.stdout.strip().splitlines()[-1])
+  for f in fields:
+    assert f.metadata["help"] and out["help"][f.name].endswith(f.metadata["help"]), f.name
+    got = out["config"][f.name]
+    want = _other(f)[1]
+    assert (tuple(got) if isinstance(want, tuple) else got) == want, f.name
+
+
+def test_roles_are_read_off_the_fields():
+  from tf_lifelong import checkpoints, resume
+
+  assert resume.RUNTIME_ONLY == {
+    "threads",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "data_dir",
+    "download",
+    "steps_per_execution",
+  }
+  assert checkpoints.MODEL_FIELDS == (
+    "resolved_arch",
+    "continuous_dim",
+    "hidden_units",
+    "conv_filters",
+  )
+  assert config_lib.fields_with_role("stream") == ("dataset", "order", "num_intervals", "angles")
+  for f in dataclasses.fields(config_lib.Config):
+    assert f.metadata["section"] in config_lib.SECTIONS, f.name

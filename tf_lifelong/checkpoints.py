@@ -73,8 +73,11 @@ BEST_WEIGHTS = ".best.npz"
 """Suffix of the file holding early stopping's best weights of a `train` checkpoint."""
 _TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+|chunk-\d+))(?:\.|_temp|$)")
 _END = re.compile(r"^(interval-\d+)(?:\.|_temp|$)")
-MODEL_FIELDS = ("resolved_arch", "continuous_dim", "hidden_units", "conv_filters")
-"""Configuration attributes that define the networks: a continuation must keep them."""
+MODEL_FIELDS = tuple(
+  "resolved_arch" if name == "arch" else name for name in config_lib.fields_with_role("model")
+)
+"""Configuration attributes that define the networks (config.py's `model` role, with the
+architecture resolved): a continuation must keep them."""
 
 
 def checkpoint_name(interval: int, phase: str = "end", step: int = 0) -> str:

@@ -43,159 +43,356 @@ class ConfigError(ValueError):
   """A configuration that cannot be run; the message says which field and why."""
 
 
+SECTIONS = ("data", "model", "objective", "replay", "training", "task_free", "runtime")
+"""The groups of Config's fields, in order (each field's `section` metadata)."""
+
+ROLES = ("stream", "model", "runtime")
+"""Field roles beyond "computes the run": `stream` fields say which stream is learned (a
+continuation takes them from its flags); `model` fields define the networks (a
+continuation must keep them); `runtime` fields change how a run executes or finds its
+data, not what it computes (a run may be resumed with other values of them)."""
+
+
+def setting(
+  default: Any,
+  doc: str,
+  *,
+  section: str,
+  choices: tuple[str, ...] | None = None,
+  role: str | None = None,
+) -> Any:
+  """A Config field: its default, its documentation (also its --help), its section,
+  its allowed values if it is an enumeration, and its role (see ROLES), in one place."""
+  assert section in SECTIONS and (role is None or role in ROLES), (section, role)
+  meta = {"help": doc, "section": section, "choices": choices, "role": role}
+  return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Everything that defines a lifelong run.
 
-  Attributes are grouped as data/stream, model, objective (method.md sections
-  3-4), teacher and hand-over (section 5), interval length (section 6) and
-  runtime.
+  Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py),
+  the resume rules (the `role`s) and the docs' tables are generated from these
+  declarations. Help texts say what a field does; measured effects live in docs/.
   """
 
   # --- data and stream (method.md sections 1 and 7) ---
-  dataset: str = "fashion_mnist"
-  """fashion_mnist | mnist | rotated_mnist | svhn_mnist | fashion_mnist_mnist |
-  folder:PATH | npz:PATH | tfds:NAME (any TFDS image dataset, one class of its `label`
-  per distribution) | tfds:NAME:FEATURE (by another class-label feature)."""
-  data_dir: str | None = None
-  """Root with one folder per dataset (mnist/, fashion_mnist/, svhn_cropped/);
-  None: TFDS (and the Debian Fashion-MNIST package path)."""
-  download: bool = False
-  """Let TFDS download data that is not prepared (needs a network)."""
-  order: tuple[int, ...] | None = None
-  """Distribution ids in schedule order, repeats allowed; None: 0..K-1."""
-  num_intervals: int | None = None
-  """Stream length; rotated_mnist draws this many intervals (default 70);
-  otherwise truncates `order`."""
-  angles: tuple[float, ...] = DEFAULT_ANGLES
-  """Rotation angles in degrees for rotated_mnist."""
-  validation_fraction: float = 0.1
-  """Share of each distribution's training split held out for validation."""
-  binarize: bool = False
-  """Dynamic binarisation of the Bernoulli targets (never silently on)."""
+  dataset: str = setting(
+    "fashion_mnist",
+    "The stream: fashion_mnist (classes 0..9, one per interval; offline with Debian's "
+    "dataset-fashion-mnist), mnist (digits 0..9), rotated_mnist (digit x angle, "
+    "--num_intervals drawn with replacement), svhn_mnist (all SVHN then all MNIST, 32x32 "
+    "RGB), fashion_mnist_mnist (its offline twin), folder:PATH (one sub-folder of images per "
+    "distribution), npz:PATH (arrays `images` and `distribution`) or tfds:NAME (any TFDS "
+    "image dataset, a class of `label` per interval; tfds:NAME:FEATURE by another "
+    "class-label feature; --data_dir is then TFDS's data directory).",
+    section="data",
+    role="stream",
+  )
+  data_dir: str | None = setting(
+    None,
+    "Root holding one folder per dataset, named as in TFDS (mnist/, fashion_mnist/, "
+    "svhn_cropped/) with the original files (IDX .gz, or SVHN's train_32x32.mat and "
+    "test_32x32.mat). Unset: TFDS's prepared data (and, for Fashion-MNIST, the Debian "
+    "package path /usr/share/datasets/fashion-mnist/).",
+    section="data",
+    role="runtime",
+  )
+  download: bool = setting(
+    False,
+    "Let tensorflow-datasets download data that is not prepared yet (needs a network; off "
+    "by default so that absent data fails at once).",
+    section="data",
+    role="runtime",
+  )
+  order: tuple[int, ...] | None = setting(
+    None,
+    "Comma-separated distribution ids in schedule order, repeats allowed, e.g. 3,7,3. "
+    "Default: every distribution once, by id.",
+    section="data",
+    role="stream",
+  )
+  num_intervals: int | None = setting(
+    None,
+    "Number of intervals (rotated_mnist: default 70, drawn with replacement; others: "
+    "truncates the order).",
+    section="data",
+    role="stream",
+  )
+  angles: tuple[float, ...] = setting(
+    DEFAULT_ANGLES,
+    "Comma-separated rotation angles in degrees for rotated_mnist.",
+    section="data",
+    role="stream",
+  )
+  validation_fraction: float = setting(
+    0.1,
+    "Share of each distribution's training split held out for validation (early stopping, "
+    "--eval_split=validation), in (0, 1).",
+    section="data",
+  )
+  binarize: bool = setting(
+    False,
+    "Dynamically binarise the Bernoulli targets (off: continuous pixels as targets, the "
+    "paper's convention).",
+    section="data",
+  )
 
   # --- model (method.md section 2) ---
-  arch: str | None = None
-  """mlp | conv; None: the dataset chooses (conv for the 32x32 RGB streams)."""
-  continuous_dim: int = 20
-  """F, the dimension of z_c."""
-  hidden_units: int = 512
-  """Width of the mlp's hidden layers."""
-  conv_filters: int = 32
-  """Filters of the conv encoder's first layer (doubling each layer)."""
+  arch: str | None = setting(
+    None,
+    "Networks: mlp (two dense layers of --hidden_units) or conv (32x32x3). Default: the "
+    "dataset chooses (conv for svhn_mnist and fashion_mnist_mnist).",
+    section="model",
+    choices=ARCHS,
+    role="model",
+  )
+  continuous_dim: int = setting(20, "F, the dimension of z_c.", section="model", role="model")
+  hidden_units: int = setting(
+    512, "Width of the mlp's hidden layers.", section="model", role="model"
+  )
+  conv_filters: int = setting(
+    32,
+    "Filters of the conv encoder's first layer (doubling at each layer).",
+    section="model",
+    role="model",
+  )
 
   # --- objective (method.md sections 3-4) ---
-  consistency_weight: float = 1.0
-  """gamma: weight of the consistency KL on synthetic rows."""
-  mi_weight: float = 1.0
-  """lambda: weight of the mutual information I(z_d; x) (maximised)."""
-  consistency_kl: str = "reverse"
-  """reverse: KL(student || teacher); forward: KL(teacher || student)."""
-  consistency_gaussian: bool = False
-  """Add the Gaussian (z_c) term to the consistency KL (paper appendix 7.0.2)."""
-  teacher_pad_eps: float = 1e-6
-  """Probability given to the teacher's missing (new) categories before
-  renormalising."""
-  tau0: float = 1.0
-  tau_rate: float = 3e-5
-  tau_min: float = 0.5
-  tau_update_every: int = 10
-
-  decoder_distillation: float = 0.0
-  """Weight delta of the decoder distillation term on synthetic rows: sum over
-  pixels of KL(Bernoulli(teacher mean) || Bernoulli(student decoder)), both
-  decoders at the latent z that made the row. 0: off (method.md has no such
-  term; an extension, docs/model.md)."""
+  consistency_weight: float = setting(
+    1.0,
+    "gamma: weight of the teacher-student consistency KL on synthetic rows (0 with "
+    "--mi_weight=0 is the 'without consistency' baseline).",
+    section="objective",
+  )
+  mi_weight: float = setting(
+    1.0, "lambda: weight of the mutual information I(z_d; x), maximised.", section="objective"
+  )
+  consistency_kl: str = setting(
+    "reverse",
+    "Direction of the consistency KL: reverse = KL(student || teacher), forward = "
+    "KL(teacher || student).",
+    section="objective",
+    choices=CONSISTENCY_KLS,
+  )
+  consistency_gaussian: bool = setting(
+    False,
+    "Add the Gaussian (z_c) term to the consistency KL (paper appendix 7.0.2).",
+    section="objective",
+  )
+  teacher_pad_eps: float = setting(
+    1e-6,
+    "Probability given to the teacher's missing (new) categories in the consistency KL, "
+    "before renormalising, in (0, 1).",
+    section="objective",
+  )
+  tau0: float = setting(
+    1.0,
+    "Gumbel-softmax temperature at each student's start (method.md section 3).",
+    section="objective",
+  )
+  tau_rate: float = setting(
+    3e-5,
+    "Decay rate r of the temperature: tau_t = max(tau0 * exp(-r * t), tau_min), t = the "
+    "student's steps.",
+    section="objective",
+  )
+  tau_min: float = setting(0.5, "Floor of the Gumbel-softmax temperature.", section="objective")
+  tau_update_every: int = setting(
+    10,
+    "Student steps between two updates of the temperature (it is held in between).",
+    section="objective",
+  )
+  decoder_distillation: float = setting(
+    0.0,
+    "Weight delta of the decoder distillation term (an extension beyond the paper; "
+    "docs/model.md): on each synthetic row, the sum over pixels of KL(Bernoulli(teacher "
+    "mean) || Bernoulli(student decoder)), both decoders at the latent that made the row. "
+    "0: off.",
+    section="objective",
+  )
 
   # --- teacher, replay, hand-over (method.md section 5) ---
-  replay_sample_pixels: bool = False
-  """Synthetic pixels as Bernoulli samples instead of Bernoulli means."""
-  grow_init: str = "glorot"
-  """glorot: re-initialise the grown layers; keep_old: copy the old slice and
-  initialise only the new rows/columns."""
-
-  baseline: str = "none"
-  """none: the lifelong model; naive: sequential fine-tuning with no teacher and
-  no replay (the lower bound); batch_vae: all the stream's distributions at once
-  in one interval, J = their number, budget = intervals x max_steps (the upper
-  bound)."""
+  replay_sample_pixels: bool = setting(
+    False,
+    "Synthetic pixels as Bernoulli samples instead of Bernoulli means (method.md section "
+    "5's option; its effect: docs/results/README.md).",
+    section="replay",
+  )
+  grow_init: str = setting(
+    "glorot",
+    "Hand-over of the layers that grow with J: glorot re-initialises them (the paper); "
+    "keep_old keeps the old slices and initialises only the new category's rows/columns.",
+    section="replay",
+    choices=GROW_INITS,
+  )
+  baseline: str = setting(
+    "none",
+    "none: the lifelong model; naive: sequential training with no teacher and no replay "
+    "(the lower bound); batch_vae: all the stream's distributions at once in one interval, "
+    "one category each, at the whole stream's step budget (the upper bound).",
+    section="replay",
+    choices=BASELINES,
+  )
 
   # --- optimisation and interval length (method.md section 6) ---
-  batch_size: int = 128
-  """Global batch size (real + synthetic rows), split across replicas."""
-  learning_rate: float = 1e-4
-  patience: int = 5
-  """Evaluations without improvement of the validation -ELBO before the
-  interval ends (or, with lr_plateau_decays, before the learning rate drops)."""
-  lr_plateau_decays: int = 0
-  """How many times a plateau (patience evaluations without improvement)
-  multiplies the learning rate by lr_plateau_factor and training goes on,
-  before the next plateau ends the interval. 0: plain early stopping
-  (method.md section 6). Each student starts again at learning_rate."""
-  lr_plateau_factor: float = 0.5
-  """The learning rate's factor at each plateau decay, in (0, 1)."""
-  eval_every: int = 250
-  """Training steps between two validation evaluations."""
-  max_steps_per_interval: int = 4000
-  min_steps_per_interval: int = 0
-  """Early stopping may not end an interval before this many steps."""
-  validation_synthetic_examples: int = 1000
-  """Size of the fixed synthetic validation set drawn from the teacher."""
+  batch_size: int = setting(
+    128,
+    "Global batch size, real plus synthetic rows, split over the replicas.",
+    section="training",
+  )
+  learning_rate: float = setting(
+    1e-4, "Adam learning rate (each student starts afresh at it).", section="training"
+  )
+  patience: int = setting(
+    5,
+    "Validation evaluations without improvement before the interval ends (or, with "
+    "--lr_plateau_decays, before the learning rate drops).",
+    section="training",
+  )
+  lr_plateau_decays: int = setting(
+    0,
+    "Plateaus (--patience evaluations without improvement) at which the learning rate is "
+    "multiplied by --lr_plateau_factor and the interval goes on, before the next plateau "
+    "ends it; 0: plain early stopping (method.md section 6).",
+    section="training",
+  )
+  lr_plateau_factor: float = setting(
+    0.5,
+    "Learning-rate factor at each plateau decay (see --lr_plateau_decays), in (0, 1).",
+    section="training",
+  )
+  eval_every: int = setting(
+    250, "Training steps between two validation evaluations.", section="training"
+  )
+  max_steps_per_interval: int = setting(
+    4000, "Upper bound on the training steps of one interval.", section="training"
+  )
+  min_steps_per_interval: int = setting(
+    0, "Early stopping may not end an interval before this many steps.", section="training"
+  )
+  validation_synthetic_examples: int = setting(
+    1000,
+    "Size of the fixed synthetic validation set drawn from the teacher.",
+    section="training",
+  )
+  eval_examples: int | None = setting(
+    None,
+    "Cap on the examples per distribution evaluated after each interval (default: all).",
+    section="training",
+  )
+  eval_split: str = setting(
+    "test",
+    "The split of every seen distribution that the evaluation after each interval uses "
+    "(metrics.csv, neg_elbo_matrix.json, terms): test, or validation (the held-out share "
+    "of each training split) to choose settings without looking at the test set.",
+    section="training",
+    choices=EVAL_SPLITS,
+  )
 
   # --- task-free streams (method.md section 9; detection.py) ---
-  boundaries: str = "given"
-  """given: the stream says where intervals end and whether a distribution is new
-  (the paper); detect: the stream is cut into chunks of `chunk_size` examples
-  with no signal, and the learner decides for each chunk same / return / new."""
-  chunk_size: int = 1000
-  """detect: examples per chunk (at least batch_size); the last chunk of each
-  stretch of one distribution takes the remainder (up to 2 x chunk_size)."""
-  chunk_steps: int = 100
-  """detect: training steps after each chunk joins the interval (counted in its
-  max_steps_per_interval budget); the interval's early-stopped training follows
-  when it ends."""
-  shift_threshold: float = 5.0
-  """detect: a chunk is the current interval's distribution while its largest
-  shift statistic |z| (standard errors) is at most this."""
-  return_threshold: float = 1.5
-  """detect: a changed chunk returns to component j when the encoder sends at least
-  `return_mass` of it to j and its -ELBO profile lies within this many sds of j's
-  reference in every entry (detection.choose_return); otherwise it is new."""
-  return_mass: float = 0.95
-  """detect: see return_threshold."""
+  boundaries: str = setting(
+    "given",
+    "given: the stream says where each interval ends and whether its distribution is new "
+    "(the paper). detect: a task-free stream: the intervals are cut into chunks of "
+    "--chunk_size examples that reach the learner with no signal; before training on a "
+    "chunk it decides same / return to a component / new distribution (method.md section "
+    "9). Decisions: W/boundaries.jsonl; one metrics row per detected interval.",
+    section="task_free",
+    choices=BOUNDARIES,
+  )
+  chunk_size: int = setting(
+    1000,
+    "detect: examples per chunk (at least --batch_size); the last chunk of each stretch of "
+    "one distribution takes the remainder (up to twice --chunk_size).",
+    section="task_free",
+  )
+  chunk_steps: int = setting(
+    100,
+    "detect: training steps on the interval's data after each chunk joins it (counted in "
+    "--max_steps_per_interval); the early-stopped training follows when the interval ends.",
+    section="task_free",
+  )
+  shift_threshold: float = setting(
+    5.0,
+    "detect: a chunk stays in the current interval while its shift statistic (the largest "
+    "standard score of a change of its -ELBO profile against the interval's held-out "
+    "share) is at most this.",
+    section="task_free",
+  )
+  return_threshold: float = setting(
+    1.5,
+    "detect: a changed chunk returns to component j when the encoder sends at least "
+    "--return_mass of it to j and its -ELBO profile (under j, KL_c, and against the other "
+    "components) lies within this many standard deviations of j's reference in every "
+    "entry (detection.choose_return); otherwise it is a new distribution.",
+    section="task_free",
+  )
+  return_mass: float = setting(
+    0.95,
+    "detect: the share of a chunk's mean posterior q(z_d = j | x) that a return to j needs, "
+    "in (0, 1].",
+    section="task_free",
+  )
 
   # --- runtime ---
-  strategy: str = "default"
-  num_cpu_devices: int = 0
-  """Split the CPU into N logical devices (a testing aid for `mirrored`)."""
-  jit_compile: bool = False
-  precision: str = "float32"
-  """float32 | mixed_bfloat16 | mixed_float16: the networks' Keras dtype policy. Mixed:
-  dense/conv layers compute in bfloat16 or float16, variables (and checkpoints), batch
-  norm, the objective and the exported signatures stay float32; mixed_float16 adds
-  dynamic loss scaling (keras.optimizers.LossScaleOptimizer). docs/performance.md,
-  "Mixed precision", says where it pays."""
-  steps_per_execution: int = 10
-  """Training steps per call of the compiled step: the same computation, fewer Python
-  round trips (docs/performance.md); lowered to a divisor of eval_every and
-  max_steps_per_interval."""
-  threads: int = 0
-  """CPU threads for TensorFlow's ops (intra- and inter-op); 0: TensorFlow decides."""
-  seed: int = 0
-  deterministic: bool = False
-  checkpoint_every: int = 1000
-  """Also checkpoint every N training steps (0: only at hand-overs)."""
-  keep_checkpoints: int = 3
-  """Interval (end) checkpoints kept, the newest ones (0: all). The latest, which a
-  resume needs, always stays; a learner's disk stays flat in its number of intervals."""
-  eval_examples: int | None = None
-  """Cap on test examples per distribution in the per-interval evaluation
-  (None: all)."""
-  eval_split: str = "test"
-  """test | validation: the split of every seen distribution that the per-interval
-  evaluation (metrics.csv, neg_elbo_matrix.json, terms) uses. validation chooses
-  settings without looking at the test set (the held-out share of each training
-  split, the same one early stopping watches for the interval's own distribution)."""
+  strategy: str = setting(
+    "default",
+    "tf.distribute strategy: default (no strategy), one_device, mirrored (all local GPUs, "
+    "or the --num_cpu_devices logical CPUs), multi_worker (MultiWorkerMirroredStrategy "
+    "configured from TF_CONFIG).",
+    section="runtime",
+    choices=STRATEGIES,
+  )
+  num_cpu_devices: int = setting(
+    0,
+    "Testing aid: split the CPU into N logical devices so that --strategy=mirrored can be "
+    "tried without GPUs.",
+    section="runtime",
+  )
+  jit_compile: bool = setting(False, "Compile the train step with XLA.", section="runtime")
+  precision: str = setting(
+    "float32",
+    "Keras dtype policy of the networks: float32, mixed_bfloat16 or mixed_float16 (with "
+    "dynamic loss scaling). Mixed: dense and conv layers compute in 16 bits; variables, "
+    "checkpoints, batch norm, the objective and the export stay float32. Where it pays: "
+    "docs/performance.md, 'Mixed precision'.",
+    section="runtime",
+    choices=PRECISIONS,
+  )
+  steps_per_execution: int = setting(
+    10,
+    "Training steps per call of the compiled step (Keras): the same computation with fewer "
+    "Python round trips; lowered to a divisor of --eval_every and --max_steps_per_interval.",
+    section="runtime",
+    role="runtime",
+  )
+  threads: int = setting(
+    0,
+    "CPU threads for TensorFlow's ops (intra- and inter-op; 0: TensorFlow decides); 1 lets "
+    "two runs share a 2-core machine.",
+    section="runtime",
+    role="runtime",
+  )
+  seed: int = setting(0, "Seed of the schedule, initialisation and sampling.", section="runtime")
+  deterministic: bool = setting(
+    False, "Enable TensorFlow's op determinism (slower) and seed everything.", section="runtime"
+  )
+  checkpoint_every: int = setting(
+    1000,
+    "Also checkpoint every N training steps, at the next evaluation (0: only at hand-overs "
+    "and after each interval).",
+    section="runtime",
+    role="runtime",
+  )
+  keep_checkpoints: int = setting(
+    3,
+    "Interval checkpoints kept, the newest (0: all); the latest, which a resume needs, "
+    "always stays, so the disk stays flat in the number of intervals.",
+    section="runtime",
+    role="runtime",
+  )
 
   def __post_init__(self):
     validate(self)
@@ -242,6 +439,12 @@ class Config:
     if self.arch is not None:
       return self.arch
     return "conv" if self.dataset in ("svhn_mnist", "fashion_mnist_mnist") else "mlp"
+
+
+def fields_with_role(role: str) -> tuple[str, ...]:
+  """The names of Config's fields of one role (see ROLES), in declaration order."""
+  assert role in ROLES, role
+  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] == role)
 
 
 def _check(condition: bool, message: str) -> None:
