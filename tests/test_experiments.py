@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from tests import paths
+from tests import paths, train_helpers
 from tf_lifelong import artifacts
 from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import extras, figures, presets, report, runner
@@ -129,11 +129,11 @@ def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
   command = [sys.executable, "-m", "tf_lifelong.experiments.runner", str(path)]
   env = dict(ENV, PYTHONPATH=paths.REPO)
   killed = subprocess.run(
-    command,
+    [*train_helpers.killing("train:1:30"), *command[1:]],
     capture_output=True,
     text=True,
     timeout=300,
-    env={**env, "TF_LIFELONG_TEST_KILL_AT": "train:1:30"},
+    env=env,
   )
   assert killed.returncode == -9, killed.stderr[-2000:]
   assert not runner.is_finished(spec)
@@ -187,7 +187,7 @@ def test_mean_std_over_curves_of_unequal_length():
 
 def _fake_run(output, variant, seed, finals, consistency=0.9):
   """A finished run folder with len(finals) intervals."""
-  from tf_lifelong import summaries  # noqa: PLC0415
+  from tf_lifelong import summaries
 
   workdir = runner.run_dir(output, variant, seed)
   rows = [

@@ -2,7 +2,7 @@
 
 A tiny deterministic run (MNIST digits 3, 7, 3; tests/train_helpers.py) is made
 twice, both with --deterministic: once uninterrupted (the reference, shared with
-tests/test_determinism.py), once killed by the test hook TF_LIFELONG_TEST_KILL_AT (resume.py)
+tests/test_determinism.py), once killed by tests/faults.py at a milestone (tf_lifelong/milestones.py)
 inside interval 1's training (at step 20, whose checkpoint is not written yet:
 steps 11-20 are lost and redone), after interval 1's metrics files but before its
 checkpoint (the row is there, and must not be doubled), during interval 2's
@@ -256,12 +256,14 @@ def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
   assert not os.path.exists(os.path.join(str(tmp_path), "checkpoints"))
 
 
-def test_a_malformed_kill_hook_is_refused(monkeypatch):
-  monkeypatch.setenv(resume.KILL_ENV, "sometime")
-  with pytest.raises(resume.WorkdirError, match="TF_LIFELONG_TEST_KILL_AT='sometime'"):
-    resume.check_test_hook()
-  monkeypatch.setenv(resume.KILL_ENV, "train:1:20")
-  resume.check_test_hook()
+def test_a_malformed_fault_is_refused():
+  from tests import faults
+
+  for spec in ("sometime", "train", "train:x", "bake:1", "train:1:2:3"):
+    with pytest.raises(ValueError, match="expected <point>:<interval>"):
+      faults.parse(spec)
+  assert faults.parse("train:1:20") == ("train", 1, 20)
+  assert faults.parse("export:2") == ("export", 2, None)
 
 
 def test_a_config_json_older_than_a_field_still_resumes(tmp_path):

@@ -46,22 +46,24 @@ def config_file(folder, **overrides) -> str:
   return path
 
 
-def _env(kill_at: str | None) -> dict:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  env.pop("TF_LIFELONG_TEST_KILL_AT", None)
-  if kill_at:
-    env["TF_LIFELONG_TEST_KILL_AT"] = kill_at
-  return env
+def _env() -> dict:
+  pythonpath = os.pathsep.join(p for p in (paths.REPO, os.environ.get("PYTHONPATH")) if p)
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=pythonpath)
+
+
+def killing(kill_at: str | None) -> list[str]:
+  """The command prefix that runs a program under tests/faults.py's `kill_at` (if given)."""
+  return [sys.executable, "-m", "tests.faults", kill_at] if kill_at else [sys.executable]
 
 
 def train(*args, kill_at: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-  """Runs bin/train with `args` (and the kill test hook if given); waits for it."""
+  """Runs bin/train with `args` (killed at the point `kill_at` names, if given); waits."""
   return subprocess.run(
-    [sys.executable, TRAIN, *args],
+    [*killing(kill_at), TRAIN, *args],
     capture_output=True,
     text=True,
     timeout=timeout,
-    env=_env(kill_at),
+    env=_env(),
   )
 
 
@@ -69,7 +71,7 @@ def start_train(*args, log_path: str) -> subprocess.Popen:
   """Starts bin/train in the background, its output going to `log_path`."""
   with open(log_path, "w") as log:  # The child keeps its own copy of the descriptor.
     return subprocess.Popen(
-      [sys.executable, TRAIN, *args], stdout=log, stderr=subprocess.STDOUT, env=_env(None)
+      [sys.executable, TRAIN, *args], stdout=log, stderr=subprocess.STDOUT, env=_env()
     )
 
 

@@ -84,7 +84,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -473,6 +473,7 @@ def export(
   image_shape: tuple[int, int, int] | list[int],
   metadata: Mapping[str, Any] | None,
   path: str,
+  written: Callable[[], None] | None = None,
 ) -> str:
   """Writes the serving SavedModel of `encoder` and `decoder` to `path`, atomically.
 
@@ -486,6 +487,8 @@ def export(
       seen, configuration, ...); None for none.
     path: the export directory. Its parent is created if needed; an existing
       export there is replaced only once the new one is complete.
+    written: called once the SavedModel lies complete in its temporary folder,
+      before the rename (an observer's hook: milestones.py).
 
   Returns:
     The absolute path of the export.
@@ -522,6 +525,8 @@ def export(
   except BaseException:
     files.rmtree(tmp)
     raise
+  if written is not None:
+    written()
 
   old_dir = None
   if files.exists(path):

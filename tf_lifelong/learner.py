@@ -61,6 +61,7 @@ from tf_lifelong import (
   detection,
   evaluate,
   metrics,
+  milestones,
   progress,
   resume,
   runtime,
@@ -439,7 +440,7 @@ class Learner:
       for member in interval.distribution.members or (ident,):
         ctx.seen.append(member)
         ctx.names[member] = self._catalogue.get(member, label)
-    resume.kill_point("handover", interval.index)
+    milestones.reached("handover", interval.index)
     self._checkpoint("start", teacher_seen)
     return _Resumed(interval.index, teacher_seen, None)
 
@@ -528,7 +529,7 @@ class Learner:
 
   def _on_boundary(self, state: training.TrainState, teacher_seen) -> None:
     step, config = state.result.steps, self.config
-    resume.kill_point("train", self.ctx.interval.index, step)
+    milestones.reached("train", self.ctx.interval.index, step)
     every, total = config.checkpoint_every, self.ctx.global_step + step
     if every and total // every > (total - min(config.eval_every, step)) // every:
       self._checkpoint("train", teacher_seen, state)
@@ -586,7 +587,6 @@ class Learner:
       "steps": result.steps,
       "real_examples": result.real_examples,
       "synthetic_examples": result.synthetic_examples,
-      "wall_seconds": 0.0,
       "test_neg_elbo_seen": assessment.pooled([i for i in seen if i in ids]),
       "test_neg_elbo_full": assessment.pooled(ids),
       "consistency": assessment.consistency,
@@ -604,7 +604,7 @@ class Learner:
     index = ctx.interval.index
     artifacts.write_metrics(workdir, ctx.rows)
     artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
-    resume.kill_point("record", index)
+    milestones.reached("record", index)
     scalars = {
       k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
@@ -805,6 +805,8 @@ class Learner:
     state = self._state("end")
     metadata = checkpoints.export_metadata(self.config, {**state, "checkpoint": None})
 
+    index = self.ctx.interval.index if self.ctx.interval else len(self.ctx.rows) - 1
+
     def write(folder: str, target: str | None) -> str:
       return export.export(
         student.encoder,
@@ -814,15 +816,14 @@ class Learner:
         image_shape=tuple(student.image_shape),
         metadata=metadata,
         path=target or os.path.join(folder, "export"),
+        written=lambda: milestones.reached("export", index),
       )
 
     if not self.ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
       with _scratch() as scratch:
         write(scratch, None)
       return None
-    index = self.ctx.interval.index if self.ctx.interval else len(self.ctx.rows) - 1
-    with resume.kill_inside_export(index):
-      return write(self.workdir, path)
+    return write(self.workdir, path)
 
 
 # ------------------------------------------------------------------ helpers

@@ -11,33 +11,21 @@ The design (docs/reliability.md): a workdir holds one run, named by its
 resumed from `checkpoints/latest.json`; one with another configuration is
 refused unless `overwrite`, which clears the old run's files first. A workdir
 without a checkpoint has nothing to lose and starts afresh.
-
-Test hook: `TF_LIFELONG_TEST_KILL_AT=<phase>:<interval>[:<step>]` makes the
-run SIGKILL itself at that point (`kill_point`), so that tests can interrupt a
-run where they choose. Phases: `handover` (after the interval's hand-over,
-before its start checkpoint), `train` (at an evaluation boundary inside the
-interval, before its checkpoint; `step` picks the boundary), `record` (after
-the interval's metrics files, before its end checkpoint), `export` (with
-the SavedModel written to its temporary folder, before the rename) and `chunk`
-(task-free streams: after the chunk checkpoint of chunk `step`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
 import re
 import shutil
-import signal
 from typing import Any
 
 from tf_lifelong import artifacts, checkpoints, files
 from tf_lifelong import config as config_lib
 
-KILL_ENV = "TF_LIFELONG_TEST_KILL_AT"
 INVOCATIONS = "invocations.jsonl"
 """One line per invocation of a workdir's learner: its index, first interval and config."""
 RUN_FILES = (
@@ -58,7 +46,6 @@ _FLOAT_COLUMNS = (
   "grad_norm",
   "best_validation_neg_elbo",
 )
-_PHASES = ("handover", "train", "record", "export", "chunk")
 _MKSTEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}$")
 """A temporary file of artifacts.atomic_path (`.NAME.XXXXXXXX`)."""
 
@@ -114,7 +101,6 @@ def prepare(
     WorkdirError: a workdir that cannot be written, holds a run of another
       configuration (without `overwrite`), or whose files disagree.
   """
-  check_test_hook()
   try:
     if chief:
       files.makedirs(workdir)
@@ -154,7 +140,6 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
     WorkdirError: nothing to continue, another model, or an unfinished
       invocation of another configuration.
   """
-  check_test_hook()
   state = _latest(workdir)
   if state is None:
     raise WorkdirError(
@@ -257,18 +242,9 @@ def _latest(workdir: str) -> dict[str, Any] | None:
     raise WorkdirError(f"{e}; pass --overwrite to start afresh") from None
 
 
-RUNTIME_ONLY = frozenset(
-  {
-    "threads",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "data_dir",
-    "download",
-    "steps_per_execution",
-  }
-)
+RUNTIME_ONLY = frozenset(config_lib.fields_with_role("runtime"))
 """Fields that change how a run executes or finds its data, not what it computes:
-a run may be resumed with other values of them."""
+a run may be resumed with other values of them (config.py marks them)."""
 
 
 def _stored_config(workdir: str) -> dict[str, Any]:
@@ -386,56 +362,3 @@ def remove_temporaries(workdir: str) -> None:
         files.rmtree(path)
       elif _MKSTEMP.match(name) and files.isfile(path):
         files.remove(path)
-
-
-# --------------------------------------------------------------- test hook
-def _kill_spec() -> tuple[str, int, int | None] | None:
-  """The parsed TF_LIFELONG_TEST_KILL_AT, None if unset or malformed (see check_test_hook)."""
-  parts = os.environ.get(KILL_ENV, "").split(":")
-  try:
-    return parts[0], int(parts[1]), (int(parts[2]) if len(parts) > 2 else None)
-  except (IndexError, ValueError):
-    return None
-
-
-def check_test_hook() -> None:
-  """Raises WorkdirError for a malformed TF_LIFELONG_TEST_KILL_AT."""
-  spec = os.environ.get(KILL_ENV, "")
-  if spec and (_kill_spec() is None or _kill_spec()[0] not in _PHASES):
-    raise WorkdirError(
-      f"{KILL_ENV}={spec!r}: expected <phase>:<interval>[:<step>] with a "
-      f"phase among {', '.join(_PHASES)}"
-    )
-
-
-def kill_point(phase: str, interval: int, step: int | None = None) -> None:
-  """Test hook: SIGKILLs this process if TF_LIFELONG_TEST_KILL_AT names this point."""
-  spec = _kill_spec()
-  if spec is None or spec[:2] != (phase, interval):
-    return
-  if spec[2] is not None and step is not None and spec[2] != step:
-    return
-  os.kill(os.getpid(), signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def kill_inside_export(interval: int):
-  """Test hook: with `export:<interval>`, SIGKILLs once the SavedModel lies in its
-  temporary folder (tf.saved_model.save returned), before export.py renames it."""
-  spec = _kill_spec()
-  if spec is None or spec[:2] != ("export", interval):
-    yield
-    return
-  import tensorflow as tf  # noqa: PLC0415
-
-  save = tf.saved_model.save
-
-  def save_then_die(*args, **kwargs):
-    save(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-  tf.saved_model.save = save_then_die
-  try:
-    yield
-  finally:
-    tf.saved_model.save = save

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from tf_lifelong import artifacts, detection, files, resume, runtime, training
+from tf_lifelong import artifacts, detection, files, milestones, runtime, training
 from tf_lifelong.data import inputs, sources, streams
 
 BOUNDARIES = "boundaries.jsonl"
@@ -306,7 +306,7 @@ class TaskFree:
       # As often as --checkpoint_every steps: a resume from an earlier chunk redoes the
       # chunks after it, with the same decisions (each is a function of the weights).
       learner._checkpoint("chunk", self.begun.teacher_seen, chunk=index)
-    resume.kill_point("chunk", open_.index, index)
+    milestones.reached("chunk", open_.index, index)
 
   def close(self, callbacks=()) -> dict | None:
     """Ends the open interval: early-stopped training on its chunks, its row; None if none."""
