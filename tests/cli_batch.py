@@ -22,10 +22,10 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-from tf_lifelong.cli import flags as run_flags  # noqa: E402
-from tf_lifelong.cli import train  # noqa: E402
+from tf_lifelong.cli import flags as run_flags
+from tf_lifelong.cli import train
 
 
 def run_one(args: list[str]) -> dict:

@@ -97,18 +97,45 @@ def test_fused_adam_is_used_only_for_a_plain_adam():
   import keras
   import tensorflow as tf
 
-  from tf_lifelong.model import student as student_lib
+  from tf_lifelong.model import fused_adam
 
   model = _student()
   model.optimizer.build(model.student_variables)
   grads = [tf.zeros_like(v) for v in model.student_variables]
-  assert student_lib._apply_adam_fused(model.optimizer, grads, model.student_variables)
+  assert fused_adam.apply(model.optimizer, grads, model.student_variables)
   clipped = keras.optimizers.Adam(1e-3, clipnorm=1.0)
   clipped.build(model.student_variables)
-  assert not student_lib._apply_adam_fused(clipped, grads, model.student_variables)
+  assert not fused_adam.apply(clipped, grads, model.student_variables)
   sgd = keras.optimizers.SGD(1e-3)
   sgd.build(model.student_variables)
-  assert not student_lib._apply_adam_fused(sgd, grads, model.student_variables)
+  assert not fused_adam.apply(sgd, grads, model.student_variables)
+
+
+def test_keras_adam_still_has_what_the_fused_adam_reads():
+  """Fails loudly, naming them, if a Keras release moves the private parts the fused update
+  reads (the step then falls back to Keras' own Adam: correct but slower)."""
+  import keras
+  import tensorflow as tf
+
+  from tf_lifelong.model import fused_adam
+
+  variable = keras.Variable(tf.ones([3]))
+  adam = keras.optimizers.Adam(1e-3)
+  adam.build([variable])
+  missing = [n for n in fused_adam.KERAS_INTERNALS if not hasattr(adam, n)]
+  assert not missing, f"keras {keras.__version__} Adam lacks {missing}: update fused_adam.py"
+  index = adam._get_variable_index(variable)
+  assert adam._momentums[index].shape == adam._velocities[index].shape == variable.shape
+
+
+def test_fused_adam_falls_back_where_keras_lacks_its_internals(caplog):
+  import types
+
+  from tf_lifelong.model import fused_adam
+
+  changed = types.SimpleNamespace(_momentums=[], _velocities=[])  # no _get_variable_index
+  assert not fused_adam.keras_internals_present(changed)
+  assert "lacks _get_variable_index" in caplog.text
 
 
 _MIRRORED_XLA = textwrap.dedent("""

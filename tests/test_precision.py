@@ -23,7 +23,7 @@ from tests import paths
 from tf_lifelong import checkpoints, lifelong
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources
-from tf_lifelong.model import evaluation, networks
+from tf_lifelong.model import evaluation, fused_adam, networks
 from tf_lifelong.model import student as student_lib
 
 SETTINGS = dict(
@@ -171,11 +171,11 @@ def test_fused_adam_under_bfloat16_not_under_loss_scaling():
   grads = [tf.fill([3], 0.5)]
   adam = keras.optimizers.Adam(0.1)
   adam.build([variable])
-  assert student_lib._apply_adam_fused(adam, grads, [variable])  # float32 gradients (bf16 too).
+  assert fused_adam.apply(adam, grads, [variable])  # float32 gradients (bf16 too).
   assert int(adam.iterations.numpy()) == 1 and np.all(variable.numpy() < 1.0)
   scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.1))
   scaled.build([variable])
-  assert not student_lib._apply_adam_fused(scaled, grads, [variable])
+  assert not fused_adam.apply(scaled, grads, [variable])
   assert student_lib._loss_scale(adam) is None
   assert float(student_lib._loss_scale(scaled)) == 2.0**15
 

@@ -18,9 +18,9 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tiny_model  # noqa: E402
+import tiny_model
 
-from tf_lifelong import export  # noqa: E402
+from tf_lifelong import export
 
 
 def main(out_dir: str) -> None:

@@ -36,6 +36,7 @@ step benchmark's).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -52,7 +53,7 @@ from tf_lifelong.benchmarks.settings import Settings  # Also tf_lifelong.benchma
 
 PYTORCH_REFERENCE_ROWS_PER_SEC = (4450.0, 4950.0)
 """The authors' PyTorch code, student with teacher, dense, batch 128, 2 threads, on
-this kind of machine (docs/stack-notes.md); a reference, not measured here."""
+this kind of machine (../shared/docs/stack-notes.md); a reference, not measured here."""
 
 REQUIRED_KEYS = (
   "lgm_examples_per_sec",
@@ -72,18 +73,16 @@ REQUIRED_KEYS = (
 """Keys every benchmark JSON has (the tests check them)."""
 
 
-class _keras_adam:  # noqa: N801 - used as a context manager
-  """Within: steps traced use Keras' own Adam update (student.FUSED_ADAM off)."""
+@contextlib.contextmanager
+def _keras_adam():
+  """Within: steps traced use Keras' own Adam update (fused_adam.ENABLED off)."""
+  from tf_lifelong.model import fused_adam  # noqa: PLC0415
 
-  def __enter__(self):
-    from tf_lifelong.model import student as student_lib  # noqa: PLC0415
-
-    self.saved, student_lib.FUSED_ADAM = student_lib.FUSED_ADAM, False
-
-  def __exit__(self, *exc):
-    from tf_lifelong.model import student as student_lib  # noqa: PLC0415
-
-    student_lib.FUSED_ADAM = self.saved
+  saved, fused_adam.ENABLED = fused_adam.ENABLED, False
+  try:
+    yield
+  finally:
+    fused_adam.ENABLED = saved
 
 
 def _variant_name(jit: bool, spe: int) -> str:

@@ -106,7 +106,7 @@ def reported(program: str, verbose: bool):
   except KeyboardInterrupt:
     print(f"{program}: interrupted", file=sys.stderr)
     sys.exit(130)
-  except Exception as e:  # noqa: BLE001
+  except Exception as e:
     message = None if verbose else _user_message(e)
     if message is None:
       raise

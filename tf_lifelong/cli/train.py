@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
       return
     with errors.native_stderr_silenced(not FLAGS.verbose):
       # TensorFlow loads and initialises its devices here, after the flags are checked.
-      from tf_lifelong import lifelong, runtime
+      from tf_lifelong import lifelong, runtime  # noqa: PLC0415 - after the flags
 
       runtime.configure(config)
 

@@ -428,11 +428,11 @@ def parse_tfds(name: str) -> tuple[str, str]:
 
 
 def _tfds_builder(tfds_name: str, data_dir: str | None):
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - TFDS only where asked
 
   try:
     return tfds.builder(tfds_name, data_dir=data_dir)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:  # noqa: BLE001 - TFDS raises many types: each becomes a DataError
     if type(e).__name__ == "DatasetNotFoundError":
       raise DataError(
         f"TFDS has no dataset {tfds_name!r} ({_first_line(e)}); name one of "
@@ -446,7 +446,7 @@ def _tfds_builder(tfds_name: str, data_dir: str | None):
 
 def _tfds_features(builder, tfds_name: str, label: str) -> tuple[str, tuple[str, ...]]:
   """The key of the image feature and the class names of `label`, checked."""
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - TFDS only where asked
 
   features = dict(builder.info.features.items())
   images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
@@ -480,7 +480,7 @@ def _tfds_features(builder, tfds_name: str, label: str) -> tuple[str, tuple[str,
 
 def _tfds_split(builder, split: str, image: str, label: str, what: str) -> Split:
   """One split of a prepared TFDS dataset in memory (only its image and label features)."""
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - TFDS only where asked
 
   dataset = builder.as_dataset(split=split)
   dataset = dataset.map(lambda x: (x[image], x[label])).batch(_TFDS_BATCH)
@@ -523,7 +523,7 @@ def _load_tfds(
       return None
     try:
       builder.download_and_prepare()
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001 - TFDS raises many types: each becomes a DataError
       raise DataError(
         f"TFDS could not download and prepare {tfds_name!r} into "
         f"{builder.data_dir}: {_first_line(e)}"

@@ -40,7 +40,7 @@ import keras
 import tensorflow as tf
 
 from tf_lifelong import config as config_lib
-from tf_lifelong.model import evaluation, latents, networks, objectives
+from tf_lifelong.model import evaluation, fused_adam, latents, networks, objectives
 
 TERMS = (
   "loss",
@@ -53,10 +53,6 @@ TERMS = (
   "decoder_distillation",
 )
 """Per-example terms reported by the training step (global means)."""
-
-FUSED_ADAM = True
-"""`train_step` applies a plain Adam with TensorFlow's fused kernel (`_apply_adam_fused`).
-Read when the step is traced; False gives Keras' own Adam update (for comparisons)."""
 
 
 def _all_reduce_sum(value):
@@ -429,7 +425,7 @@ class LifelongVAE(keras.Model):
 
     Performance (docs/performance.md): the teacher's encoder sees only the
     synthetic rows (`num_real`), and a plain Adam is applied with one fused
-    kernel per variable (`_apply_adam_fused`) instead of a dozen elementwise
+    kernel per variable (fused_adam.py) instead of a dozen elementwise
     ops; the update is Keras' Adam formula.
     """
     seed_replay, seed_bin, seed_noise = tf.unstack(
@@ -450,7 +446,7 @@ class LifelongVAE(keras.Model):
     )
     # A LossScaleOptimizer (mixed_float16) is never fused: its `apply` unscales the
     # gradients and skips the step (halving the scale) when they are not finite.
-    if not (FUSED_ADAM and _apply_adam_fused(self.optimizer, grads, self.student_variables)):
+    if not fused_adam.apply(self.optimizer, grads, self.student_variables):
       self.optimizer.apply(grads, self.student_variables)
     self.student_step.assign_add(1)
     sums = tf.stack([tf.reduce_sum(terms[name]) for name in TERMS] + [tf.reduce_sum(1.0 - omega)])
@@ -499,7 +495,7 @@ def _logs(metrics) -> dict[str, tf.Tensor]:
   multi_worker = (
     isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     and strategy.extended._in_multi_worker_mode()
-  )  # noqa: SLF001 - as Keras tells.
+  )  # A private method, which Keras itself calls for this question.
   return {m.name: tf.reshape(m.result(), [1]) if multi_worker else m.result() for m in metrics}
 
 
@@ -510,73 +506,12 @@ def _loss_scale(optimizer):
   return None
 
 
-def _apply_adam_fused(optimizer, grads, variables) -> bool:
-  """Applies a plain Adam with one fused kernel per variable; False if it cannot.
-
-  Keras' Adam issues about a dozen elementwise ops per variable, each a pass
-  over memory; TensorFlow's ResourceApplyAdam does the same update in one
-  pass: alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), m += (g - m)(1 -
-  beta_1), v += (g^2 - v)(1 - beta_2), var -= alpha m / (sqrt(v) + epsilon),
-  t = iterations + 1, on the optimizer's own m and v; then iterations += 1 as
-  Keras does. The only difference is rounding: the kernel forms 1 - beta in
-  float32 from the float32 beta (Keras rounds it from float64), so results
-  agree with Keras' Adam to float32 rounding, like any fusion (XLA's too).
-
-  Only for `keras.optimizers.Adam` itself with nothing on top (no clipping,
-  weight decay, EMA, AMSGrad, gradient accumulation or loss scaling; a
-  LossScaleOptimizer is another type), built, outside any distribution
-  strategy, on dense float32 gradients (which mixed_bfloat16 gives: the
-  variables stay float32). Otherwise returns False and the caller uses
-  `optimizer.apply`.
-  """
-  if (
-    type(optimizer) is not keras.optimizers.Adam
-    or not optimizer.built
-    or tf.distribute.has_strategy()
-    or tf.distribute.in_cross_replica_context()
-    or optimizer.amsgrad
-    or optimizer.clipnorm
-    or optimizer.clipvalue
-    or optimizer.global_clipnorm
-    or optimizer.weight_decay
-    or optimizer.use_ema
-    or optimizer.gradient_accumulation_steps
-    or optimizer.loss_scale_factor
-    or any(not isinstance(g, tf.Tensor) or g.dtype != tf.float32 for g in grads)
-    or any(v.dtype != "float32" or getattr(v, "overwrite_with_gradient", False) for v in variables)
-  ):
-    return False
-  with tf.name_scope("fused_adam"):
-    local_step = tf.cast(optimizer.iterations + 1, tf.float32)
-    beta_1 = tf.constant(optimizer.beta_1, tf.float32)
-    beta_2 = tf.constant(optimizer.beta_2, tf.float32)
-    epsilon = tf.constant(optimizer.epsilon, tf.float32)
-    lr = tf.cast(optimizer.learning_rate, tf.float32)
-    beta_1_power, beta_2_power = tf.pow(beta_1, local_step), tf.pow(beta_2, local_step)
-    for grad, variable in zip(grads, variables):
-      index = optimizer._get_variable_index(variable)
-      tf.raw_ops.ResourceApplyAdam(
-        var=variable.value.handle,
-        m=optimizer._momentums[index].value.handle,
-        v=optimizer._velocities[index].value.handle,
-        beta1_power=beta_1_power,
-        beta2_power=beta_2_power,
-        lr=lr,
-        beta1=beta_1,
-        beta2=beta_2,
-        epsilon=epsilon,
-        grad=grad,
-      )
-    optimizer.iterations.assign_add(1)
-  return True
-
-
 def compile_student(model: LifelongVAE, config) -> LifelongVAE:
   """Compiles `model` with a fresh Adam(config.learning_rate); returns it.
 
   Call inside the strategy scope the model was built in. jit_compile and
   steps_per_execution come from `config` (XLA fails under MirroredStrategy
-  on CPU; see docs/stack-notes.md). With config.precision mixed_float16 the
+  on CPU; see ../shared/docs/stack-notes.md). With config.precision mixed_float16 the
   Adam is wrapped in Keras' LossScaleOptimizer (dynamic loss scaling).
   """
   optimizer = keras.optimizers.Adam(config.learning_rate)
