@@ -16,9 +16,11 @@ def test_posterior_consistency_counts_agreements():
 
 
 def test_pooled_mean_weights_by_counts():
-  sums, counts = {0: 10.0, 1: 90.0}, {0: 1, 1: 9}
-  assert metrics.pooled_mean(sums, counts, [0, 1]) == pytest.approx(10.0)
+  # Means 10 (1 example) and 2 (9 examples): pooled 28 / 10, not the mean of means (6).
+  sums, counts = {0: 10.0, 1: 18.0}, {0: 1, 1: 9}
+  assert metrics.pooled_mean(sums, counts, [0, 1]) == pytest.approx(2.8)
   assert metrics.pooled_mean(sums, counts, [0]) == pytest.approx(10.0)
+  assert metrics.pooled_mean(sums, counts, [1]) == pytest.approx(2.0)
 
 
 def _matrix():

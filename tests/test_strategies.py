@@ -74,13 +74,13 @@ def _mirrored_run(workdir, **overrides):
 
 
 def _first_loss(workdir) -> float:
-  from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+  from tensorboard.backend.event_processing import event_accumulator
 
   acc = event_accumulator.EventAccumulator(
     os.path.join(str(workdir), "tensorboard"), size_guidance={"tensors": 0}
   )
   acc.Reload()
-  import tensorflow as tf  # noqa: PLC0415
+  import tensorflow as tf
 
   events = [e for e in acc.Tensors("train/loss") if e.step == 1]
   assert events, acc.Tags()
@@ -186,6 +186,8 @@ def test_multi_worker_runs_the_stream_and_only_the_chief_writes(tmp_path):
 
 
 def test_multi_worker_fails_when_a_worker_dies(tmp_path):
+  """The survivor ends with one line within its collective timeout (30 s) and a margin,
+  well before the 240 s after which the test itself would kill it."""
   procs = _start_workers(tmp_path, timeout_s=30)
   log0 = os.path.join(str(tmp_path), "worker0.log")
   deadline = time.monotonic() + 200
@@ -195,9 +197,10 @@ def test_multi_worker_fails_when_a_worker_dies(tmp_path):
   procs[1].send_signal(signal.SIGKILL)
   started = time.monotonic()
   code = train_helpers.wait(procs[0], timeout=240)
+  elapsed = time.monotonic() - started
   procs[1].wait()
-  assert code != 0
-  assert time.monotonic() - started < 240
+  assert code not in (0, -signal.SIGKILL)  # failed by itself, not killed by wait()
+  assert elapsed < 30 + 60, f"the survivor took {elapsed:.0f} s to give up"
   assert "another worker is gone or did not answer" in _log(tmp_path, 0), _log(tmp_path, 0)[-3000:]
   assert "Traceback" not in _log(tmp_path, 0)
 

@@ -5,7 +5,8 @@ separate process. Prints one JSON line with:
 - loss_1, loss_2: the loss of one device on the global batch and the sum of
   the two replicas' losses on its halves (same rows, omega and noise);
 - grad_max_abs_diff, grad_max_abs: over all gradient entries;
-- fit_pi, fit_loss, teacher_max_change: `model.fit` under MirroredStrategy.
+- fit_pi, fit_loss, teacher_max_change, student_max_change, fit_steps: `model.fit`
+  under MirroredStrategy.
 """
 
 import json
@@ -86,6 +87,7 @@ def main():
   scale = max(np.abs(g.numpy()).max() for g in grads_1)
 
   before = [w.numpy().copy() for w in mirrored.teacher.weights]
+  student_before = [w.numpy().copy() for w in mirrored.student_variables]
   data = tf.data.Dataset.from_tensor_slices(
     rng.uniform(size=(4 * mirrored.real_batch_size(B), *IMAGE)).astype(np.float32)
   )
@@ -93,6 +95,9 @@ def main():
     data.batch(mirrored.real_batch_size(B), drop_remainder=True), epochs=1, verbose=0
   )
   change = max(np.abs(b - w.numpy()).max() for b, w in zip(before, mirrored.teacher.weights))
+  moved = max(
+    np.abs(b - w.numpy()).max() for b, w in zip(student_before, mirrored.student_variables)
+  )
   print(
     json.dumps(
       {
@@ -105,6 +110,8 @@ def main():
         "fit_loss": float(history.history["loss"][-1]),
         "expected_pi": mirrored.synthetic_batch_size(B) / B,
         "teacher_max_change": float(change),
+        "student_max_change": float(moved),
+        "fit_steps": int(mirrored.optimizer.iterations.numpy()),
         "replicas": two.num_replicas_in_sync,
       }
     )

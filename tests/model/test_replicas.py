@@ -9,6 +9,7 @@ either, the gradients differ by 1e-2 .. 1).
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,5 +48,7 @@ def test_two_replicas_same_loss_and_gradients(report):
 
 def test_fit_under_mirrored_strategy(report):
   assert report["fit_pi"] == pytest.approx(report["expected_pi"])  # trackers are global means
-  assert report["fit_loss"] == pytest.approx(report["fit_loss"])  # finite (not NaN)
-  assert report["teacher_max_change"] == 0.0
+  assert math.isfinite(report["fit_loss"]) and report["fit_loss"] > 0  # a -ELBO: positive
+  assert report["fit_steps"] == 4  # one update per batch of the epoch
+  assert report["student_max_change"] > 1e-6  # the student learned
+  assert report["teacher_max_change"] == 0.0  # the teacher did not
