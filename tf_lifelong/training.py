@@ -312,7 +312,7 @@ def use_xla_where_it_works(student: keras.Model) -> bool:
 
   XLA fails with more than one replica on CPU devices (MirroredStrategy over
   logical CPUs: "Trying to access resource ... located in device CPU:1 from
-  device CPU:0", docs/stack-notes.md). There the step runs as a plain
+  device CPU:0", ../shared/docs/stack-notes.md). There the step runs as a plain
   TensorFlow graph instead, and the log says so once per process.
   """
   global _said_no_xla
@@ -459,7 +459,3 @@ def batched_mean(
   for start in range(0, n, batch_size):
     total += float(tf.reduce_sum(fn(tf.convert_to_tensor(images[start : start + batch_size]))))
   return total / n if n else math.nan
-
-
-def now() -> float:
-  return time.monotonic()

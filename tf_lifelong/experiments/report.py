@@ -3,7 +3,7 @@
     summary = build_report("results/mnist_sequential")
 
 Reads `OUT/experiment.json` and each run folder `OUT/runs/<variant>/seed-<n>/`
-(runner.py's layout: metrics.jsonl, neg_elbo_matrix.json, samples/,
+(layout.py: metrics.jsonl, neg_elbo_matrix.json, samples/,
 result.json, extras/). Missing or unfinished runs are listed, not fatal.
 Statistics over seeds are the mean and the population standard deviation
 (0 for one seed); NaN values are left out and absent values are null.
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tf_lifelong import artifacts, metrics
-from tf_lifelong.experiments import detection_report, figures, presets, runner
+from tf_lifelong.experiments import detection_report, figures, layout, presets
 
 FIGURES = "figures"
 LIFELONG = ("with_consistency", "without_consistency", "naive")
@@ -52,8 +52,8 @@ def load_runs(
   for variant in variants:
     runs[variant] = []
     for seed in seeds:
-      workdir = runner.run_dir(output, variant, seed)
-      result = runner.read_result(workdir)
+      workdir = layout.run_dir(output, variant, seed)
+      result = layout.read_result(workdir)
       if result is None:
         missing.append(f"{variant}/seed-{seed}")
         continue
@@ -168,7 +168,7 @@ def summarize(record: dict, runs: dict[str, list[Run]], missing: list[str]) -> d
 
 def build_report(output: str) -> dict:
   """Writes OUT/summary.json, OUT/report.md and OUT/figures/; returns the summary."""
-  with open(os.path.join(output, runner.EXPERIMENT)) as f:
+  with open(os.path.join(output, layout.EXPERIMENT)) as f:
     record = json.load(f)
   runs, missing = load_runs(output, record["seeds"], record["variants"])
   summary = summarize(record, runs, missing)

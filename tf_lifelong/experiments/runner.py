@@ -42,16 +42,20 @@ from collections.abc import Sequence
 
 from tf_lifelong import artifacts, installation
 from tf_lifelong import config as config_lib
-from tf_lifelong.experiments import presets
+from tf_lifelong.experiments import presets, report
 from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
+from tf_lifelong.experiments.layout import (
+  CLASSIFIER,
+  EXPERIMENT,
+  LOG,
+  RESULT,
+  RUN_CONFIG,
+  SPEC,
+  read_result,
+  run_dir,
+)
 
-RESULT = "result.json"
-RUN_CONFIG = "run_config.json"
-SPEC = "spec.json"
-LOG = "log.txt"
-EXPERIMENT = "experiment.json"
-CLASSIFIER = os.path.join("runs", "classifier")
-IGNORED_FIELDS = ("threads", "data_dir", "download", "steps_per_execution")
+IGNORED_FIELDS = config_lib.fields_with_role("runtime")
 """Config fields that do not change a run's result (a finished run is kept)."""
 FINAL_KEYS = (
   "test_neg_elbo_seen",
@@ -100,10 +104,6 @@ class RunSpec:
     )
 
 
-def run_dir(output: str, variant: str, seed: int) -> str:
-  return os.path.join(output, "runs", variant, f"seed-{seed}")
-
-
 def plan(
   base: config_lib.Config,
   seeds: Sequence[int],
@@ -131,14 +131,6 @@ def _comparable(config: dict) -> dict:
   """The fields that decide a run's result; a field an older result lacks had its default."""
   full = {**json.loads(config_lib.Config().to_json()), **config}
   return {k: v for k, v in full.items() if k not in IGNORED_FIELDS}
-
-
-def read_result(workdir: str) -> dict | None:
-  path = os.path.join(workdir, RESULT)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
 
 
 def is_finished(spec: RunSpec) -> bool:
@@ -252,7 +244,6 @@ def run_experiment(
       is built from the others first).
   """
   from tf_lifelong import runtime  # noqa: PLC0415
-  from tf_lifelong.experiments import report  # noqa: PLC0415
 
   out = out or sys.stdout
   options = options or ExtrasOptions()

@@ -41,11 +41,6 @@ def discrete_posterior(logits: tf.Tensor, temperature) -> tfd.RelaxedOneHotCateg
   return tfd.RelaxedOneHotCategorical(temperature=temperature, logits=logits)
 
 
-def discrete_categorical(logits: tf.Tensor) -> tfd.Categorical:
-  """The Categorical(softmax(l)) underlying q(z_d|x); logits [B, J]."""
-  return tfd.Categorical(logits=logits)
-
-
 def continuous_posterior(loc: tf.Tensor, scale: tf.Tensor) -> tfd.MultivariateNormalDiag:
   """q(z_c|x) = N(loc, diag(scale^2)); loc and scale [B, F]."""
   return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
@@ -54,11 +49,6 @@ def continuous_posterior(loc: tf.Tensor, scale: tf.Tensor) -> tfd.MultivariateNo
 def discrete_prior(num_categories: int, dtype=tf.float32) -> tfd.OneHotCategorical:
   """p(z_d): uniform OneHotCategorical over J = `num_categories`."""
   return tfd.OneHotCategorical(logits=tf.zeros([num_categories], dtype), dtype=dtype)
-
-
-def uniform_categorical(num_categories: int, dtype=tf.float32) -> tfd.Categorical:
-  """p(z_d) as a Categorical over J (the form the analytic KL uses)."""
-  return tfd.Categorical(logits=tf.zeros([num_categories], dtype))
 
 
 def continuous_prior(dim: int, dtype=tf.float32) -> tfd.MultivariateNormalDiag:
