@@ -3,7 +3,7 @@
     python -m tests.faults <point>:<interval>[:<step>] PROGRAM [ARGS...]
     python -m tests.faults <point>:<interval>[:<step>] -m MODULE [ARGS...]
 
-listens to tf_lifelong.milestones and kills the process (SIGKILL: no cleanup, as
+listens to tf_lifelong.train.milestones and kills the process (SIGKILL: no cleanup, as
 a lost machine) the first time the run reaches `point` of `interval` (and, for
 `train` and `chunk`, `step`), then runs PROGRAM (e.g. bin/train) or MODULE as
 __main__. The product holds no fault injection of its own; milestones.POINTS
@@ -17,7 +17,7 @@ import runpy
 import signal
 import sys
 
-from tf_lifelong import milestones
+from tf_lifelong.train import milestones
 
 
 def parse(spec: str) -> tuple[str, int, int | None]:

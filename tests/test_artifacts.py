@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tf_lifelong import artifacts
+from tf_lifelong.state import artifacts
 
 
 def test_metrics_csv_and_jsonl_hold_the_same_rows(tmp_path):

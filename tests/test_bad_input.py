@@ -287,7 +287,7 @@ def served(tmp_path_factory):
 
   import tensorflow as tf
 
-  from tf_lifelong import export
+  from tf_lifelong.serving import export
 
   spec = importlib.util.spec_from_file_location(
     "tiny_model", os.path.join(os.path.dirname(__file__), "export_helpers", "tiny_model.py")

@@ -18,10 +18,10 @@ import pytest
 import tensorflow as tf
 
 from tests import paths
-from tf_lifelong import checkpoints
 from tf_lifelong import config as config_lib
 from tf_lifelong.model import handover
 from tf_lifelong.model import student as student_lib
+from tf_lifelong.state import checkpoints
 
 SHAPE = (28, 28, 1)
 CONFIG = config_lib.Config(dataset="mnist", hidden_units=16, continuous_dim=3, batch_size=8, seed=5)

@@ -98,7 +98,7 @@ def test_every_field_is_a_flag_with_its_help_and_round_trips_from_the_command_li
 
 
 def test_roles_are_read_off_the_fields():
-  from tf_lifelong import checkpoints, resume
+  from tf_lifelong.state import checkpoints, resume
 
   assert resume.RUNTIME_ONLY == {
     "threads",

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from tests import train_helpers as th
-from tf_lifelong import checkpoints
+from tf_lifelong.state import checkpoints
 
 BASE = dict(
   order=[0, 1],

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests import paths, train_helpers
-from tf_lifelong import artifacts
 from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import extras, figures, presets, report, runner
+from tf_lifelong.state import artifacts
 
 EXPERIMENT = os.path.join(paths.REPO, "bin", "experiment")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -187,7 +187,7 @@ def test_mean_std_over_curves_of_unequal_length():
 
 def _fake_run(output, variant, seed, finals, consistency=0.9):
   """A finished run folder with len(finals) intervals."""
-  from tf_lifelong import summaries
+  from tf_lifelong.monitor import summaries
 
   workdir = runner.run_dir(output, variant, seed)
   rows = [

@@ -1,4 +1,4 @@
-"""Tests of tf_lifelong.export: the standalone serving SavedModel.
+"""Tests of tf_lifelong.serving.export: the standalone serving SavedModel.
 
 A tiny model (H=6, W=5, C=1, J=3, F=2, batch norm with non-trivial moving
 statistics) is exported once; a fresh Python process that imports only
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_lifelong import export
+from tf_lifelong.serving import export
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "export_helpers")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

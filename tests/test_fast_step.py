@@ -141,7 +141,8 @@ def test_fused_adam_falls_back_where_keras_lacks_its_internals(caplog):
 _MIRRORED_XLA = textwrap.dedent("""
     import logging, sys
     import numpy as np, tensorflow as tf
-    from tf_lifelong import config as config_lib, runtime, training
+    from tf_lifelong import config as config_lib, runtime
+    from tf_lifelong.train import training
     from tf_lifelong.model import student as student_lib
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     config = config_lib.Config(jit_compile=True, strategy="mirrored", num_cpu_devices=2,

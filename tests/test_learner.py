@@ -16,9 +16,10 @@ import pytest
 import tensorflow as tf
 
 from tests import paths
-from tf_lifelong import Learner, checkpoints
+from tf_lifelong import Learner
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources
+from tf_lifelong.state import checkpoints
 
 TINY = config_lib.Config(
   batch_size=32,

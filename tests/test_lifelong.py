@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests import paths
 from tf_lifelong import config as config_lib
-from tf_lifelong import lifelong
+from tf_lifelong.train import lifelong
 
 TINY = dict(
   dataset="mnist",
@@ -220,9 +220,9 @@ def test_eval_split_chooses_the_split_the_intervals_are_scored_on(tmp_path, spli
   scored = {"validation": 0.0, "test": 0.0}
   for name, images in (("validation", validation.images), ("test", blank.images)):
     x = tf.convert_to_tensor(images, tf.float32) / 255.0
-    from tf_lifelong.model import evaluation
+    from tf_lifelong.model import inference
 
-    scored[name] = float(np.mean(evaluation.neg_elbo(learner.ctx.student, x, seed=0)))
+    scored[name] = float(np.mean(inference.neg_elbo(learner.ctx.student, x, seed=0)))
   assert abs(scored["validation"] - scored["test"]) > 30
   assert row["test_neg_elbo_seen"] == pytest.approx(scored[split], abs=5.0)
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tf_lifelong import metrics
+from tf_lifelong.evaluation import metrics
 
 
 def test_posterior_consistency_counts_agreements():

@@ -20,11 +20,12 @@ import pytest
 import tensorflow as tf
 
 from tests import paths
-from tf_lifelong import checkpoints, lifelong
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources
-from tf_lifelong.model import evaluation, fused_adam, networks
+from tf_lifelong.model import fused_adam, inference, networks
 from tf_lifelong.model import student as student_lib
+from tf_lifelong.state import checkpoints
+from tf_lifelong.train import lifelong
 
 SETTINGS = dict(
   dataset="mnist",
@@ -69,7 +70,7 @@ class UntrainedElbo:
 
   def before_interval(self, ctx):
     if self.value is None:
-      self.value = float(np.mean(evaluation.neg_elbo(ctx.student, self.images, seed=0)))
+      self.value = float(np.mean(inference.neg_elbo(ctx.student, self.images, seed=0)))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import io
 
-from tf_lifelong import progress
+from tf_lifelong.monitor import progress
 
 
 def test_line_output_when_not_a_terminal():

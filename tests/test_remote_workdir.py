@@ -1,4 +1,4 @@
-"""A workdir on a non-local file system: every file through tf.io.gfile (tf_lifelong/files.py).
+"""A workdir on a non-local file system: every file through tf.io.gfile (tf_lifelong/state/files.py).
 
 The run, its kill and resume, and its export, with `--workdir=file:///...`: a
 URL, so every read and write of tf_lifelong goes through `tf.io.gfile` as for
@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests import train_helpers as th
-from tf_lifelong import files
+from tf_lifelong.state import files
 
 
 def test_files_route_urls_through_gfile(tmp_path):

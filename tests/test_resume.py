@@ -2,7 +2,7 @@
 
 A tiny deterministic run (MNIST digits 3, 7, 3; tests/train_helpers.py) is made
 twice, both with --deterministic: once uninterrupted (the reference, shared with
-tests/test_determinism.py), once killed by tests/faults.py at a milestone (tf_lifelong/milestones.py)
+tests/test_determinism.py), once killed by tests/faults.py at a milestone (tf_lifelong/train/milestones.py)
 inside interval 1's training (at step 20, whose checkpoint is not written yet:
 steps 11-20 are lost and redone), after interval 1's metrics files but before its
 checkpoint (the row is there, and must not be doubled), during interval 2's
@@ -21,8 +21,9 @@ import pytest
 import tensorflow as tf
 
 from tests import train_helpers as th
-from tf_lifelong import checkpoints, lifelong, resume, training
 from tf_lifelong import config as config_lib
+from tf_lifelong.state import checkpoints, resume
+from tf_lifelong.train import lifelong, training
 
 KILLS = ("train:1:20", "record:1", "handover:2", "export:2")
 
@@ -232,9 +233,9 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path)
 
 
 def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
-  from tf_lifelong import learner as learner_lib
-  from tf_lifelong import task_free
   from tf_lifelong.model import student as student_lib
+  from tf_lifelong.train import learner as learner_lib
+  from tf_lifelong.train import task_free
 
   config = config_lib.Config.from_dict({**th.TINY, "threads": 0})
   student = student_lib.new_student(config, (28, 28, 1))

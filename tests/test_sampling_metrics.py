@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_lifelong import sampling_metrics as sm
 from tf_lifelong.data.sources import Split
 from tf_lifelong.data.streams import Distribution, Interval, Stream
+from tf_lifelong.evaluation import sampling_metrics as sm
 from tf_lifelong.experiments import extras
 
 

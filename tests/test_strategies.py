@@ -21,7 +21,8 @@ from tests import paths, train_helpers
 _MIRRORED_RUN = textwrap.dedent("""
     import json, os, sys
     import tensorflow as tf
-    from tf_lifelong import config as config_lib, lifelong
+    from tf_lifelong import config as config_lib
+    from tf_lifelong.train import lifelong
 
     class ScopeWatch:
       # Names the variables of the student and its teacher that are not distributed ones.
@@ -207,7 +208,8 @@ def test_multi_worker_fails_when_a_worker_dies(tmp_path):
 
 _ONE_DEVICE_RUNS = textwrap.dedent("""
     import json, os, sys
-    from tf_lifelong import config as config_lib, lifelong
+    from tf_lifelong import config as config_lib
+    from tf_lifelong.train import lifelong
 
     steps = {}
     for i, text in enumerate(sys.argv[2:]):

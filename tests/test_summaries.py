@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from tf_lifelong import summaries
+from tf_lifelong.monitor import summaries
 
 
 def test_image_grid_places_tiles_row_major():

@@ -17,11 +17,12 @@ import scipy.stats
 import tensorflow as tf
 
 from tests import paths, train_helpers
-from tf_lifelong import Learner, detection
+from tf_lifelong import Learner
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import inputs, sources
 from tf_lifelong.experiments import detection_report
 from tf_lifelong.model import student as student_lib
+from tf_lifelong.train import detection
 
 DETECT = config_lib.Config(
   boundaries="detect",
@@ -364,7 +365,7 @@ def test_report_section_pairs_detect_with_given(tmp_path):
 
 
 def test_lifelong_run_marks_the_last_detected_interval_for_hooks(digits, tmp_path):
-  from tf_lifelong import lifelong
+  from tf_lifelong.train import lifelong
 
   class Seen:
     def __init__(self):

@@ -33,8 +33,9 @@ import tensorflow as tf
 from PIL import Image
 
 from tests import paths
-from tf_lifelong import checkpoints, learner, lifelong
 from tf_lifelong import config as config_lib
+from tf_lifelong.state import checkpoints
+from tf_lifelong.train import learner, lifelong
 
 TINY = dict(
   dataset="mnist",

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tests import paths
-from tf_lifelong import artifacts, lifelong
 from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import runner, terms
+from tf_lifelong.state import artifacts
+from tf_lifelong.train import lifelong
 
 TINY = dict(
   dataset="mnist",
@@ -49,8 +50,9 @@ def test_terms_add_up_and_the_discrete_kl_is_log_j_minus_the_entropy(tiny_run):
   total = got["reconstruction"] + got["kl_continuous"] + got["kl_discrete"]
   assert total == pytest.approx(got["neg_elbo"], rel=1e-5)
   # KL(q(z_d|x) || U(J)) = log J - H(q), by hand from the encoder's logits.
-  from tf_lifelong import checkpoints, evaluate
   from tf_lifelong.data import streams
+  from tf_lifelong.evaluation import evaluate
+  from tf_lifelong.state import checkpoints
 
   student, config, _ = checkpoints.restore_student(workdir)
   evaluator = evaluate.Evaluator(evaluate.test_sets(streams.build_stream(config)), limit=40, seed=5)

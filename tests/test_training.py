@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tf_lifelong import config as config_lib
-from tf_lifelong import training
+from tf_lifelong.train import training
 
 
 def _model(learning_rate: float) -> keras.Model:

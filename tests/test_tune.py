@@ -16,7 +16,7 @@ import pytest
 
 from tests import paths
 from tf_lifelong import config as config_lib
-from tf_lifelong import tuning
+from tf_lifelong.experiments import tuning
 
 TUNE = os.path.join(paths.REPO, "bin", "tune")
 # test_lifelong's TINY settings, shorter still: two trials of two intervals.

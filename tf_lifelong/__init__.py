@@ -13,7 +13,7 @@ __all__ = ["Learner", "__version__"]
 def __getattr__(name: str):
   """`from tf_lifelong import Learner`, without importing TensorFlow for the rest."""
   if name == "Learner":
-    from tf_lifelong.learner import Learner  # noqa: PLC0415
+    from tf_lifelong.train.learner import Learner  # noqa: PLC0415
 
     return Learner
   raise AttributeError(f"module 'tf_lifelong' has no attribute {name!r}")

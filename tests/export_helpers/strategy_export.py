@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tiny_model
 
-from tf_lifelong import export
+from tf_lifelong.serving import export
 
 
 def main(out_dir: str) -> None:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from tf_lifelong.model import evaluation, student
+from tf_lifelong.model import inference, student
 
 from .conftest import MNIST_DIR, load_mnist, make_config
 
@@ -30,9 +30,9 @@ def test_training_lowers_validation_neg_elbo():
     hidden_units=512, continuous_dim=20, batch_size=64, learning_rate=1e-4, seed=0
   )
   model = student.new_student(config, (28, 28, 1))
-  before = float(np.mean(evaluation.neg_elbo(model, val, seed=0)))
+  before = float(np.mean(inference.neg_elbo(model, val, seed=0)))
   logs = model.fit(train, batch_size=64, epochs=3, verbose=0).history
-  after = float(np.mean(evaluation.neg_elbo(model, val, seed=0)))
+  after = float(np.mean(inference.neg_elbo(model, val, seed=0)))
   assert int(model.student_step.numpy()) == 282
   assert logs["neg_elbo"][-1] < logs["neg_elbo"][0]
   assert before > 500  # about D log 2 = 543 at initialisation

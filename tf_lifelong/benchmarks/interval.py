@@ -60,7 +60,7 @@ class _TrainingTimer:
   """
 
   def __enter__(self):
-    from tf_lifelong import training  # noqa: PLC0415
+    from tf_lifelong.train import training  # noqa: PLC0415
 
     self.module, self.original, self.records = training, training.train_interval, []
 
@@ -97,7 +97,7 @@ def run_interval(config: config_lib.Config) -> dict:
   validations), `validation_seconds` (the early-stopping evaluations) and
   `other_seconds` (hand-over, test-set evaluation, records).
   """
-  from tf_lifelong import lifelong  # noqa: PLC0415
+  from tf_lifelong.train import lifelong  # noqa: PLC0415
 
   start = time.perf_counter()
   cpu = time.process_time()

@@ -187,7 +187,7 @@ def _student_burst(run: dict, strategy, split, image_shape, settings: Settings):
   """The compiled student (k = J - 1) of one run, as a burst of `settings.steps` steps."""
   import tensorflow as tf  # noqa: PLC0415
 
-  from tf_lifelong import training  # noqa: PLC0415
+  from tf_lifelong.train import training  # noqa: PLC0415
 
   config = settings.base_config(
     batch_size=run["global_batch"], steps_per_execution=STEPS_PER_EXECUTION

@@ -414,7 +414,7 @@ def run(settings: Settings, log=print) -> dict:
 
 def write(result: dict, path: str) -> None:
   """Writes a benchmark result (this module's or the scaling benchmark's) as JSON to `path`."""
-  from tf_lifelong import artifacts  # noqa: PLC0415
+  from tf_lifelong.state import artifacts  # noqa: PLC0415
 
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)

@@ -51,11 +51,11 @@ def apply_verbosity(verbose: bool) -> None:
 _USER_ERRORS = {
   "tf_lifelong.config": "ConfigError",
   "tf_lifelong.data.sources": "DataError",
-  "tf_lifelong.lifelong": "RunError",
-  "tf_lifelong.learner": "RunError",
-  "tf_lifelong.checkpoints": "CheckpointError",
-  "tf_lifelong.tuning": "TuneError",
-  "tf_lifelong.resume": "WorkdirError",
+  "tf_lifelong.train.lifelong": "RunError",
+  "tf_lifelong.train.learner": "RunError",
+  "tf_lifelong.state.checkpoints": "CheckpointError",
+  "tf_lifelong.experiments.tuning": "TuneError",
+  "tf_lifelong.state.resume": "WorkdirError",
   "tf_lifelong.runtime": "RuntimeSetupError",
   "tf_lifelong.experiments.runner": "ExperimentError",
   "tf_lifelong.installation": "MissingExtraError",
@@ -120,7 +120,7 @@ def _user_message(e: Exception) -> str | None:
   its line, whatever failed then; else None (a bug: the traceback stays)."""
   if isinstance(e, user_errors()):
     return str(e)
-  training = sys.modules.get("tf_lifelong.training")
+  training = sys.modules.get("tf_lifelong.train.training")
   return training.collectives_aborted() if training is not None else None
 
 

@@ -158,8 +158,8 @@ def main(argv: list[str]) -> None:
 
 
 def _write_terms(output: str) -> None:
-  from tf_lifelong import artifacts  # noqa: PLC0415
   from tf_lifelong.experiments import runner, terms  # noqa: PLC0415
+  from tf_lifelong.state import artifacts  # noqa: PLC0415
 
   result = terms.experiment_terms(output)
   if not result["variants"]:

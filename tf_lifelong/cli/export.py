@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
       # TensorFlow loads here, where its native start-up lines are silenced.
       import tensorflow  # noqa: F401, PLC0415
 
-      from tf_lifelong import checkpoints  # noqa: PLC0415
+      from tf_lifelong.state import checkpoints  # noqa: PLC0415
 
     path = checkpoints.export_checkpoint(FLAGS.workdir, FLAGS.checkpoint, FLAGS.output)
     print(path)

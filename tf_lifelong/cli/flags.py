@@ -22,7 +22,7 @@ from typing import Any
 from absl import flags
 
 from tf_lifelong import config as config_lib
-from tf_lifelong import files
+from tf_lifelong.state import files
 
 FLAGS = flags.FLAGS
 

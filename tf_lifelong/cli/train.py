@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
       raise app.UsageError("--continue needs --workdir: the workdir whose model goes on")
     config = run_flags.config_from_flags(base_file=_stored_config(), new_stream=continuing)
     workdir = FLAGS.workdir or run_flags.default_workdir(config)
-    from tf_lifelong import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
+    from tf_lifelong.state import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
 
     if continuing:
       start = resume.prepare_continuation(config, workdir, chief=False)  # Only looks.
@@ -48,7 +48,8 @@ def main(argv: list[str]) -> None:
       return
     with errors.native_stderr_silenced(not FLAGS.verbose):
       # TensorFlow loads and initialises its devices here, after the flags are checked.
-      from tf_lifelong import lifelong, runtime  # noqa: PLC0415 - after the flags
+      from tf_lifelong import runtime  # noqa: PLC0415 - after the flags
+      from tf_lifelong.train import lifelong  # noqa: PLC0415
 
       runtime.configure(config)
 
@@ -60,7 +61,7 @@ def _stored_config() -> str | None:
   if not FLAGS.workdir or FLAGS.config_file or FLAGS.overwrite:
     return None
   path = os.path.join(FLAGS.workdir, "config.json")
-  from tf_lifelong import files  # noqa: PLC0415 - no TensorFlow for local paths
+  from tf_lifelong.state import files  # noqa: PLC0415 - no TensorFlow for local paths
 
   return path if files.isfile(path) else None
 

@@ -41,7 +41,8 @@ def main(argv: list[str]) -> None:
   with errors.reported("tune", FLAGS.verbose):
     config = run_flags.config_from_flags()
     with errors.native_stderr_silenced(not FLAGS.verbose):
-      from tf_lifelong import runtime, tuning  # noqa: PLC0415
+      from tf_lifelong import runtime  # noqa: PLC0415
+      from tf_lifelong.experiments import tuning  # noqa: PLC0415
 
       runtime.configure(config)
 

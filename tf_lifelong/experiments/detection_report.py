@@ -25,7 +25,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from tf_lifelong import task_free
+from tf_lifelong.train import task_free
 
 DETECT, GIVEN = "detect", "with_consistency"
 

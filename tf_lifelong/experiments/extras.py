@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tf_lifelong import sampling_metrics, summaries
+from tf_lifelong.evaluation import sampling_metrics
+from tf_lifelong.monitor import summaries
 
 EXTRAS_DIR = "extras"
 MAX_RECONSTRUCTED = 10
@@ -70,7 +71,7 @@ def compute_extras(
     test accuracy; None without a classifier) and pictures (paths relative
     to `workdir`).
   """
-  from tf_lifelong import learner  # noqa: PLC0415
+  from tf_lifelong.train import learner  # noqa: PLC0415
 
   images = full_test_images(stream, options.iwae_examples)
   out = {

@@ -1,11 +1,11 @@
 """The layout of an experiment's folder, which the runner writes and the report reads.
 
-    OUT/experiment.json                   the preset, seeds, variants and invocations
-    OUT/runs/VARIANT/seed-N/              one run's workdir (bin/train's files), and
-        result.json                       its final numbers and extras (once finished)
-        run_config.json, spec.json        the run's configuration and plan entry
-        log.txt                           its progress lines
-    OUT/runs/classifier/                  the sampling classifier, shared by the runs
+OUT/experiment.json                   the preset, seeds, variants and invocations
+OUT/runs/VARIANT/seed-N/              one run's workdir (bin/train's files), and
+    result.json                       its final numbers and extras (once finished)
+    run_config.json, spec.json        the run's configuration and plan entry
+    log.txt                           its progress lines
+OUT/runs/classifier/                  the sampling classifier, shared by the runs
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tf_lifelong import artifacts, metrics
+from tf_lifelong.evaluation import metrics
 from tf_lifelong.experiments import detection_report, figures, layout, presets
+from tf_lifelong.state import artifacts
 
 FIGURES = "figures"
 LIFELONG = ("with_consistency", "without_consistency", "naive")

@@ -40,8 +40,8 @@ import threading
 import time
 from collections.abc import Sequence
 
-from tf_lifelong import artifacts, installation
 from tf_lifelong import config as config_lib
+from tf_lifelong import installation
 from tf_lifelong.experiments import presets, report
 from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
 from tf_lifelong.experiments.layout import (
@@ -54,6 +54,7 @@ from tf_lifelong.experiments.layout import (
   read_result,
   run_dir,
 )
+from tf_lifelong.state import artifacts
 
 IGNORED_FIELDS = config_lib.fields_with_role("runtime")
 """Config fields that do not change a run's result (a finished run is kept)."""
@@ -152,7 +153,9 @@ def train_command(spec: RunSpec) -> str:
 
 def run_one(spec: RunSpec, out=None) -> dict:
   """Runs `spec` with lifelong.run and its end-of-run extras; writes result.json."""
-  from tf_lifelong import lifelong, resume, sampling_metrics  # noqa: PLC0415
+  from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
+  from tf_lifelong.state import resume  # noqa: PLC0415
+  from tf_lifelong.train import lifelong  # noqa: PLC0415
 
   start = time.monotonic()
   artifacts.write_text(os.path.join(spec.workdir, RUN_CONFIG), spec.config.to_json() + "\n")
@@ -189,8 +192,8 @@ def ensure_classifier(
   base: config_lib.Config, output: str, options: ExtrasOptions, out=None
 ) -> str:
   """Trains (once) the sampling classifier over all of the stream's distributions."""
-  from tf_lifelong import sampling_metrics  # noqa: PLC0415
   from tf_lifelong.data import streams  # noqa: PLC0415
+  from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
 
   folder = os.path.join(output, CLASSIFIER)
   stream = streams.build_stream(base)
@@ -321,7 +324,7 @@ def _add_invocation(output: str, entry: dict) -> None:
 def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
   import keras  # noqa: PLC0415
 
-  from tf_lifelong import lifelong  # noqa: PLC0415
+  from tf_lifelong.train import lifelong  # noqa: PLC0415
 
   failed = []
   for k, spec in enumerate(specs):

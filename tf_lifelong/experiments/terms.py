@@ -19,10 +19,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_lifelong import checkpoints, evaluate
 from tf_lifelong.data import streams
+from tf_lifelong.evaluation import evaluate
 from tf_lifelong.experiments import runner
-from tf_lifelong.model import evaluation
+from tf_lifelong.model import inference
+from tf_lifelong.state import checkpoints
 
 TERMS = ("reconstruction", "kl_continuous", "kl_discrete", "neg_elbo")
 MODES = ("enumerate", "sample")
@@ -48,7 +49,7 @@ def mean_terms(student, images: np.ndarray, mode: str = "enumerate", seed: int =
   sums = dict.fromkeys(TERMS, 0.0)
   for i, start in enumerate(range(0, len(images), _BATCH)):
     x = tf.convert_to_tensor(images[start : start + _BATCH])
-    terms = evaluation.neg_elbo_terms(student, x, mode, seed=seed + i)
+    terms = inference.neg_elbo_terms(student, x, mode, seed=seed + i)
     for name in TERMS:
       sums[name] += float(tf.reduce_sum(terms[name]))
   n = len(images)

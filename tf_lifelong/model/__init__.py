@@ -5,7 +5,7 @@ The hand-over is `tf_lifelong.model.handover.handover` (the module keeps the
 name `handover` here; the function is not re-exported over it).
 """
 
-from tf_lifelong.model.evaluation import (
+from tf_lifelong.model.inference import (
   iwae_log_likelihood,
   neg_elbo,
   posterior_argmax,

@@ -40,7 +40,7 @@ import keras
 import tensorflow as tf
 
 from tf_lifelong import config as config_lib
-from tf_lifelong.model import evaluation, fused_adam, latents, networks, objectives
+from tf_lifelong.model import fused_adam, inference, latents, networks, objectives
 
 TERMS = (
   "loss",
@@ -245,7 +245,7 @@ class LifelongVAE(keras.Model):
 
   def sample(self, num: int, component=None, seed=None):
     """Images in [0, 1], [num, H, W, C]: Bernoulli means sigmoid(decoder(z)), z ~ prior."""
-    seed = evaluation.stateless_seed(self, seed)
+    seed = inference.stateless_seed(self, seed)
     return tf.sigmoid(self.decode_prior(num, seed, component))
 
   def replay_batch(self, real, seed, with_latents=False):
@@ -293,7 +293,7 @@ class LifelongVAE(keras.Model):
     if self.teacher is None:
       raise ValueError("this student has no teacher")
     seed_z, seed_x = tf.unstack(
-      tf.random.experimental.stateless_split(evaluation.stateless_seed(self, seed), 2)
+      tf.random.experimental.stateless_split(inference.stateless_seed(self, seed), 2)
     )
     z = self.teacher.prior_latents(num, seed_z)
     logits = self.teacher.decoder(z, training=False)
@@ -473,7 +473,7 @@ class LifelongVAE(keras.Model):
     x = _images(data)
     if self.config.binarize:
       x = binarize(x, seed_bin)
-    terms = evaluation.neg_elbo_terms(self, x, "sample", seed)
+    terms = inference.neg_elbo_terms(self, x, "sample", seed)
     count = _all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
     names = ("neg_elbo", "reconstruction", "kl_continuous", "kl_discrete")
     sums = tf.stack([tf.reduce_sum(terms[name]) for name in names])

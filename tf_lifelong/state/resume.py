@@ -23,8 +23,8 @@ import re
 import shutil
 from typing import Any
 
-from tf_lifelong import artifacts, checkpoints, files
 from tf_lifelong import config as config_lib
+from tf_lifelong.state import artifacts, checkpoints, files
 
 INVOCATIONS = "invocations.jsonl"
 """One line per invocation of a workdir's learner: its index, first interval and config."""

@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
-from tf_lifelong import artifacts, files
+from tf_lifelong.state import artifacts, files
 
 
 def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:

@@ -34,10 +34,14 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_lifelong import __version__, evaluate, progress, resume, runtime, task_free, training
+from tf_lifelong import __version__, runtime
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources, streams
-from tf_lifelong.learner import (
+from tf_lifelong.evaluation import evaluate
+from tf_lifelong.monitor import progress
+from tf_lifelong.state import resume
+from tf_lifelong.train import task_free, training
+from tf_lifelong.train.learner import (
   Context,
   Learner,
   RunError,

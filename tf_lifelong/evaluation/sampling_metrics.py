@@ -270,14 +270,14 @@ def iwae_log_likelihood(
   """
   import tensorflow as tf  # noqa: PLC0415
 
-  from tf_lifelong.model import evaluation  # noqa: PLC0415
+  from tf_lifelong.model import inference  # noqa: PLC0415
 
   if len(images) == 0:
     return math.nan
   total = 0.0
   for b, start in enumerate(range(0, len(images), batch_size)):
     x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
-    total += float(tf.reduce_sum(evaluation.iwae_log_likelihood(model, x, k, seed=seed + b)))
+    total += float(tf.reduce_sum(inference.iwae_log_likelihood(model, x, k, seed=seed + b)))
   return total / len(images)
 
 

@@ -89,7 +89,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_lifelong import __version__, files
+from tf_lifelong import __version__
+from tf_lifelong.state import files
 
 FORMAT = "tf_lifelong.serving"
 FORMAT_VERSION = 1

@@ -36,9 +36,11 @@ import math
 import os
 from typing import Any
 
-from tf_lifelong import artifacts, installation, lifelong
 from tf_lifelong import config as config_lib
+from tf_lifelong import installation
 from tf_lifelong.data import sources
+from tf_lifelong.state import artifacts
+from tf_lifelong.train import lifelong
 
 OBJECTIVE = "validation_neg_elbo"
 PROJECT = "search"

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from scipy import special
 
-from tf_lifelong.model import evaluation
+from tf_lifelong.model import inference
 
 from .conftest import IMAGE_SHAPE, make_config, make_student, numpy_mlp_decoder, numpy_mlp_encoder
 
@@ -39,7 +39,7 @@ def test_hard_neg_elbo_matches_numpy(model, x, rng):
   index = np.array([0, 2, 1, 1, 0, 2])
   z_d = np.eye(J, dtype=np.float32)[index]
   normal = rng.normal(size=(B, F)).astype(np.float32)
-  got = evaluation.hard_neg_elbo_terms(model, x, z_d, normal)
+  got = inference.hard_neg_elbo_terms(model, x, z_d, normal)
   logits, loc, scale = numpy_mlp_encoder(model.encoder, x)
   rec = _numpy_rec(model, x, np.concatenate([z_d, loc + scale * normal], -1))
   kl_c, kl_d = _numpy_kls(logits, loc, scale)
@@ -51,7 +51,7 @@ def test_hard_neg_elbo_matches_numpy(model, x, rng):
 
 def test_enumeration_matches_numpy(model, x, rng):
   normal = rng.normal(size=(B, F)).astype(np.float32)
-  got = evaluation.enumerated_neg_elbo_terms(model, x, normal)
+  got = inference.enumerated_neg_elbo_terms(model, x, normal)
   logits, loc, scale = numpy_mlp_encoder(model.encoder, x)
   p = special.softmax(logits, -1)
   rec = sum(
@@ -77,20 +77,20 @@ def test_hard_samples_follow_the_posterior(model, x):
 
 def test_sample_mode_averages_to_enumeration(model, x):
   reps = np.repeat(x, 300, axis=0)
-  sampled = evaluation.neg_elbo(model, reps, "sample", seed=3).numpy().reshape(B, 300)
-  exact = evaluation.neg_elbo(model, reps, "enumerate", seed=4).numpy().reshape(B, 300)
+  sampled = inference.neg_elbo(model, reps, "sample", seed=3).numpy().reshape(B, 300)
+  exact = inference.neg_elbo(model, reps, "enumerate", seed=4).numpy().reshape(B, 300)
   se = np.sqrt(sampled.var(1) / 300 + exact.var(1) / 300)
   assert np.all(np.abs(sampled.mean(1) - exact.mean(1)) < 5 * se + 1e-3)
   np.testing.assert_array_equal(
-    evaluation.neg_elbo(model, x, seed=8), evaluation.neg_elbo(model, x, seed=8)
+    inference.neg_elbo(model, x, seed=8), inference.neg_elbo(model, x, seed=8)
   )
 
 
 def test_iwae_k1_is_elbo_in_expectation_and_k50_is_higher(model, x):
   n = 1000
   reps = np.repeat(x, n, axis=0)
-  iwae_1 = evaluation.iwae_log_likelihood(model, reps, 1, seed=1).numpy().reshape(B, n)
-  elbo = -evaluation.neg_elbo(model, reps, seed=2).numpy().reshape(B, n)
+  iwae_1 = inference.iwae_log_likelihood(model, reps, 1, seed=1).numpy().reshape(B, n)
+  elbo = -inference.neg_elbo(model, reps, seed=2).numpy().reshape(B, n)
   se = np.sqrt(iwae_1.var(1) / n + elbo.var(1) / n)
   assert np.all(np.abs(iwae_1.mean(1) - elbo.mean(1)) < 5 * se)
   # Pooled over the batch: 5 standard errors are about 0.2 nats here, well below
@@ -98,7 +98,7 @@ def test_iwae_k1_is_elbo_in_expectation_and_k50_is_higher(model, x):
   pooled_se = np.sqrt((se**2).sum()) / B
   assert abs(iwae_1.mean() - elbo.mean()) < 5 * pooled_se < 0.5
   iwae_50 = (
-    evaluation.iwae_log_likelihood(model, np.repeat(x, 20, axis=0), 50, seed=3)
+    inference.iwae_log_likelihood(model, np.repeat(x, 20, axis=0), 50, seed=3)
     .numpy()
     .reshape(B, 20)
   )
@@ -108,19 +108,19 @@ def test_iwae_k1_is_elbo_in_expectation_and_k50_is_higher(model, x):
 
 def test_argmax_and_reconstruct(model, x):
   logits, loc, _ = numpy_mlp_encoder(model.encoder, x)
-  np.testing.assert_array_equal(evaluation.posterior_argmax(model, x), logits.argmax(-1))
+  np.testing.assert_array_equal(inference.posterior_argmax(model, x), logits.argmax(-1))
   z = np.concatenate([np.eye(J)[logits.argmax(-1)], loc], -1)
   np.testing.assert_allclose(
-    evaluation.reconstruct(model, x), special.expit(numpy_mlp_decoder(model.decoder, z)), atol=1e-5
+    inference.reconstruct(model, x), special.expit(numpy_mlp_decoder(model.decoder, z)), atol=1e-5
   )
 
 
 def test_usable_inside_tf_function(model, x):
   fn = tf.function(
     lambda v: (
-      evaluation.neg_elbo(model, v),
-      evaluation.iwae_log_likelihood(model, v, 4),
-      evaluation.neg_elbo(model, v, "enumerate"),
+      inference.neg_elbo(model, v),
+      inference.iwae_log_likelihood(model, v, 4),
+      inference.neg_elbo(model, v, "enumerate"),
     )
   )
   for value in fn(tf.constant(x)):

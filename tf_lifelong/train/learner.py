@@ -55,25 +55,15 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_lifelong import (
-  artifacts,
-  checkpoints,
-  detection,
-  evaluate,
-  metrics,
-  milestones,
-  progress,
-  resume,
-  runtime,
-  summaries,
-  task_free,
-  training,
-)
 from tf_lifelong import config as config_lib
+from tf_lifelong import runtime
 from tf_lifelong.data import inputs, streams
-from tf_lifelong.model import evaluation as model_eval
-from tf_lifelong.model import handover
+from tf_lifelong.evaluation import evaluate, metrics
+from tf_lifelong.model import handover, inference
 from tf_lifelong.model import student as student_lib
+from tf_lifelong.monitor import progress, summaries
+from tf_lifelong.state import artifacts, checkpoints, resume
+from tf_lifelong.train import detection, milestones, task_free, training
 
 GRID_COLUMNS = 10
 _UNNAMED = 1_000_000
@@ -562,10 +552,10 @@ class Learner:
       )
 
     def validation() -> float:
-      value = training.batched_mean(lambda x: model_eval.neg_elbo(student, x), real)
+      value = training.batched_mean(lambda x: inference.neg_elbo(student, x), real)
       if synthetic is not None:
         value = (1 - pi) * value + pi * training.batched_mean(
-          lambda x: model_eval.neg_elbo(student, x), synthetic
+          lambda x: inference.neg_elbo(student, x), synthetic
         )
       return value
 
@@ -758,16 +748,16 @@ class Learner:
     """
     student, x = self._need_student(), self._images(data)
     out = {
-      "neg_elbo": training.batched_mean(lambda b: model_eval.neg_elbo(student, b), x),
+      "neg_elbo": training.batched_mean(lambda b: inference.neg_elbo(student, b), x),
       "num_images": len(x),
     }
     if iwae_samples:
       out["iwae"] = training.batched_mean(
-        lambda b: model_eval.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
+        lambda b: inference.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
         x,
         batch_size=max(1, 2000 // iwae_samples),
       )
-    argmax = evaluate.per_example(lambda b: model_eval.posterior_argmax(student, b), x)
+    argmax = evaluate.per_example(lambda b: inference.posterior_argmax(student, b), x)
     out["components"] = np.bincount(argmax, minlength=self.num_categories).tolist()
     return out
 
@@ -792,14 +782,14 @@ class Learner:
   def reconstruct(self, images: Any) -> np.ndarray:
     """Reconstructions [N, H, W, C] in [0, 1] (z_d = argmax, z_c = posterior mean)."""
     student, x = self._need_student(), self._images(images)
-    return np.asarray(model_eval.reconstruct(student, tf.convert_to_tensor(x)))
+    return np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))
 
   def export(self, path: str | None = None) -> str | None:
     """Writes the serving SavedModel (docs/serving.md) to `path` (default workdir/export).
 
     Returns its absolute path (None on a non-chief worker, which writes nothing).
     """
-    from tf_lifelong import export  # noqa: PLC0415
+    from tf_lifelong.serving import export  # noqa: PLC0415
 
     student = self._need_student()
     state = self._state("end")
@@ -873,7 +863,7 @@ def reconstruction_grid(student, images: Sequence[np.ndarray]) -> np.ndarray:
   rows = []
   for x in images:
     x = x[:columns]
-    rows += [x, np.asarray(model_eval.reconstruct(student, tf.convert_to_tensor(x)))]
+    rows += [x, np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))]
   return np.stack(rows)
 
 

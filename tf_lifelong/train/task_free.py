@@ -37,8 +37,10 @@ import time
 
 import numpy as np
 
-from tf_lifelong import artifacts, detection, files, milestones, runtime, training
+from tf_lifelong import runtime
 from tf_lifelong.data import inputs, sources, streams
+from tf_lifelong.state import artifacts, files
+from tf_lifelong.train import detection, milestones, training
 
 BOUNDARIES = "boundaries.jsonl"
 CHUNKS = "detect"

@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from tf_lifelong import files
+from tf_lifelong.state import files
 
 METRIC_COLUMNS = (
   "interval",

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_lifelong import metrics
 from tf_lifelong.data import streams
-from tf_lifelong.model import evaluation as model_eval
+from tf_lifelong.evaluation import metrics
+from tf_lifelong.model import inference
 
 _BATCH = 1000
 
@@ -87,7 +87,7 @@ class Evaluator:
     """
     neg_elbo, counts = {}, {}
     for i in self.ids:
-      values = per_example(lambda x: model_eval.neg_elbo(student, x), self.images[i])
+      values = per_example(lambda x: inference.neg_elbo(student, x), self.images[i])
       neg_elbo[i], counts[i] = float(np.mean(values)), len(values)
     return Assessment(neg_elbo, counts, self.consistency(student, teacher_seen))
 
@@ -97,6 +97,6 @@ class Evaluator:
     if teacher is None or not seen:
       return math.nan
     images = np.concatenate([self.images[i] for i in seen])
-    s = per_example(lambda x: model_eval.posterior_argmax(student, x), images)
-    t = per_example(lambda x: model_eval.posterior_argmax(teacher, x), images)
+    s = per_example(lambda x: inference.posterior_argmax(student, x), images)
+    t = per_example(lambda x: inference.posterior_argmax(teacher, x), images)
     return metrics.posterior_consistency(s, t)

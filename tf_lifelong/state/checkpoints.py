@@ -62,8 +62,9 @@ from typing import Any
 
 import numpy as np
 
-from tf_lifelong import __version__, artifacts, files
+from tf_lifelong import __version__
 from tf_lifelong import config as config_lib
+from tf_lifelong.state import artifacts, files
 
 FOLDER = "checkpoints"
 LATEST = "latest.json"
@@ -410,7 +411,7 @@ def export_metadata(config: config_lib.Config, state: dict[str, Any]) -> dict[st
 def export_checkpoint(
   workdir: str, checkpoint: str | None = None, output: str | None = None
 ) -> str:
-  """Exports the student of a checkpoint as a serving SavedModel (tf_lifelong.export).
+  """Exports the student of a checkpoint as a serving SavedModel (tf_lifelong.serving.export).
 
   Args:
     workdir: the run's workdir.
@@ -423,7 +424,7 @@ def export_checkpoint(
   Raises:
     CheckpointError, config.ConfigError: as `restore_student`.
   """
-  from tf_lifelong import export  # noqa: PLC0415
+  from tf_lifelong.serving import export  # noqa: PLC0415
 
   student, config, state = restore_student(workdir, checkpoint)
   try:

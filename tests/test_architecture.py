@@ -1,0 +1,72 @@
+"""docs/architecture.md's direction of dependencies, checked on the imports of the code."""
+
+import ast
+import os
+
+import pytest
+
+from tests import paths
+
+PACKAGE = os.path.join(paths.REPO, "tf_lifelong")
+
+
+def _modules():
+  for folder, _, names in os.walk(PACKAGE):
+    for name in names:
+      if name.endswith(".py"):
+        path = os.path.join(folder, name)
+        yield os.path.relpath(path, paths.REPO)[: -len(".py")].replace(os.sep, "."), path
+
+
+def _imports(path: str) -> set[str]:
+  """Every module an import statement of the file names (function-level ones too)."""
+  out = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      out.update(a.name for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      out.add(node.module)
+      out.update(f"{node.module}.{a.name}" for a in node.names)
+  return out
+
+
+IMPORTS = dict((name, _imports(path)) for name, path in _modules())
+
+
+def _offenders(importer_prefix: str, forbidden: tuple[str, ...]) -> list[str]:
+  return sorted(
+    f"{m} imports {i}"
+    for m, found in IMPORTS.items()
+    if m.startswith(importer_prefix)
+    for i in found
+    if i.startswith(forbidden)
+  )
+
+
+def test_the_layout_has_its_packages():
+  for package in ("data", "model", "train", "state", "evaluation", "monitor", "serving", "cli"):
+    assert os.path.isfile(os.path.join(PACKAGE, package, "__init__.py")), package
+
+
+@pytest.mark.parametrize(
+  "importer,forbidden",
+  [
+    ("tf_lifelong.model", ("tf_lifelong.data", "tf_lifelong.train", "tf_lifelong.state")),
+    ("tf_lifelong.model", ("tf_lifelong.cli", "tf_lifelong.experiments", "tf_lifelong.serving")),
+    ("tf_lifelong.data", ("tf_lifelong.model", "tensorflow_probability", "tf_lifelong.train")),
+    ("tf_lifelong.model.objectives", ("keras", "tf_lifelong.model.networks")),
+    ("tf_lifelong.state", ("tf_lifelong.train", "tf_lifelong.cli")),
+    ("tf_lifelong.evaluation", ("tf_lifelong.train", "tf_lifelong.cli")),
+    ("tf_lifelong.serving", ("tf_lifelong.train", "tf_lifelong.model", "tensorflow_probability")),
+  ],
+)
+def test_no_import_against_the_direction(importer, forbidden):
+  assert _offenders(importer, forbidden) == []
+
+
+def test_nothing_outside_cli_imports_cli():
+  assert [
+    o
+    for o in _offenders("tf_lifelong", ("tf_lifelong.cli",))
+    if not o.startswith("tf_lifelong.cli")
+  ] == []

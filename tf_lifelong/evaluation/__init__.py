@@ -1,0 +1,1 @@
+"""Measuring a learner: test-set evaluation, the R matrix, sampling metrics."""

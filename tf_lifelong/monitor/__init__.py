@@ -1,0 +1,1 @@
+"""What a person watches: the progress lines and the TensorBoard summaries."""

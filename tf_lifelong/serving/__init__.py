@@ -1,0 +1,1 @@
+"""The SavedModel export and its named serving signatures."""

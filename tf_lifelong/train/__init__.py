@@ -1,0 +1,1 @@
+"""The learner and its loop: hand-over, one interval's training, task-free detection."""
