@@ -184,11 +184,14 @@ def test_fused_adam_under_bfloat16_not_under_loss_scaling():
 def test_policies_are_per_model_and_round_trip():
   assert keras.config.dtype_policy().name == "float32"
   bf16 = _config("mixed_bfloat16", hidden_units=8)
-  encoder, decoder = networks.build_networks("mlp", (28, 28, 1), 2, 4, bf16)
+  spec = networks.NetworkSpec.of
+  encoder, decoder = networks.build_networks(spec(bf16, "mlp"), (28, 28, 1), 2, 4)
   conv_encoder, _ = networks.build_networks(
-    "conv", (8, 8, 1), 2, 4, dataclasses.replace(bf16, conv_filters=2)
+    spec(dataclasses.replace(bf16, conv_filters=2), "conv"), (8, 8, 1), 2, 4
   )
-  plain, _ = networks.build_networks("mlp", (28, 28, 1), 2, 4, _config("float32", hidden_units=8))
+  plain, _ = networks.build_networks(
+    spec(_config("float32", hidden_units=8), "mlp"), (28, 28, 1), 2, 4
+  )
   assert keras.config.dtype_policy().name == "float32"  # Nothing leaked into the global policy.
   assert plain.hidden_1.compute_dtype == "float32"
   assert conv_encoder.conv_1.compute_dtype == "bfloat16"

@@ -123,13 +123,13 @@ def make_student(config, num_categories, rng, teacher_categories=None):
   teacher = None
   if teacher_categories is not None:
     t_enc, t_dec = networks.build_networks(
-      "mlp", IMAGE_SHAPE, teacher_categories, config.continuous_dim, config
+      networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, teacher_categories, config.continuous_dim
     )
     randomize(t_enc, rng)
     randomize(t_dec, rng)
     teacher = student.LifelongVAE(t_enc, t_dec, config, teacher_categories, IMAGE_SHAPE)
   enc, dec = networks.build_networks(
-    "mlp", IMAGE_SHAPE, num_categories, config.continuous_dim, config
+    networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, num_categories, config.continuous_dim
   )
   randomize(enc, rng)
   randomize(dec, rng)

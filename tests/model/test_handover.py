@@ -56,7 +56,7 @@ def test_teacher_is_a_frozen_copy_in_new_variables(old):
 
 
 def test_growth_copies_same_shape_weights_and_reinitialises_grown_layers(old):
-  new = handover.handover(old, is_new=True, config=make_config())
+  new = handover.handover(old, is_new=True, config=make_config(grow_init="glorot"))  # the paper
   assert (new.num_categories, new.num_seen) == (J_T + 1, J_T)
   for net_old, net_new in ((old.encoder, new.encoder), (old.decoder, new.decoder)):
     grown = {id(v) for v in net_new.grown_layer.weights}

@@ -25,10 +25,19 @@ def test_temperature_schedule():
     10_000: 0.5,
   }
   for step, tau in expected.items():
-    assert float(latents.temperature(step, config)) == pytest.approx(tau, rel=1e-6), step
+    assert float(
+      latents.temperature(step, latents.TemperatureSchedule.of(config))
+    ) == pytest.approx(tau, rel=1e-6), step
   default = make_config()
-  assert float(latents.temperature(1000, default)) == pytest.approx(np.exp(-0.03), rel=1e-6)
-  assert float(latents.temperature(tf.constant(10**6, tf.int64), default)) == 0.5
+  assert float(latents.temperature(1000, latents.TemperatureSchedule.of(default))) == pytest.approx(
+    np.exp(-0.03), rel=1e-6
+  )
+  assert (
+    float(
+      latents.temperature(tf.constant(10**6, tf.int64), latents.TemperatureSchedule.of(default))
+    )
+    == 0.5
+  )
 
 
 def test_distributions():

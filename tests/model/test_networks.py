@@ -13,7 +13,7 @@ B, J, F = 6, 3, 4
 
 def test_mlp_shapes_and_layers():
   config = make_config()
-  enc, dec = networks.build_networks("mlp", IMAGE_SHAPE, J, F, config)
+  enc, dec = networks.build_networks(networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, J, F)
   logits, loc, scale = enc(np.random.rand(B, *IMAGE_SHAPE).astype(np.float32), training=True)
   assert (logits.shape, loc.shape, scale.shape) == ((B, J), (B, F), (B, F))
   assert np.all(scale.numpy() > 0)
@@ -27,7 +27,7 @@ def test_mlp_shapes_and_layers():
 
 def test_conv_shapes_for_32x32x3():
   config = make_config(conv_filters=2)
-  enc, dec = networks.build_networks("conv", (32, 32, 3), J, F, config)
+  enc, dec = networks.build_networks(networks.NetworkSpec.of(config, "conv"), (32, 32, 3), J, F)
   x = np.random.rand(2, 32, 32, 3).astype(np.float32)
   logits, loc, scale = enc(x)
   assert (logits.shape, loc.shape, scale.shape) == ((2, J), (2, F), (2, F))
@@ -42,20 +42,20 @@ def test_conv_shapes_for_32x32x3():
   assert dec.latent_input.kernel.shape == (1, 1, J + F, 16)
   assert [dec.deconv_1.filters, dec.deconv_2.filters, dec.deconv_3.filters] == [8, 4, 2]
   with pytest.raises(ValueError, match="power-of-two"):
-    networks.build_networks("conv", (28, 28, 1), J, F, config)
+    networks.build_networks(networks.NetworkSpec.of(config, "conv"), (28, 28, 1), J, F)
   with pytest.raises(ValueError, match="arch"):
-    networks.build_networks("rnn", IMAGE_SHAPE, J, F, config)
+    networks.build_networks(networks.NetworkSpec.of(config, "rnn"), IMAGE_SHAPE, J, F)
 
 
 def test_checkpoint_tracks_every_variable(tmp_path):
   config = make_config()
-  enc, dec = networks.build_networks("mlp", IMAGE_SHAPE, J, F, config)
+  enc, dec = networks.build_networks(networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, J, F)
   path = tf.train.Checkpoint(encoder=enc, decoder=dec).write(str(tmp_path / "nets"))
   names = [name for name, _ in tf.train.list_variables(path) if "OPTIMIZER" not in name]
   assert len([n for n in names if n.endswith(".ATTRIBUTES/VARIABLE_VALUE")]) == len(
     enc.weights
   ) + len(dec.weights)
-  enc2, dec2 = networks.build_networks("mlp", IMAGE_SHAPE, J, F, config)
+  enc2, dec2 = networks.build_networks(networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, J, F)
   tf.train.Checkpoint(encoder=enc2, decoder=dec2).read(path).assert_consumed()
   for a, b in zip(enc.weights + dec.weights, enc2.weights + dec2.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())

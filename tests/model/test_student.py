@@ -172,7 +172,7 @@ def test_temperature_tracker_follows_student_step(rng):
   model = make_student(config, J, rng)
   data = rng.uniform(size=(4 * B, *IMAGE_SHAPE)).astype(np.float32)
   logs = model.fit(data, batch_size=B, epochs=2, verbose=0, shuffle=False).history
-  taus = [float(latents.temperature(t, config)) for t in range(8)]
+  taus = [float(latents.temperature(t, latents.TemperatureSchedule.of(config))) for t in range(8)]
   assert logs["temperature"] == pytest.approx([np.mean(taus[:4]), np.mean(taus[4:])], rel=1e-5)
   assert logs["pi"] == [0.0, 0.0]
 

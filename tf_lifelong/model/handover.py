@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tf_lifelong.model.networks import build_networks
+from tf_lifelong.model.networks import NetworkSpec, build_networks
 from tf_lifelong.model.student import LifelongVAE, assemble, compile_student, new_student
 
 __all__ = [
@@ -105,7 +105,10 @@ def frozen_copy(model: LifelongVAE, config) -> LifelongVAE:
   variables to the optimizer.
   """
   encoder, decoder = build_networks(
-    model.arch, model.image_shape, model.num_categories, model.continuous_dim, config
+    NetworkSpec.of(config, model.arch),
+    model.image_shape,
+    model.num_categories,
+    model.continuous_dim,
   )
   transfer_weights(model.encoder, encoder)
   transfer_weights(model.decoder, decoder)
@@ -134,7 +137,7 @@ def handover(student: LifelongVAE, *, is_new: bool, config) -> LifelongVAE:
   j = j_teacher + 1 if is_new else j_teacher
   teacher = frozen_copy(student, config)
   encoder, decoder = build_networks(
-    student.arch, student.image_shape, j, student.continuous_dim, config
+    NetworkSpec.of(config, student.arch), student.image_shape, j, student.continuous_dim
   )
   for old, new in ((student.encoder, encoder), (student.decoder, decoder)):
     transfer_weights(old, new, grow_init=config.grow_init, insert_at=j_teacher)

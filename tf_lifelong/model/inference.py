@@ -10,6 +10,11 @@ Plain functions of a model with `encoder`, `decoder`, `num_categories` and
 batches, always with training=False (batch-norm moving statistics). `seed`:
 None draws from the model's SeedGenerator, an int or a [2] int tensor is a
 stateless seed (reproducible).
+
+The math itself is written once, on plain callables (`reconstruction_logits`,
+`enumerated_terms`, `prior_latents`): the student, this module and the serving
+export (serving/export.py, which traces it into the SavedModel's graph) all use
+these, so training, evaluation and serving compute the same thing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,75 @@ import math
 import tensorflow as tf
 
 from tf_lifelong.model import latents, objectives
+
+
+def reconstruction_logits(encode, decode, num_categories: int, x) -> tf.Tensor:
+  """Decoder logits [B, H, W, C] at z = [one_hot(argmax l(x)), mu(x)] (deterministic).
+
+  Args:
+    encode: x -> (logits [B, J], loc [B, F], scale [B, F]).
+    decode: z [B, J + F] -> decoder logits [B, H, W, C].
+    num_categories: J.
+    x: images [B, H, W, C].
+  """
+  logits, loc, _ = encode(x)
+  z_d = tf.one_hot(tf.argmax(logits, -1), num_categories, dtype=loc.dtype)
+  return decode(tf.concat([z_d, loc], -1))
+
+
+def enumerated_terms(encoded, decode, num_categories: int, x, normal) -> dict[str, tf.Tensor]:
+  """-ELBO terms with E_q(z_d|x) exact, per example [B] (method.md section 3).
+
+  With p = softmax(l(x)) and one z_c = mu + sigma * normal shared by the J terms:
+  reconstruction = sum_j p_j * (-log p(x | e_j, z_c)) (Bernoulli, pixels in [0, 1] as
+  targets), KL_c = KL(N(mu, sigma^2) || N(0, I)), KL_d = KL(Cat(p) || Uniform(J)),
+  neg_elbo = their sum. One decoder pass over J * B rows (category-major).
+
+  Args:
+    encoded: (logits [B, J], loc [B, F], scale [B, F]) of q(z|x).
+    decode: z [N, J + F] -> decoder logits [N, H, W, C].
+    num_categories: J.
+    x: images [B, H, W, C] in [0, 1].
+    normal: the z_c noise [B, F].
+  """
+  logits, loc, scale = encoded
+  j, b = num_categories, tf.shape(x)[0]
+  z_c = latents.gaussian_sample(loc, scale, normal)
+  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)  # [J*B, J], category-major
+  dec = decode(tf.concat([z_d, tf.tile(z_c, [j, 1])], -1))
+  rec_j = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [j, 1, 1, 1]), dec), [j, b])
+  rec = tf.reduce_sum(tf.transpose(tf.nn.softmax(logits, -1)) * rec_j, axis=0)
+  kl_c = objectives.kl_continuous(loc, scale)
+  kl_d = objectives.kl_discrete(logits)
+  return {
+    "reconstruction": rec,
+    "kl_continuous": kl_c,
+    "kl_discrete": kl_d,
+    "neg_elbo": rec + kl_c + kl_d,
+  }
+
+
+def prior_latents(num, num_categories: int, continuous_dim: int, seed_d, seed_c, component=None):
+  """z = [z_d, z_c] [num, J + F] from the prior, and the categories [num] int32.
+
+  z_d one-hot: uniform over J (`component` None or negative) or `component`; z_c ~ N(0, I).
+
+  Args:
+    num: rows (int or int32 scalar tensor).
+    num_categories: J.
+    continuous_dim: F.
+    seed_d, seed_c: stateless seeds [2] of the categories and of z_c.
+    component: None, an int or an int32 scalar tensor (negative: uniform).
+  """
+  uniform = tf.random.stateless_uniform([num], seed_d, 0, num_categories, tf.int32)
+  if component is None:
+    index = uniform
+  else:
+    component = tf.cast(component, tf.int32)
+    index = tf.where(component < 0, uniform, tf.fill([num], component))
+  z_d = tf.one_hot(index, num_categories)
+  z_c = tf.random.stateless_normal([num, continuous_dim], seed_c)
+  return tf.concat([z_d, z_c], -1), index
 
 
 def stateless_seed(model, seed=None) -> tf.Tensor:
@@ -54,21 +128,8 @@ def enumerated_neg_elbo_terms(model, x, normal) -> dict[str, tf.Tensor]:
   decoder passes in one batch of J * B rows. Returns dict of [B].
   """
   x = tf.convert_to_tensor(x, tf.float32)
-  logits, loc, scale = model.encoder(x, training=False)
-  j, b = model.num_categories, tf.shape(x)[0]
-  z_c = latents.gaussian_sample(loc, scale, normal)
-  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)  # [J*B, J], category-major
-  dec = model.decoder(tf.concat([z_d, tf.tile(z_c, [j, 1])], -1), training=False)
-  rec_j = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [j, 1, 1, 1]), dec), [j, b])
-  rec = tf.reduce_sum(tf.transpose(tf.nn.softmax(logits, -1)) * rec_j, axis=0)
-  kl_c = objectives.kl_continuous(loc, scale)
-  kl_d = objectives.kl_discrete(logits)
-  return {
-    "reconstruction": rec,
-    "kl_continuous": kl_c,
-    "kl_discrete": kl_d,
-    "neg_elbo": rec + kl_c + kl_d,
-  }
+  encoded = model.encoder(x, training=False)
+  return enumerated_terms(encoded, _inference_decoder(model), model.num_categories, x, normal)
 
 
 def neg_elbo_terms(model, x, mode: str = "sample", seed=None) -> dict[str, tf.Tensor]:
@@ -146,6 +207,12 @@ def reconstruct(model, x) -> tf.Tensor:
   sigmoid(decoder([one_hot(argmax l(x)), mu(x)])), inference mode (as the
   exported `reconstruct` signature).
   """
-  logits, loc, _ = model.encoder(tf.convert_to_tensor(x, tf.float32), training=False)
-  z_d = tf.one_hot(tf.argmax(logits, -1), model.num_categories, dtype=loc.dtype)
-  return tf.sigmoid(model.decoder(tf.concat([z_d, loc], -1), training=False))
+  x = tf.convert_to_tensor(x, tf.float32)
+  encode = lambda images: model.encoder(images, training=False)  # noqa: E731
+  return tf.sigmoid(
+    reconstruction_logits(encode, _inference_decoder(model), model.num_categories, x)
+  )
+
+
+def _inference_decoder(model):
+  return lambda z: model.decoder(z, training=False)

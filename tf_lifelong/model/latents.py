@@ -18,6 +18,8 @@ The reparameterised samples take explicit noise (`relaxed_one_hot_sample`,
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -56,25 +58,39 @@ def continuous_prior(dim: int, dtype=tf.float32) -> tfd.MultivariateNormalDiag:
   return tfd.MultivariateNormalDiag(loc=tf.zeros([dim], dtype), scale_diag=tf.ones([dim], dtype))
 
 
-def temperature(step, config) -> tf.Tensor:
+@dataclasses.dataclass(frozen=True)
+class TemperatureSchedule:
+  """The Gumbel-softmax temperature's schedule (method.md section 3)."""
+
+  tau0: float = 1.0
+  rate: float = 3e-5
+  tau_min: float = 0.5
+  update_every: int = 10
+
+  @classmethod
+  def of(cls, config) -> TemperatureSchedule:
+    """The schedule of a run's Config (tau0, tau_rate, tau_min, tau_update_every)."""
+    return cls(config.tau0, config.tau_rate, config.tau_min, int(config.tau_update_every))
+
+
+def temperature(step, schedule: TemperatureSchedule) -> tf.Tensor:
   """Gumbel-softmax temperature of the student at its training step `step`.
 
-  tau_t = max(tau0 * exp(-r * floor(t / n) * n), tau_min), with tau0, r,
-  tau_min and n (tau_update_every) from `config` (method.md section 3). The
-  step counter belongs to the student, so the schedule restarts at tau0 at
-  each hand-over.
+  tau_t = max(tau0 * exp(-r * floor(t / n) * n), tau_min), with n =
+  `update_every`. The step counter belongs to the student, so the schedule
+  restarts at tau0 at each hand-over.
 
   Args:
     step: scalar training step (int or tensor), counted from 0.
-    config: a `tf_lifelong.config.Config`.
+    schedule: tau0, r, tau_min and n.
 
   Returns:
     Scalar float32 tensor.
   """
-  every = float(config.tau_update_every)
+  every = float(schedule.update_every)
   t = tf.floor(tf.cast(step, tf.float32) / every) * every
-  tau = config.tau0 * tf.exp(-config.tau_rate * t)
-  return tf.maximum(tau, tf.constant(config.tau_min, tf.float32))
+  tau = schedule.tau0 * tf.exp(-schedule.rate * t)
+  return tf.maximum(tau, tf.constant(schedule.tau_min, tf.float32))
 
 
 def gumbel_noise(shape, seed) -> tf.Tensor:

@@ -29,6 +29,7 @@ never see a low-precision tensor.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -270,29 +271,45 @@ class ConvDecoder(_Network):
 _NETWORKS = {"mlp": (MlpEncoder, MlpDecoder), "conv": (ConvEncoder, ConvDecoder)}
 
 
-def build_networks(arch: str, image_shape, num_categories: int, continuous_dim: int, config):
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+  """The networks' own settings: what `build_networks` needs besides the sizes."""
+
+  arch: str
+  """mlp or conv."""
+  width: int
+  """The mlp's hidden units, or the conv encoder's first-layer filters."""
+  precision: str = "float32"
+  """The Keras dtype policy of every layer (PRECISIONS)."""
+
+  @classmethod
+  def of(cls, config, arch: str | None = None) -> NetworkSpec:
+    """The spec of a run's Config (`arch` overrides the config's resolved arch)."""
+    arch = arch or config.resolved_arch
+    width = config.hidden_units if arch == "mlp" else config.conv_filters
+    return cls(arch, int(width), getattr(config, "precision", "float32"))
+
+
+def build_networks(spec: NetworkSpec, image_shape, num_categories: int, continuous_dim: int):
   """Creates and builds an encoder/decoder pair (variables exist on return).
 
   Call inside the caller's distribution strategy scope.
 
   Args:
-    arch: "mlp" or "conv".
+    spec: the architecture, its width and its dtype policy.
     image_shape: (H, W, C).
     num_categories: J, categories of z_d.
     continuous_dim: F, dimensions of z_c.
-    config: Config; hidden_units (mlp) or conv_filters (conv) is the width,
-      precision the networks' dtype policy (float32 without the field).
 
   Returns:
     (encoder, decoder): encoder(x [B,H,W,C], training) -> (logits [B,J],
     loc [B,F], scale [B,F]); decoder(z [B,J+F], training) -> logits [B,H,W,C];
     all outputs float32 whatever the precision.
   """
+  arch, width, dtype = spec.arch, spec.width, spec.precision
   if arch not in _NETWORKS:
     raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(_NETWORKS)}")
   encoder_cls, decoder_cls = _NETWORKS[arch]
-  width = config.hidden_units if arch == "mlp" else config.conv_filters
-  dtype = getattr(config, "precision", "float32")
   if dtype not in PRECISIONS:
     raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(PRECISIONS)}")
   sizes = (image_shape, num_categories, continuous_dim, width)

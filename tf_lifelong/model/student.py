@@ -137,6 +137,7 @@ class LifelongVAE(keras.Model):
     if teacher is not None:
       teacher.trainable = False
     self.seed_generator = keras.random.SeedGenerator(config.seed if seed is None else seed)
+    self.temperature_schedule = latents.TemperatureSchedule.of(config)
     self.student_step = self.add_weight(
       shape=(),
       dtype="int64",
@@ -209,9 +210,12 @@ class LifelongVAE(keras.Model):
 
   def call(self, x, training=False):
     """Deterministic reconstruction logits [B, H, W, C]: z = [one_hot(argmax l), mu]."""
-    logits, loc, _ = self.encoder(x, training=training)
-    z_d = tf.one_hot(tf.argmax(logits, -1), self.num_categories, dtype=loc.dtype)
-    return self.decoder(tf.concat([z_d, loc], -1), training=training)
+    return inference.reconstruction_logits(
+      lambda images: self.encoder(images, training=training),
+      lambda z: self.decoder(z, training=training),
+      self.num_categories,
+      x,
+    )
 
   def encode(self, x):
     """(logits [B, J], loc [B, F], scale [B, F]) of q(z|x), inference mode."""
@@ -219,7 +223,7 @@ class LifelongVAE(keras.Model):
 
   def temperature(self):
     """tau of the Gumbel-softmax at this student's current step."""
-    return latents.temperature(self.student_step, self.config)
+    return latents.temperature(self.student_step, self.temperature_schedule)
 
   # ---------------------------------------------------------------- sampling
   def prior_latents(self, num: int, seed, component=None):
@@ -231,13 +235,10 @@ class LifelongVAE(keras.Model):
       component: None (uniform over J) or a category index.
     """
     seed_d, seed_c = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    if component is None:
-      index = tf.random.stateless_uniform([num], seed_d, 0, self.num_categories, tf.int32)
-    else:
-      index = tf.fill([num], tf.cast(component, tf.int32))
-    z_d = tf.one_hot(index, self.num_categories)
-    z_c = tf.random.stateless_normal([num, self.continuous_dim], seed_c)
-    return tf.concat([z_d, z_c], -1)
+    z, _ = inference.prior_latents(
+      num, self.num_categories, self.continuous_dim, seed_d, seed_c, component
+    )
+    return z
 
   def decode_prior(self, num: int, seed, component=None, training=False):
     """Decoder logits [num, H, W, C] for z ~ `prior_latents(num, seed, component)`."""
@@ -587,18 +588,18 @@ def build_student(
   (`new_student`), and the model a checkpoint is restored into. Call inside
   the caller's strategy scope.
   """
-  arch = arch or config.resolved_arch
+  spec = networks.NetworkSpec.of(config, arch)
   teacher = None
   if teacher_num_categories is not None:
     t_encoder, t_decoder = networks.build_networks(
-      arch, image_shape, int(teacher_num_categories), config.continuous_dim, config
+      spec, image_shape, int(teacher_num_categories), config.continuous_dim
     )
     teacher = assemble(
       config, t_encoder, t_decoder, int(teacher_num_categories), image_shape, name="teacher"
     )
     teacher.trainable = False
   encoder, decoder = networks.build_networks(
-    arch, image_shape, num_categories, config.continuous_dim, config
+    spec, image_shape, num_categories, config.continuous_dim
   )
   model = assemble(
     config, encoder, decoder, num_categories, image_shape, teacher=teacher, num_seen=num_seen

@@ -81,7 +81,6 @@ strategy (tests/test_export.py checks both placements of the call).
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -90,6 +89,7 @@ from typing import Any
 import tensorflow as tf
 
 from tf_lifelong import __version__
+from tf_lifelong.model import inference
 from tf_lifelong.state import files
 
 FORMAT = "tf_lifelong.serving"
@@ -300,9 +300,8 @@ class ServingModule(tf.Module):
     scale = tf.ensure_shape(tf.cast(scale, tf.float32), [None, f])
     return logits, loc, scale
 
-  def _decode_logits(self, onehot: tf.Tensor, z_continuous: tf.Tensor) -> tf.Tensor:
-    """Decoder logits for z = concat(onehot, z_continuous), shape-checked."""
-    z = tf.concat([onehot, z_continuous], axis=-1)
+  def _decode(self, z: tf.Tensor) -> tf.Tensor:
+    """Decoder logits for z = [z_d, z_c] [N, J + F], shape-checked."""
     logits = self.decoder(z, training=False)
     return tf.ensure_shape(tf.cast(logits, tf.float32), [None, *self.image_shape])
 
@@ -333,16 +332,13 @@ class ServingModule(tf.Module):
       num_samples = tf.identity(num_samples)
     seed_z = tf.stack([seed, tf.constant(1, tf.int32)])
     seed_d = tf.stack([seed, tf.constant(2, tf.int32)])
-    z_continuous = tf.random.stateless_normal([num_samples, self.continuous_dim], seed=seed_z)
-    uniform = tf.random.stateless_uniform(
-      [num_samples], seed=seed_d, minval=0, maxval=j, dtype=tf.int32
+    z, components = inference.prior_latents(
+      num_samples, j, self.continuous_dim, seed_d, seed_z, component
     )
-    components = tf.where(component < 0, uniform, tf.fill([num_samples], component))
-    logits = self._decode_logits(tf.one_hot(components, j, dtype=tf.float32), z_continuous)
     return {
-      "images": tf.sigmoid(logits),
+      "images": tf.sigmoid(self._decode(z)),
       "component": components,
-      "z_continuous": z_continuous,
+      "z_continuous": z[:, j:],
     }
 
   def _encode(self, images):
@@ -357,9 +353,9 @@ class ServingModule(tf.Module):
 
   def _reconstruct(self, images):
     """Decoder mean at z_d = one_hot(argmax logits), z_c = posterior mean."""
-    logits, loc, _ = self._posterior(self._check_images(images))
-    onehot = tf.one_hot(tf.argmax(logits, axis=-1), self.num_categories, dtype=tf.float32)
-    return {"images": tf.sigmoid(self._decode_logits(onehot, loc))}
+    x = self._check_images(images)
+    logits = inference.reconstruction_logits(self._posterior, self._decode, self.num_categories, x)
+    return {"images": tf.sigmoid(logits)}
 
   def _elbo(self, images):
     """Per-example negative ELBO in nats, exact over z_d (method.md section 3).
@@ -380,37 +376,20 @@ class ServingModule(tf.Module):
 
     The expectation over z_d is exact (enumeration of the J one-hots, sharing
     the z_c sample), the one over z_c a single sample. The discrete KL is
-    between the categoricals, not the relaxed densities.
+    between the categoricals, not the relaxed densities. The math is the one
+    evaluation uses, `model.inference.enumerated_terms`, traced into the graph.
     """
     x = self._check_images(images)
-    logits, loc, scale = self._posterior(x)
-    j, f = self.num_categories, self.continuous_dim
-    batch = tf.shape(x)[0]
-    eps = tf.random.stateless_normal([batch, f], seed=tf.constant(ELBO_SEED, tf.int32))
-    z_continuous = loc + scale * eps
-    # All (example, category) pairs in one decoder call: rows b*J + j.
-    onehots = tf.broadcast_to(tf.eye(j, dtype=tf.float32)[None], [batch, j, j])
-    z_c = tf.broadcast_to(z_continuous[:, None, :], [batch, j, f])
-    dec_logits = self._decode_logits(
-      tf.reshape(onehots, [batch * j, j]), tf.reshape(z_c, [batch * j, f])
+    encoded = self._posterior(x)
+    eps = tf.random.stateless_normal(
+      [tf.shape(x)[0], self.continuous_dim], seed=tf.constant(ELBO_SEED, tf.int32)
     )
-    dec_logits = tf.reshape(dec_logits, [batch, j, *self.image_shape])
-    targets = tf.broadcast_to(x[:, None], tf.shape(dec_logits))
-    nll_per_category = tf.reduce_sum(
-      tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=dec_logits), axis=[2, 3, 4]
-    )
-    log_p = tf.nn.log_softmax(logits, axis=-1)
-    p = tf.exp(log_p)
-    nll = tf.reduce_sum(p * nll_per_category, axis=-1)
-    kl_continuous = 0.5 * tf.reduce_sum(
-      tf.square(loc) + tf.square(scale) - 1.0 - 2.0 * tf.math.log(scale), axis=-1
-    )
-    kl_discrete = tf.reduce_sum(p * log_p, axis=-1) + math.log(j)
+    terms = inference.enumerated_terms(encoded, self._decode, self.num_categories, x, eps)
     return {
-      "neg_elbo": nll + kl_continuous + kl_discrete,
-      "nll": nll,
-      "kl_continuous": kl_continuous,
-      "kl_discrete": kl_discrete,
+      "neg_elbo": terms["neg_elbo"],
+      "nll": terms["reconstruction"],
+      "kl_continuous": terms["kl_continuous"],
+      "kl_discrete": terms["kl_discrete"],
     }
 
   def _metadata(self, key):
