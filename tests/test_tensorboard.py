@@ -35,7 +35,7 @@ from PIL import Image
 from tests import paths
 from tf_lifelong import config as config_lib
 from tf_lifelong.state import checkpoints
-from tf_lifelong.train import learner, lifelong
+from tf_lifelong.train import context, lifelong
 
 TINY = dict(
   dataset="mnist",
@@ -200,7 +200,7 @@ def test_sample_grids_are_served_as_pngs(served):
     image = np.asarray(Image.open(io.BytesIO(png)))
     # One row of 28x28 tiles per category, GRID_COLUMNS columns, 1 pixel padding.
     j = row["num_categories"]
-    assert image.shape[:2] == (j * 29 + 1, learner.GRID_COLUMNS * 29 + 1)
+    assert image.shape[:2] == (j * 29 + 1, context.GRID_COLUMNS * 29 + 1)
     assert 0 < image.std()  # not a blank picture
 
 

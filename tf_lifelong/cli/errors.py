@@ -52,7 +52,7 @@ _USER_ERRORS = {
   "tf_lifelong.config": "ConfigError",
   "tf_lifelong.data.sources": "DataError",
   "tf_lifelong.train.lifelong": "RunError",
-  "tf_lifelong.train.learner": "RunError",
+  "tf_lifelong.train.context": "RunError",
   "tf_lifelong.state.checkpoints": "CheckpointError",
   "tf_lifelong.experiments.tuning": "TuneError",
   "tf_lifelong.state.resume": "WorkdirError",

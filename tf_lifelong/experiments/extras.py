@@ -71,7 +71,7 @@ def compute_extras(
     test accuracy; None without a classifier) and pictures (paths relative
     to `workdir`).
   """
-  from tf_lifelong.train import learner  # noqa: PLC0415
+  from tf_lifelong.train import recording  # noqa: PLC0415
 
   images = full_test_images(stream, options.iwae_examples)
   out = {
@@ -97,7 +97,7 @@ def compute_extras(
     stream.distributions[i].test.images[:8].astype(np.float32) / 255.0
     for i in list(seen)[:MAX_RECONSTRUCTED]
   ]
-  recon = learner.reconstruction_grid(student, tests)
+  recon = recording.reconstruction_grid(student, tests)
   out["pictures"]["reconstructions"] = _png(folder, "reconstructions.png", recon)
   if int(student.continuous_dim) == 2:
     for j in range(int(student.num_categories)):

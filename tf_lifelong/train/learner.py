@@ -41,11 +41,8 @@ touching the loop.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -53,69 +50,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from tf_lifelong import config as config_lib
 from tf_lifelong import runtime
 from tf_lifelong.data import inputs, streams
-from tf_lifelong.evaluation import evaluate, metrics
+from tf_lifelong.evaluation import evaluate
 from tf_lifelong.model import handover, inference
 from tf_lifelong.model import student as student_lib
 from tf_lifelong.monitor import progress, summaries
-from tf_lifelong.state import artifacts, checkpoints, resume
+from tf_lifelong.state import checkpoints, resume
 from tf_lifelong.train import detection, milestones, task_free, training
+from tf_lifelong.train.context import Context, RunError, _Resumed
+from tf_lifelong.train.model_access import ModelAccess
+from tf_lifelong.train.persistence import Persistence
+from tf_lifelong.train.recording import Recording, _fmt
 
-GRID_COLUMNS = 10
 _UNNAMED = 1_000_000
 """Keys the validation share of a repeat whose distribution is not named (id unknown)."""
 
 
-class RunError(Exception):
-  """The run cannot go on; the message says why and what to do."""
-
-
-@dataclasses.dataclass
-class Context:
-  """What hooks see: the learner's life so far."""
-
-  config: config_lib.Config
-  workdir: str
-  stream: streams.Stream | None = None
-  """The stream being run (lifelong.run), None when fed from Python."""
-  interval: streams.Interval | None = None
-  student: Any = None
-  seen: list[int] = dataclasses.field(default_factory=list)
-  """Distribution ids in order of arrival of the new ones: component j is seen[j]."""
-  names: dict[int, str] = dataclasses.field(default_factory=dict)
-  """Distribution id -> name, of every id seen."""
-  rows: list[dict] = dataclasses.field(default_factory=list)
-  global_step: int = 0
-  """Training steps of the intervals before the current one (after it, once it ended)."""
-  result: training.IntervalResult | None = None
-  chief: bool = True
-  last_checkpoint: str | None = None
-  """The newest checkpoint written or restored (named in error messages)."""
-  last: bool = False
-  """Set by lifelong.run while the stream's last interval is being learned or recorded."""
-  seen_truth: list | None = None
-  """Task-free runs whose stream knows its truth: the true distribution ids seen so far."""
-
-  @property
-  def matrix(self) -> metrics.ElboMatrix:
-    """R[i][j] of the rows: test -ELBO of distribution j after interval i."""
-    return _matrix(self.rows)
-
-
-@dataclasses.dataclass
-class _Resumed:
-  """An interval interrupted after its hand-over: its index, teacher's ids, training state."""
-
-  index: int
-  teacher_seen: list[int]
-  train_state: training.TrainState | None
-
-
-class Learner:
+class Learner(Recording, Persistence, ModelAccess):
   """A lifelong VAE with its workdir: `learn` one interval at a time, then use it.
 
   Attributes (read-only): `num_categories` (J), `distributions` (the names of
@@ -497,26 +451,6 @@ class Learner:
     self._checkpoint("end")
     return row
 
-  def _announce(self, interval, ident, label, train_state) -> None:
-    kind = "new" if interval.is_new else "repeat"
-    shown = f"id {ident}, {kind}" if ident is not None else kind
-    self._progress.start_interval(
-      interval.index,
-      f"{label} ({shown}), J = {self.ctx.student.num_categories}"
-      + (f", resumed at step {train_state.result.steps}" if train_state else ""),
-    )
-
-  def _on_eval(self, step: int, logs: dict) -> None:
-    self._writer.scalars(dict(logs), self.ctx.global_step + step, prefix="train/")
-    self._progress.update(
-      step,
-      {
-        "loss": logs.get("loss"),
-        "-elbo": logs.get("neg_elbo"),
-        "val -elbo": logs.get("validation_neg_elbo"),
-      },
-    )
-
   def _on_boundary(self, state: training.TrainState, teacher_seen) -> None:
     step, config = state.result.steps, self.config
     milestones.reached("train", self.ctx.interval.index, step)
@@ -561,162 +495,6 @@ class Learner:
 
     return validation
 
-  def _row(self, interval, ident, label, teacher_seen, result) -> dict:
-    """The interval's metrics row, with the test sets the learner has."""
-    ctx = self.ctx
-    seen = ctx.seen if ctx.seen_truth is None else ctx.seen_truth
-    teacher = teacher_seen if self._eval_teacher is None else self._eval_teacher
-    assessment = self._evaluator.assess(ctx.student, teacher)
-    ids = self._evaluator.ids
-    return {
-      "interval": interval.index,
-      "distribution": ident,
-      "name": label,
-      "is_new": interval.is_new,
-      "num_categories": int(ctx.student.num_categories),
-      "steps": result.steps,
-      "real_examples": result.real_examples,
-      "synthetic_examples": result.synthetic_examples,
-      "test_neg_elbo_seen": assessment.pooled([i for i in seen if i in ids]),
-      "test_neg_elbo_full": assessment.pooled(ids),
-      "consistency": assessment.consistency,
-      "grad_norm": result.grad_norm,
-      "best_validation_neg_elbo": result.best_validation,
-      "best_step": result.best_step,
-      "stopped_early": result.stopped_early,
-      "grad_norms": result.grad_norms,
-      "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
-    }
-
-  def _record(self, row: dict) -> None:
-    """metrics files, TensorBoard, sample grid (chief only; the `end` checkpoint follows)."""
-    ctx, workdir = self.ctx, self.workdir
-    index = ctx.interval.index
-    artifacts.write_metrics(workdir, ctx.rows)
-    artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
-    milestones.reached("record", index)
-    scalars = {
-      k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    self._writer.scalars(scalars, index, prefix="interval/")
-    grid = summaries.image_grid(sample_grid(ctx.student, GRID_COLUMNS, self.config.seed))
-    summaries.write_png(os.path.join(workdir, "samples", f"interval-{index:03d}.png"), grid)
-    self._writer.image("samples", grid, index, "rows: one-hot z_d; columns: z_c ~ N(0, I)")
-    tests = [self._evaluator.images[i][:8] for i in ctx.seen if i in self._evaluator.images]
-    if tests:
-      self._writer.image(
-        "reconstructions",
-        summaries.image_grid(reconstruction_grid(ctx.student, tests)),
-        index,
-        "pairs of rows: test images of each seen distribution, reconstructions",
-      )
-
-  # ------------------------------------------------------------- state
-  def _state(self, phase, teacher_seen=(), train_state=None, chunk=None) -> dict:
-    """The checkpoint record of the learner now (see checkpoints.py)."""
-    ctx = self.ctx
-    step = train_state.result.steps if train_state is not None else 0
-    index = ctx.interval.index if ctx.interval is not None else len(ctx.rows) - 1
-    state = {
-      "checkpoint": checkpoints.checkpoint_name(index, phase, step if chunk is None else chunk),
-      "phase": phase,
-      "interval": index,
-      "step": step,
-      "seen": ctx.seen,
-      "teacher_seen": list(teacher_seen),
-      "global_step": ctx.global_step + step,
-      "distribution_names": {str(i): n for i, n in ctx.names.items()},
-    }
-    if self._task_free.chunks or self._task_free.open is not None:
-      state["detect"] = self._task_free.state()
-    if train_state is not None:
-      result = train_state.result
-      state["early_stopping"] = {
-        "best_validation": None if math.isinf(result.best_validation) else result.best_validation,
-        "best_step": result.best_step,
-        "bad_evals": train_state.bad_evals,
-        "lr_decays": train_state.lr_decays,
-        "grad_norms": result.grad_norms,
-      }
-    return state
-
-  def _checkpoint(self, phase, teacher_seen=(), train_state=None, chunk=None) -> None:
-    """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
-
-    Every worker of a multi-worker run calls it, since reading distributed
-    variables may take part in collectives; only the chief's checkpoint lands
-    in the workdir, the others write to a temporary folder that is then
-    removed (TensorFlow's multi-worker saving rule).
-
-    Raises:
-      RunError: the student's weights or optimizer state are not finite.
-    """
-    state = self._state(phase, teacher_seen, train_state, chunk)
-    best = train_state.best_weights if train_state is not None else None
-    if not _finite(self.ctx.student, best):
-      raise self._non_finite(state["step"], "the weights are not finite")
-    if not self.ctx.chief:
-      with _scratch() as scratch:
-        checkpoints.save(scratch, self.ctx.student, state, best_weights=best)
-      return
-    checkpoints.save(self.workdir, self.ctx.student, state, best_weights=best)
-    self.ctx.last_checkpoint = state["checkpoint"]
-    checkpoints.remove_superseded(self.workdir, keep=state["checkpoint"])
-    if phase == "end":
-      checkpoints.keep_latest(self.workdir, self.config.keep_checkpoints)
-
-  def _restore(self, start: resume.Start) -> _Resumed | None:
-    """Restores the learner from `start.state`; the interrupted interval's state, if any."""
-    ctx, state = self.ctx, start.state
-    step = int(state.get("step", 0))
-    try:
-      with self._strategy.scope():
-        ctx.student = checkpoints.restore(self.workdir, state, self.config)
-      best = checkpoints.read_best_weights(self.workdir, state)
-    except checkpoints.CheckpointError as e:
-      raise RunError(
-        f"cannot resume {self.workdir}: {e}; pass --overwrite to start afresh"
-      ) from None
-    ctx.seen = [int(i) for i in state["seen"]]
-    ctx.names = {int(k): v for k, v in (state.get("distribution_names") or {}).items()}
-    ctx.global_step = int(state["global_step"]) - step
-    ctx.last_checkpoint = state["checkpoint"]
-    self._progress.message(
-      f"resuming from checkpoint {state['checkpoint']} (interval "
-      f"{state['interval']}, step {step}, global step {state['global_step']})"
-    )
-    if start.phase == "end":
-      return None
-    train_state = None
-    if start.phase == "train":
-      stopping = state["early_stopping"]
-      result = training.IntervalResult(
-        steps=step,
-        best_step=int(stopping["best_step"]),
-        best_validation=math.inf
-        if stopping["best_validation"] is None
-        else float(stopping["best_validation"]),
-        grad_norms=[float(g) for g in stopping["grad_norms"]],
-      )
-      train_state = training.TrainState(
-        result, int(stopping["bad_evals"]), best, int(stopping.get("lr_decays", 0))
-      )
-    return _Resumed(int(state["interval"]), [int(i) for i in state["teacher_seen"]], train_state)
-
-  def _non_finite(self, step: int, what: str) -> RunError:
-    """The one-line error of a non-finite loss or weight, naming where and the last checkpoint."""
-    ctx = self.ctx
-    where = (
-      f"{ctx.workdir}/checkpoints/{ctx.last_checkpoint}"
-      if ctx.last_checkpoint
-      else "none was written"
-    )
-    return RunError(
-      f"interval {ctx.interval.index} ({ctx.interval.distribution.name}), step "
-      f"{step} (global step {ctx.global_step + step}): {what}; the run stopped. "
-      f"The last good checkpoint: {where}"
-    )
-
   def finish(self) -> None:
     """Ends an open task-free interval (`end_interval`), exports the model to
     workdir/export and marks the learner finished (its record)."""
@@ -727,96 +505,8 @@ class Learner:
     self._writer.close()
 
   # -------------------------------------------------------------- use it
-  def _need_student(self):
-    if self.ctx.student is None:
-      raise ValueError("the learner has learned nothing yet: call learn(data) first")
-    return self.ctx.student
-
-  def _images(self, images: Any) -> np.ndarray:
-    self._need_student()
-    split, _, _ = inputs.as_split(images, "images", self.config.data_dir, self.config.download)
-    self._check_shape(split.images.shape[1:])
-    return split.images.astype(np.float32) / 255.0
-
-  def evaluate(self, data: Any, *, iwae_samples: int = 0) -> dict:
-    """Scores `data` (same kinds as `learn`): -ELBO with hard z_d, optional IWAE, components.
-
-    Returns:
-      {"neg_elbo": mean nats per image, "iwae": mean IWAE bound on log p(x)
-      with `iwae_samples` samples (absent for 0), "components": the count of
-      images whose posterior argmax is each component [J], "num_images": N}.
-    """
-    student, x = self._need_student(), self._images(data)
-    out = {
-      "neg_elbo": training.batched_mean(lambda b: inference.neg_elbo(student, b), x),
-      "num_images": len(x),
-    }
-    if iwae_samples:
-      out["iwae"] = training.batched_mean(
-        lambda b: inference.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
-        x,
-        batch_size=max(1, 2000 // iwae_samples),
-      )
-    argmax = evaluate.per_example(lambda b: inference.posterior_argmax(student, b), x)
-    out["components"] = np.bincount(argmax, minlength=self.num_categories).tolist()
-    return out
-
-  def sample(self, n: int, component: int | None = None, seed: int | None = None) -> np.ndarray:
-    """n images float32 [n, H, W, C] in [0, 1] (Bernoulli means); component None: uniform."""
-    student = self._need_student()
-    if component is not None and not 0 <= component < self.num_categories:
-      raise ValueError(f"component must be in [0, {self.num_categories}), got {component}")
-    return np.asarray(student.sample(int(n), component=component, seed=seed))
-
-  def encode(self, images: Any) -> dict:
-    """Posterior summaries: probs [N, J], component [N], mean [N, F], stddev [N, F]."""
-    student, x = self._need_student(), self._images(images)
-    logits, loc, scale = student.encoder(tf.convert_to_tensor(x), training=False)
-    return {
-      "probs": tf.nn.softmax(logits, -1).numpy(),
-      "component": tf.argmax(logits, -1).numpy(),
-      "mean": loc.numpy(),
-      "stddev": scale.numpy(),
-    }
-
-  def reconstruct(self, images: Any) -> np.ndarray:
-    """Reconstructions [N, H, W, C] in [0, 1] (z_d = argmax, z_c = posterior mean)."""
-    student, x = self._need_student(), self._images(images)
-    return np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))
-
-  def export(self, path: str | None = None) -> str | None:
-    """Writes the serving SavedModel (docs/serving.md) to `path` (default workdir/export).
-
-    Returns its absolute path (None on a non-chief worker, which writes nothing).
-    """
-    from tf_lifelong.serving import export  # noqa: PLC0415
-
-    student = self._need_student()
-    state = self._state("end")
-    metadata = checkpoints.export_metadata(self.config, {**state, "checkpoint": None})
-
-    index = self.ctx.interval.index if self.ctx.interval else len(self.ctx.rows) - 1
-
-    def write(folder: str, target: str | None) -> str:
-      return export.export(
-        student.encoder,
-        student.decoder,
-        num_categories=int(student.num_categories),
-        continuous_dim=self.config.continuous_dim,
-        image_shape=tuple(student.image_shape),
-        metadata=metadata,
-        path=target or os.path.join(folder, "export"),
-        written=lambda: milestones.reached("export", index),
-      )
-
-    if not self.ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
-      with _scratch() as scratch:
-        write(scratch, None)
-      return None
-    return write(self.workdir, path)
 
 
-# ------------------------------------------------------------------ helpers
 def setup_runtime(config: config_lib.Config):
   """Configures TensorFlow for `config` and makes its strategy: (strategy, chief).
 
@@ -838,58 +528,8 @@ def _reseed(config: config_lib.Config, index: int) -> None:
   runtime.reseed(config.seed, index)
 
 
-def _matrix(rows: Sequence[dict]) -> metrics.ElboMatrix:
-  """The -ELBO matrix of the rows (columns: every distribution id any row measured)."""
-  ids = sorted({int(k) for r in rows for k in r.get("neg_elbo_per_distribution", {})})
-  matrix = metrics.ElboMatrix(ids)
-  for r in rows:
-    values = r.get("neg_elbo_per_distribution", {})
-    matrix.add(r["distribution"], {int(k): math.nan if v is None else v for k, v in values.items()})
-  return matrix
-
-
-def sample_grid(student, columns: int, seed: int) -> np.ndarray:
-  """Samples [J, columns, H, W, C]: row j decodes the one-hot z_d = j."""
-  rows = [
-    np.asarray(student.sample(columns, component=j, seed=seed + j))
-    for j in range(int(student.num_categories))
-  ]
-  return np.stack(rows)
-
-
-def reconstruction_grid(student, images: Sequence[np.ndarray]) -> np.ndarray:
-  """[2 * len(images), columns, H, W, C]: each batch of float images, its reconstructions."""
-  columns = min(len(x) for x in images)
-  rows = []
-  for x in images:
-    x = x[:columns]
-    rows += [x, np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))]
-  return np.stack(rows)
-
-
-@contextlib.contextmanager
-def _scratch():
-  """A temporary folder for what a non-chief worker must save but not keep."""
-  folder = tempfile.mkdtemp(prefix="tf_lifelong_worker_")
-  try:
-    yield folder
-  finally:
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _finite(student, best_weights) -> bool:
-  """Whether every float weight, optimizer variable and best weight is finite."""
-  arrays = [*student.get_weights(), *(v.numpy() for v in student.optimizer.variables)]
-  arrays += list(best_weights or [])
-  return all(np.isfinite(a).all() for a in map(np.asarray, arrays) if a.dtype.kind == "f")
-
-
 def _call(hooks: Sequence[Any], name: str, *args) -> None:
   for hook in hooks:
     method = getattr(hook, name, None)
     if method is not None:
       method(*args)
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-  return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"

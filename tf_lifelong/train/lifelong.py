@@ -41,14 +41,9 @@ from tf_lifelong.evaluation import evaluate
 from tf_lifelong.monitor import progress
 from tf_lifelong.state import resume
 from tf_lifelong.train import task_free, training
-from tf_lifelong.train.learner import (
-  Context,
-  Learner,
-  RunError,
-  reconstruction_grid,
-  sample_grid,
-  setup_runtime,
-)
+from tf_lifelong.train.context import Context, RunError
+from tf_lifelong.train.learner import Learner, setup_runtime
+from tf_lifelong.train.recording import reconstruction_grid, sample_grid
 
 __all__ = ["Context", "RunError", "run", "reconstruction_grid", "sample_grid", "SUMMARY_COLUMNS"]
 
@@ -89,37 +84,14 @@ def run(
     RunError, config.ConfigError, data.sources.DataError: with a user message.
   """
   strategy, chief = setup_runtime(config)
-  if continue_run and (overwrite or config.baseline == "batch_vae"):
-    raise RunError(
-      "--continue appends intervals to a lifelong model: not with --overwrite or "
-      "--baseline=batch_vae"
-    )
-  detect = config.boundaries == "detect"
-  if continue_run and detect:
-    raise RunError(
-      "--continue with --boundaries=detect is not supported by bin/train; feed further "
-      "chunks from Python: Learner.load(WORKDIR).observe(chunk) (README, Task-free streams)"
-    )
-  try:
-    if continue_run:
-      start = resume.prepare_continuation(config, workdir, chief)
-    else:
-      start = resume.prepare(config, workdir, overwrite, chief)
-  except resume.WorkdirError as e:
-    raise RunError(str(e)) from None
+  _check_request(config, overwrite, continue_run)
+  start = _prepare(config, workdir, overwrite, continue_run, chief)
   if start.finished:
     if chief:
       print(resume.finished_message(workdir, start), file=out or sys.stdout, flush=True)
     return start.rows
-  stream = streams.build_stream(config)
-  if config.baseline == "batch_vae":
-    # One interval with everything, at the budget of the whole stream.
-    config = dataclasses.replace(
-      config, max_steps_per_interval=config.max_steps_per_interval * len(stream)
-    )
-    stream = streams.joint(stream)
-  if start.invocation:
-    stream = _adopt(stream, _names(start))
+  config, stream = _stream(config, start)
+  detect = config.boundaries == "detect"
   learner = Learner.for_run(
     config,
     workdir,
@@ -132,34 +104,10 @@ def run(
     catalogue={} if detect else {i: d.name for i, d in stream.distributions.items()},
   )
   learner.invocation = start.invocation
-  shown = learner.progress
   chunks = task_free.chunked(stream, config.chunk_size) if detect else None
-  shown.num_intervals = None if detect else start.first_interval + len(stream)
-  what = (
-    f"{len(chunks)} chunks of about {config.chunk_size} examples, boundaries detected"
-    if detect
-    else f"{len(stream)} intervals"
-  )
-  shown.message(
-    f"tf_lifelong {__version__}: {config.dataset}, {what}, "
-    f"{config.resolved_arch} model, strategy {config.strategy} "
-    f"({strategy.num_replicas_in_sync} replica(s)); workdir {workdir}"
-    + (f"; continuing after {start.first_interval} intervals" if start.invocation else "")
-  )
-  if start.invocation:
-    _add_earlier_tests(learner, workdir, start, shown)
-  done = start.next_interval - start.first_interval
+  _announce(learner, stream, chunks, start, strategy)
   try:
-    if detect:
-      for images, truth, name in chunks[learner.chunks_observed :]:
-        learner.observe(images, truth=truth, truth_name=name)
-      learner.ctx.last = True
-      learner.end_interval()
-    else:
-      for interval in stream.intervals[done:]:
-        dist = interval.distribution
-        learner.ctx.last = interval is stream.intervals[-1]
-        learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
+    _feed(learner, stream, chunks, start)
     learner.finish()  # Every worker: saving may take part in collectives (multi-worker).
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if config.strategy != "multi_worker":
@@ -167,13 +115,93 @@ def run(
     raise _worker_gone(e, learner) from None
   finally:
     training.stop_step_watchdog()  # Multi-worker: the run's collectives are over.
+  _summarize(learner, chief, out)
+  return learner.history
+
+
+def _check_request(config: config_lib.Config, overwrite: bool, continue_run: bool) -> None:
+  """Refuses the combinations of a continuation that cannot be honoured (RunError)."""
+  if continue_run and (overwrite or config.baseline == "batch_vae"):
+    raise RunError(
+      "--continue appends intervals to a lifelong model: not with --overwrite or "
+      "--baseline=batch_vae"
+    )
+  if continue_run and config.boundaries == "detect":
+    raise RunError(
+      "--continue with --boundaries=detect is not supported by bin/train; feed further "
+      "chunks from Python: Learner.load(WORKDIR).observe(chunk) (README, Task-free streams)"
+    )
+
+
+def _prepare(config, workdir, overwrite, continue_run, chief) -> resume.Start:
+  """Where the run starts (state/resume.py), a workdir refusal as a RunError."""
+  try:
+    if continue_run:
+      return resume.prepare_continuation(config, workdir, chief)
+    return resume.prepare(config, workdir, overwrite, chief)
+  except resume.WorkdirError as e:
+    raise RunError(str(e)) from None
+
+
+def _stream(config: config_lib.Config, start: resume.Start):
+  """The stream to learn and the config to learn it with (the batch VAE's: one joint
+  interval at the budget of the whole stream; a continuation's: ids of the earlier ones)."""
+  stream = streams.build_stream(config)
+  if config.baseline == "batch_vae":
+    config = dataclasses.replace(
+      config, max_steps_per_interval=config.max_steps_per_interval * len(stream)
+    )
+    stream = streams.joint(stream)
+  if start.invocation:
+    stream = _adopt(stream, _names(start))
+  return config, stream
+
+
+def _announce(learner: Learner, stream, chunks, start: resume.Start, strategy) -> None:
+  """The run's first progress line (and the test sets of earlier invocations)."""
+  config, shown = learner.config, learner.progress
+  shown.num_intervals = None if chunks is not None else start.first_interval + len(stream)
+  what = (
+    f"{len(chunks)} chunks of about {config.chunk_size} examples, boundaries detected"
+    if chunks is not None
+    else f"{len(stream)} intervals"
+  )
+  shown.message(
+    f"tf_lifelong {__version__}: {config.dataset}, {what}, "
+    f"{config.resolved_arch} model, strategy {config.strategy} "
+    f"({strategy.num_replicas_in_sync} replica(s)); workdir {learner.workdir}"
+    + (f"; continuing after {start.first_interval} intervals" if start.invocation else "")
+  )
+  if start.invocation:
+    _add_earlier_tests(learner, learner.workdir, start, shown)
+
+
+def _feed(learner: Learner, stream, chunks, start: resume.Start) -> None:
+  """for interval in stream: learner.learn(interval) (or observe(chunk), task-free),
+  from where the workdir left off."""
+  if chunks is not None:
+    for images, truth, name in chunks[learner.chunks_observed :]:
+      learner.observe(images, truth=truth, truth_name=name)
+    learner.ctx.last = True
+    learner.end_interval()
+    return
+  done = start.next_interval - start.first_interval
+  for interval in stream.intervals[done:]:
+    dist = interval.distribution
+    learner.ctx.last = interval is stream.intervals[-1]
+    learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
+
+
+def _summarize(learner: Learner, chief: bool, out) -> None:
+  """The run's closing table (the chief), or a worker's one line."""
   rows = learner.history
   if chief:
+    detect = learner.config.boundaries == "detect"
     columns = (
       (*SUMMARY_COLUMNS, "first_chunk", "last_chunk", "truth") if detect else SUMMARY_COLUMNS
     )
-    shown.message("\n" + progress.table(rows, columns))
-    shown.message(f"done: {workdir}")
+    learner.progress.message("\n" + progress.table(rows, columns))
+    learner.progress.message(f"done: {learner.workdir}")
   else:
     print(
       f"worker done (not the chief; nothing written): {len(rows)} intervals, "
@@ -181,7 +209,6 @@ def run(
       file=out or sys.stdout,
       flush=True,
     )
-  return rows
 
 
 def _worker_gone(e, learner: Learner) -> RunError:

@@ -86,7 +86,7 @@ class TaskFree:
     self.learner = learner
     self.open: OpenInterval | None = None
     self.begun = None
-    """The open interval's learner._Resumed (teacher ids, resumed training state)."""
+    """The open interval's context._Resumed (teacher ids, resumed training state)."""
     self.chunks = 0
     """Chunks decided and learned so far (the next chunk's number)."""
     self.references: dict[int, detection.Reference] = {}

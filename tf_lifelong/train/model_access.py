@@ -1,0 +1,112 @@
+"""Using a learner's model: evaluation on given data, samples, codes, reconstructions and the
+serving export. A part of `Learner` (train/learner.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lifelong.data import inputs
+from tf_lifelong.evaluation import evaluate
+from tf_lifelong.model import inference
+from tf_lifelong.state import checkpoints
+from tf_lifelong.train import milestones, training
+from tf_lifelong.train.context import _scratch
+
+
+class ModelAccess:
+  """What a user asks of the learner's model: evaluate, sample, encode, reconstruct, export."""
+
+  def _need_student(self):
+    if self.ctx.student is None:
+      raise ValueError("the learner has learned nothing yet: call learn(data) first")
+    return self.ctx.student
+
+  def _images(self, images: Any) -> np.ndarray:
+    self._need_student()
+    split, _, _ = inputs.as_split(images, "images", self.config.data_dir, self.config.download)
+    self._check_shape(split.images.shape[1:])
+    return split.images.astype(np.float32) / 255.0
+
+  def evaluate(self, data: Any, *, iwae_samples: int = 0) -> dict:
+    """Scores `data` (same kinds as `learn`): -ELBO with hard z_d, optional IWAE, components.
+
+    Returns:
+      {"neg_elbo": mean nats per image, "iwae": mean IWAE bound on log p(x)
+      with `iwae_samples` samples (absent for 0), "components": the count of
+      images whose posterior argmax is each component [J], "num_images": N}.
+    """
+    student, x = self._need_student(), self._images(data)
+    out = {
+      "neg_elbo": training.batched_mean(lambda b: inference.neg_elbo(student, b), x),
+      "num_images": len(x),
+    }
+    if iwae_samples:
+      out["iwae"] = training.batched_mean(
+        lambda b: inference.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
+        x,
+        batch_size=max(1, 2000 // iwae_samples),
+      )
+    argmax = evaluate.per_example(lambda b: inference.posterior_argmax(student, b), x)
+    out["components"] = np.bincount(argmax, minlength=self.num_categories).tolist()
+    return out
+
+  def sample(self, n: int, component: int | None = None, seed: int | None = None) -> np.ndarray:
+    """n images float32 [n, H, W, C] in [0, 1] (Bernoulli means); component None: uniform."""
+    student = self._need_student()
+    if component is not None and not 0 <= component < self.num_categories:
+      raise ValueError(f"component must be in [0, {self.num_categories}), got {component}")
+    return np.asarray(student.sample(int(n), component=component, seed=seed))
+
+  def encode(self, images: Any) -> dict:
+    """Posterior summaries: probs [N, J], component [N], mean [N, F], stddev [N, F]."""
+    student, x = self._need_student(), self._images(images)
+    logits, loc, scale = student.encoder(tf.convert_to_tensor(x), training=False)
+    return {
+      "probs": tf.nn.softmax(logits, -1).numpy(),
+      "component": tf.argmax(logits, -1).numpy(),
+      "mean": loc.numpy(),
+      "stddev": scale.numpy(),
+    }
+
+  def reconstruct(self, images: Any) -> np.ndarray:
+    """Reconstructions [N, H, W, C] in [0, 1] (z_d = argmax, z_c = posterior mean)."""
+    student, x = self._need_student(), self._images(images)
+    return np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))
+
+  def export(self, path: str | None = None) -> str | None:
+    """Writes the serving SavedModel (docs/serving.md) to `path` (default workdir/export).
+
+    Returns its absolute path (None on a non-chief worker, which writes nothing).
+    """
+    from tf_lifelong.serving import export  # noqa: PLC0415
+
+    student = self._need_student()
+    state = self._state("end")
+    metadata = checkpoints.export_metadata(self.config, {**state, "checkpoint": None})
+
+    index = self.ctx.interval.index if self.ctx.interval else len(self.ctx.rows) - 1
+
+    def write(folder: str, target: str | None) -> str:
+      return export.export(
+        student.encoder,
+        student.decoder,
+        num_categories=int(student.num_categories),
+        continuous_dim=self.config.continuous_dim,
+        image_shape=tuple(student.image_shape),
+        metadata=metadata,
+        path=target or os.path.join(folder, "export"),
+        written=lambda: milestones.reached("export", index),
+      )
+
+    if not self.ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
+      with _scratch() as scratch:
+        write(scratch, None)
+      return None
+    return write(self.workdir, path)
+
+
+# ------------------------------------------------------------------ helpers

@@ -1,0 +1,116 @@
+"""What an interval leaves behind: the progress lines, the metrics row and files, TensorBoard
+scalars and images, the sample grid. A part of `Learner` (train/learner.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_lifelong.model import inference
+from tf_lifelong.monitor import summaries
+from tf_lifelong.state import artifacts
+from tf_lifelong.train import milestones
+from tf_lifelong.train.context import GRID_COLUMNS
+
+
+class Recording:
+  """The learner's record of an interval: progress lines, its metrics row, files, TensorBoard, grids."""
+
+  def _announce(self, interval, ident, label, train_state) -> None:
+    kind = "new" if interval.is_new else "repeat"
+    shown = f"id {ident}, {kind}" if ident is not None else kind
+    self._progress.start_interval(
+      interval.index,
+      f"{label} ({shown}), J = {self.ctx.student.num_categories}"
+      + (f", resumed at step {train_state.result.steps}" if train_state else ""),
+    )
+
+  def _on_eval(self, step: int, logs: dict) -> None:
+    self._writer.scalars(dict(logs), self.ctx.global_step + step, prefix="train/")
+    self._progress.update(
+      step,
+      {
+        "loss": logs.get("loss"),
+        "-elbo": logs.get("neg_elbo"),
+        "val -elbo": logs.get("validation_neg_elbo"),
+      },
+    )
+
+  def _row(self, interval, ident, label, teacher_seen, result) -> dict:
+    """The interval's metrics row, with the test sets the learner has."""
+    ctx = self.ctx
+    seen = ctx.seen if ctx.seen_truth is None else ctx.seen_truth
+    teacher = teacher_seen if self._eval_teacher is None else self._eval_teacher
+    assessment = self._evaluator.assess(ctx.student, teacher)
+    ids = self._evaluator.ids
+    return {
+      "interval": interval.index,
+      "distribution": ident,
+      "name": label,
+      "is_new": interval.is_new,
+      "num_categories": int(ctx.student.num_categories),
+      "steps": result.steps,
+      "real_examples": result.real_examples,
+      "synthetic_examples": result.synthetic_examples,
+      "test_neg_elbo_seen": assessment.pooled([i for i in seen if i in ids]),
+      "test_neg_elbo_full": assessment.pooled(ids),
+      "consistency": assessment.consistency,
+      "grad_norm": result.grad_norm,
+      "best_validation_neg_elbo": result.best_validation,
+      "best_step": result.best_step,
+      "stopped_early": result.stopped_early,
+      "grad_norms": result.grad_norms,
+      "neg_elbo_per_distribution": {str(k): v for k, v in assessment.neg_elbo.items()},
+    }
+
+  def _record(self, row: dict) -> None:
+    """metrics files, TensorBoard, sample grid (chief only; the `end` checkpoint follows)."""
+    ctx, workdir = self.ctx, self.workdir
+    index = ctx.interval.index
+    artifacts.write_metrics(workdir, ctx.rows)
+    artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
+    milestones.reached("record", index)
+    scalars = {
+      k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    self._writer.scalars(scalars, index, prefix="interval/")
+    grid = summaries.image_grid(sample_grid(ctx.student, GRID_COLUMNS, self.config.seed))
+    summaries.write_png(os.path.join(workdir, "samples", f"interval-{index:03d}.png"), grid)
+    self._writer.image("samples", grid, index, "rows: one-hot z_d; columns: z_c ~ N(0, I)")
+    tests = [self._evaluator.images[i][:8] for i in ctx.seen if i in self._evaluator.images]
+    if tests:
+      self._writer.image(
+        "reconstructions",
+        summaries.image_grid(reconstruction_grid(ctx.student, tests)),
+        index,
+        "pairs of rows: test images of each seen distribution, reconstructions",
+      )
+
+  # ------------------------------------------------------------- state
+
+
+def sample_grid(student, columns: int, seed: int) -> np.ndarray:
+  """Samples [J, columns, H, W, C]: row j decodes the one-hot z_d = j."""
+  rows = [
+    np.asarray(student.sample(columns, component=j, seed=seed + j))
+    for j in range(int(student.num_categories))
+  ]
+  return np.stack(rows)
+
+
+def reconstruction_grid(student, images: Sequence[np.ndarray]) -> np.ndarray:
+  """[2 * len(images), columns, H, W, C]: each batch of float images, its reconstructions."""
+  columns = min(len(x) for x in images)
+  rows = []
+  for x in images:
+    x = x[:columns]
+    rows += [x, np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))]
+  return np.stack(rows)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+  return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
