@@ -7,12 +7,26 @@ import pytest
 from tf_lifelong import config as config_lib
 
 
-def test_defaults_are_the_method_defaults():
-  c = config_lib.Config()
+def test_the_paper_profile_is_the_method_defaults():
+  c = config_lib.profile("paper")
   assert (c.tau0, c.tau_rate, c.tau_min, c.tau_update_every) == (1.0, 3e-5, 0.5, 10)
   assert (c.consistency_weight, c.mi_weight, c.consistency_kl) == (1.0, 1.0, "reverse")
   assert (c.learning_rate, c.continuous_dim, c.teacher_pad_eps) == (1e-4, 20, 1e-6)
+  assert (c.grow_init, c.lr_plateau_decays, c.replay_sample_pixels) == ("glorot", 0, False)
+  assert not c.consistency_gaussian and c.decoder_distillation == 0.0
   assert c.dataset == "fashion_mnist" and c.resolved_arch == "mlp"
+
+
+def test_the_default_profile_is_config_defaults_and_differs_from_the_paper_where_it_says():
+  default, paper = config_lib.profile(), config_lib.profile("paper")
+  assert default == config_lib.Config()
+  differ = {k for k, v in default.to_dict().items() if paper.to_dict()[k] != v}
+  assert differ == set(config_lib.PAPER_PROFILE)
+  assert config_lib.profile("paper", seed=3).seed == 3
+  with pytest.raises(config_lib.ConfigError, match="unknown profile 'best'"):
+    config_lib.profile("best")
+  with pytest.raises(config_lib.ConfigError, match="unknown configuration field"):
+    config_lib.profile("paper", speed=2)
 
 
 def test_json_round_trip_keeps_tuples():
@@ -95,6 +109,29 @@ def test_every_field_is_a_flag_with_its_help_and_round_trips_from_the_command_li
     got = out["config"][f.name]
     want = _other(f)[1]
     assert (tuple(got) if isinstance(want, tuple) else got) == want, f.name
+
+
+def test_profile_flag_gives_the_paper_and_flags_override_it():
+  import json
+  import subprocess
+  import sys
+
+  code = (
+    "import sys; from absl import flags; from tf_lifelong.cli import flags as f\n"
+    "f.define_run_flags(); flags.FLAGS(['train'] + sys.argv[1:])\n"
+    "print(f.config_from_flags().to_json())"
+  )
+
+  def config(*args):
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout[run.stdout.index("{") :])
+
+  assert config() == json.loads(config_lib.Config().to_json())
+  paper = config("--profile=paper")
+  assert paper == json.loads(config_lib.profile("paper").to_json())
+  assert config("--profile=paper", "--learning_rate=0.002")["learning_rate"] == 0.002
+  assert config("--profile=paper", "--learning_rate=0.002")["grow_init"] == "glorot"
 
 
 def test_roles_are_read_off_the_fields():

@@ -38,6 +38,11 @@ def test_presets_set_the_stream_and_networks():
   assert presets.PRESETS["fashion_mnist_mnist"].cross_domain
   assert not presets.PRESETS["fashion_sequential"].cross_domain
   assert presets.preset_config("fashion_sequential").dataset == "fashion_mnist"
+  paper = presets.preset_config("mnist_sequential", "paper")
+  assert (paper.dataset, paper.learning_rate, paper.grow_init) == ("mnist", 1e-4, "glorot")
+  assert (
+    presets.preset_config("mnist_sequential").learning_rate == config_lib.Config().learning_rate
+  )
   with pytest.raises(config_lib.ConfigError, match="unknown preset"):
     presets.preset_config("cifar")
 

@@ -99,9 +99,9 @@ def _variants_ok(text: str) -> bool:
 
 
 def base_config() -> config_lib.Config:
-  """defaults < preset < --config_file < run flags given on the command line."""
+  """--profile's defaults < preset < --config_file < run flags given on the command line."""
   given = run_flags.config_from_flags()
-  values = presets.preset_config(FLAGS.preset).to_dict()
+  values = presets.preset_config(FLAGS.preset, FLAGS.profile).to_dict()
   if FLAGS.config_file:  # Already read (and checked) by config_from_flags.
     with open(FLAGS.config_file) as f:
       values.update(config_lib.Config.from_json(f.read()).to_dict())

@@ -72,6 +72,16 @@ def define_run_flags() -> None:
   """Defines the flags of a lifelong run (bin/train, bin/tune, bin/experiment)."""
   for field in dataclasses.fields(config_lib.Config):
     _define(field)
+  flags.DEFINE_enum(
+    "profile",
+    "default",
+    list(config_lib.PROFILES),
+    "The defaults that --config_file and the flags given override: default (the best "
+    "settings measured on validation runs, docs/results/README.md) or paper (method.md's "
+    "specification exactly: "
+    + ", ".join(f"{k}={v}" for k, v in config_lib.PAPER_PROFILE.items())
+    + ").",
+  )
   flags.DEFINE_string(
     "workdir",
     None,
@@ -106,7 +116,7 @@ def define_run_flags() -> None:
 
 
 def config_from_flags(base_file: str | None = None, new_stream: bool = False) -> config_lib.Config:
-  """Builds the run's Config: defaults < --config_file < flags given explicitly.
+  """Builds the run's Config: --profile's defaults < --config_file < flags given explicitly.
 
   Args:
     base_file: a JSON configuration to start from when --config_file is not
@@ -128,9 +138,12 @@ def config_from_flags(base_file: str | None = None, new_stream: bool = False) ->
   if new_stream:
     stream = config_lib.fields_with_role("stream")
     values = {k: v for k, v in values.items() if k not in stream}
+  defaults = config_lib.profile(FLAGS.profile).to_dict()
   for field in dataclasses.fields(config_lib.Config):
-    if FLAGS[field.name].present or field.name not in values:
+    if FLAGS[field.name].present:
       values[field.name] = _value(field)
+    elif field.name not in values:
+      values[field.name] = defaults[field.name]
   return config_lib.Config.from_dict(values)
 
 

@@ -77,11 +77,12 @@ PAPER_VARIANTS = VARIANTS[:4]
 """The paper's variants: bin/experiment's default."""
 
 
-def preset_config(name: str, **overrides) -> config_lib.Config:
-  """The Config of preset `name` with `overrides` (fields given by the user) on top."""
+def preset_config(name: str, profile: str = "default", **overrides) -> config_lib.Config:
+  """The Config of preset `name` on `profile` (config.profile: default or paper), with
+  `overrides` (fields given by the user) on top."""
   if name not in PRESETS:
     raise config_lib.ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-  return config_lib.Config(**{**PRESETS[name].fields, **overrides})
+  return config_lib.profile(profile, **{**PRESETS[name].fields, **overrides})
 
 
 def variant_config(base: config_lib.Config, variant: str) -> config_lib.Config:
