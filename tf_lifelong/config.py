@@ -215,9 +215,10 @@ class Config:
 
   # --- teacher, replay, hand-over (method.md section 5) ---
   replay_sample_pixels: bool = setting(
-    False,
+    True,
     "Synthetic pixels as Bernoulli samples instead of Bernoulli means (method.md section "
-    "5's option; its effect: docs/results/README.md).",
+    "5's option; the means with --profile=paper or --noreplay_sample_pixels; its effect: "
+    "docs/results/README.md).",
     section="replay",
   )
   grow_init: str = setting(
@@ -448,10 +449,12 @@ PAPER_PROFILE = {
   "learning_rate": 1e-4,
   "grow_init": "glorot",
   "lr_plateau_decays": 0,
+  "replay_sample_pixels": False,
 }
 """The fields where method.md's specification differs from the defaults, with its values:
 `profile("paper")` is the specification exactly (section 2: Glorot re-initialisation of
-the grown layers; section 5: a fresh Adam at lr 1e-4; section 6: plain early stopping).
+the grown layers; section 5: a fresh Adam at lr 1e-4 and replayed Bernoulli means; section 6: plain early
+stopping).
 The defaults are the best settings measured on the validation splits (docs/results/)."""
 
 PROFILES = ("default", "paper")

@@ -97,7 +97,9 @@ def test_batch_sizes(rng, k, real, synthetic):
 
 
 def test_replay_batch_rows_mask_and_teacher_samples(rng):
-  model = make_student(make_config(), J, rng, teacher_categories=J_T)  # k = 2: 2 real, 4 syn
+  model = make_student(
+    make_config(replay_sample_pixels=False), J, rng, teacher_categories=J_T
+  )  # means
   # Make the teacher's decoder ignore z_c: each synthetic image is one of J_T images.
   kernel = model.teacher.decoder.latent_input.kernel
   kernel.assign(tf.concat([kernel[:J_T], tf.zeros_like(kernel[J_T:])], 0))
@@ -234,7 +236,7 @@ def test_keras_file_round_trip(rng, tmp_path):
 
 
 def test_teacher_replay_latents_logits_and_images(rng):
-  model = make_student(make_config(), J, rng, teacher_categories=J_T)
+  model = make_student(make_config(replay_sample_pixels=False), J, rng, teacher_categories=J_T)
   made = model.teacher_replay(5, seed=9)
   z, logits, x = made["z"].numpy(), made["logits"].numpy(), made["x"].numpy()
   assert z.shape == (5, J + F) and logits.shape == (5, *IMAGE_SHAPE)
