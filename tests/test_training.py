@@ -41,7 +41,7 @@ def _drive(values, **overrides):
 
 
 def test_without_decays_it_stops_after_patience_bad_evaluations():
-  rates, state, evals = _drive([5, 6, 7, 1, 1])
+  rates, state, evals = _drive([5, 6, 7, 1, 1], lr_plateau_decays=0)
   assert evals == 3 and state.result.stopped_early
   assert state.result.best_step == 10 and state.lr_decays == 0
   assert rates == pytest.approx([0.1] * 3)
@@ -144,7 +144,9 @@ def test_an_interval_shorter_than_one_evaluation_period_runs_its_steps():
 def test_early_stopping_waits_for_min_steps_and_stops_at_an_evaluation():
   # Worse and worse from the first evaluation: patience 1 would stop at step 4;
   # min_steps 6 lets the plateau end the interval at the next evaluation, step 8.
-  result, ran, evals, _ = _train([5, 6, 7, 8], patience=1, min_steps_per_interval=6)
+  result, ran, evals, _ = _train(
+    [5, 6, 7, 8], patience=1, min_steps_per_interval=6, lr_plateau_decays=0
+  )
   assert (result.steps, ran, evals, result.best_step) == (8, 8, [4, 8], 4)
   assert result.stopped_early
 
