@@ -17,11 +17,11 @@ import runpy
 import signal
 import sys
 
-from tf_lifelong.train import milestones
-
 
 def parse(spec: str) -> tuple[str, int, int | None]:
   """`point:interval[:step]` -> (point, interval, step); ValueError with a message if not."""
+  from tf_lifelong.train import milestones  # After main() put the program's checkout first.
+
   parts = spec.split(":")
   try:
     if parts[0] not in milestones.POINTS or len(parts) not in (2, 3):
@@ -36,6 +36,8 @@ def parse(spec: str) -> tuple[str, int, int | None]:
 
 def kill_at(spec: str) -> None:
   """Makes this process SIGKILL itself when the run reaches the point `spec` names."""
+  from tf_lifelong.train import milestones
+
   point, interval, step = parse(spec)
 
   def listener(at: str, at_interval: int, at_step: int | None) -> None:
@@ -48,6 +50,9 @@ def kill_at(spec: str) -> None:
 def main(argv: list[str]) -> None:
   if len(argv) < 3:
     sys.exit(__doc__)
+  if argv[2] != "-m":  # The program's own checkout first, as bin/* puts it (under Bazel
+    # the working directory is a runfiles tree that holds only the test's deps).
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(argv[2]))))
   kill_at(argv[1])
   if argv[2] == "-m":
     sys.argv = [argv[3], *argv[4:]]
