@@ -6,8 +6,8 @@
 The step is the one `steps.py` times (`LifelongVAE.train_step` with
 teacher replay; MLP, J = 10 after nine hand-overs, F = 20; XLA as the config's
 default, off), built and timed as it does (bursts.py, measuring.py), at
-steps_per_execution 1 (`STEPS_PER_EXECUTION` says why).
-Each device setting runs in a fresh Python process (child_process.py), because
+steps_per_execution 1 (`scaling_process.STEPS_PER_EXECUTION` says why).
+Each device setting runs in a fresh Python process (scaling_process.py), because
 logical devices must be laid out before TensorFlow initialises:
 
 - `default`: no strategy, one device (the first GPU, else the CPU), global
@@ -29,7 +29,6 @@ which a change of load on a shared machine hits on both sides alike.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import platform
@@ -37,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from tf_lifelong import config as config_lib
-from tf_lifelong.benchmarks import bursts, child_process, measuring
+from tf_lifelong.benchmarks import measuring, scaling_process
 from tf_lifelong.benchmarks.settings import Settings
 
 RUN_KEYS = (
@@ -69,14 +68,6 @@ REQUIRED_KEYS = (
   "seconds",
 )
 """Top-level keys of a scaling result."""
-
-
-STEPS_PER_EXECUTION = 1
-"""steps_per_execution of every run. Keras 3.15 / TF 2.21 fail with more (the config's
-default is 10) under MirroredStrategy with 2 replicas, even for a plain Sequential
-model: "You must feed a value for placeholder tensor 'while/body/...'" from Keras'
-multi-step loop over a distributed iterator. So every run, one replica or several,
-pays the Python round trip of Keras' train function per step."""
 
 
 class DevicesError(config_lib.ConfigError):
@@ -164,112 +155,6 @@ def plan(devices: Sequence[int], kind: str, batch_size: int, weak: bool) -> list
   return specs
 
 
-# -------------------------------------------------------- the child side
-def _setup(spec: dict, settings: Settings):
-  """Lays out the devices, configures the runtime; (mirrored strategy or None, config)."""
-  from tf_lifelong import runtime  # noqa: PLC0415
-
-  n = spec["replicas"]
-  mirrored = any(r["strategy"] == "mirrored" for r in spec["runs"])
-  config = settings.base_config(
-    strategy="mirrored" if mirrored else "default",
-    num_cpu_devices=n if spec["kind"] == "CPU" and mirrored and n > 1 else 0,
-  )
-  if spec["kind"] == "GPU":
-    import tensorflow as tf  # noqa: PLC0415
-
-    tf.config.set_visible_devices(tf.config.list_physical_devices("GPU")[:n], "GPU")
-  runtime.configure(config)
-  return (runtime.make_strategy(config) if mirrored else None), config
-
-
-def _student_burst(run: dict, strategy, split, image_shape, settings: Settings):
-  """The compiled student (k = J - 1) of one run, as a burst of `settings.steps` steps."""
-  import tensorflow as tf  # noqa: PLC0415
-
-  from tf_lifelong.train import training  # noqa: PLC0415
-
-  config = settings.base_config(
-    batch_size=run["global_batch"], steps_per_execution=STEPS_PER_EXECUTION
-  )
-  scope = strategy if run["strategy"] == "mirrored" else tf.distribute.get_strategy()
-  with scope.scope():  # The optimizer's variables too (built by train_burst, as fit does).
-    lgm, _ = bursts.students(config, image_shape, settings.num_categories)
-    training.use_xla_where_it_works(lgm)  # Off with several CPU replicas, as training does.
-    data = bursts.real_rows(split, lgm.real_batch_size(run["global_batch"]), settings.seed)
-    if run["strategy"] == "mirrored":
-      data = strategy.experimental_distribute_dataset(data)
-    burst = bursts.train_burst(run["name"], lgm, data, settings.steps)
-  info = {
-    "replicas": lgm.distribute_strategy.num_replicas_in_sync,
-    "device_names": _device_names(lgm.distribute_strategy),
-    "real_rows": lgm.real_batch_size(run["global_batch"]),
-    "synthetic_rows": lgm.synthetic_batch_size(run["global_batch"]),
-    "jit_compile": bool(lgm.jit_compile),
-    "steps_per_execution": int(lgm.steps_per_execution),
-  }
-  return burst, info
-
-
-def _device_names(strategy) -> list[str]:
-  """The devices a strategy's replicas run on (the default one: TensorFlow's first device)."""
-  import tensorflow as tf  # noqa: PLC0415
-
-  if strategy.num_replicas_in_sync > 1 or isinstance(strategy, tf.distribute.MirroredStrategy):
-    return list(strategy.extended.worker_devices)
-  return [(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0].name]
-
-
-def measure(spec: dict) -> dict:
-  """Times the runs of one process spec (in this fresh process); steps/s per round.
-
-  The child side of `_in_subprocess` (child_process.serve): `spec` is a spec of
-  `plan` with the benchmark settings (a dict) under "settings".
-  """
-  from tf_lifelong.data import streams  # noqa: PLC0415
-
-  settings = _settings_from_dict(spec["settings"])
-  strategy, config = _setup(spec, settings)
-  stream = streams.build_stream(config)
-  split = stream.intervals[0].distribution.train
-  timed, infos = [], {}
-  for run in spec["runs"]:
-    burst, infos[run["name"]] = _student_burst(run, strategy, split, stream.image_shape, settings)
-    timed.append(burst)
-  for burst in timed:
-    burst.run()  # An untimed round: a mirrored step's first bursts run far slower.
-  load_before = measuring.load_average()
-  measuring.round_robin(timed, settings.rounds)
-  out = {
-    "load_average": {"before": load_before, "after": measuring.load_average()},
-    "peak_rss_mb": measuring.peak_rss_mb(),
-    "runs": {},
-  }
-  for burst in timed:
-    out["runs"][burst.name] = {
-      **infos[burst.name],
-      "steps_per_burst": burst.units,
-      "wall_steps_per_sec": burst.rates("wall"),
-      "cpu_steps_per_sec": burst.rates("cpu"),
-    }
-  return out
-
-
-def _settings_from_dict(values: dict) -> Settings:
-  """The Settings that `dataclasses.asdict` gave `values` (JSON made its tuples lists)."""
-  return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def _in_subprocess(spec: dict, settings: Settings) -> dict:
-  """`measure(spec)` in a fresh Python process."""
-  return child_process.run_json_child(
-    "tf_lifelong.benchmarks.scaling",
-    "measure",
-    {**spec, "settings": dataclasses.asdict(settings)},
-    description=f"the scaling benchmark process ({spec['kind']} x {spec['replicas']})",
-  )
-
-
 # ------------------------------------------------------- the parent side
 def _run_result(name: str, run: dict, spec: dict, measured: dict, default_rate: float) -> dict:
   """One run's entry of the result, from its process's per-round rates."""
@@ -313,6 +198,21 @@ def _run_result(name: str, run: dict, spec: dict, measured: dict, default_rate: 
   }
 
 
+SETTINGS_KEYS = (
+  "steps",
+  "rounds",
+  "batch_size",
+  "hidden_units",
+  "continuous_dim",
+  "num_categories",
+  "dataset",
+  "data_dir",
+  "threads",
+  "seed",
+)
+"""The Settings fields a scaling result records (the ones that apply to it)."""
+
+
 def run(
   settings: Settings,
   devices: Sequence[int],
@@ -331,25 +231,10 @@ def run(
   Raises:
     DevicesError: `devices` does not fit this machine or the batch.
   """
-  import tensorflow as tf  # noqa: PLC0415
-
   kind, count = available_devices()
   check_devices(devices, kind, count, settings.batch_size)
   start, load_before = time.perf_counter(), measuring.load_average()
-  runs, order, default_rate = {}, [], None
-  for spec in plan(devices, kind, settings.batch_size, weak):
-    log(
-      f"{kind} x {spec['replicas']}: {', '.join(r['name'] for r in spec['runs'])} (a fresh process)"
-    )
-    measured = _in_subprocess(spec, settings)
-    for r in spec["runs"]:
-      if r["name"] == "paired_default":
-        continue
-      runs[r["name"]] = _run_result(r["name"], r, spec, measured, default_rate)
-      order.append(r["name"])
-      if r["name"] == "default":
-        default_rate = runs["default"]["examples_per_sec"]
-        runs["default"]["speedup_vs_default"] = 1.0
+  runs, order = _measure_runs(plan(devices, kind, settings.batch_size, weak), settings, log)
   return {
     "device_kind": kind,
     "devices_available": count,
@@ -358,29 +243,43 @@ def run(
     "runs": runs,
     "order": order,
     "load_average": {"before": load_before, "after": measuring.load_average()},
-    "settings": {
-      k: getattr(settings, k)
-      for k in (
-        "steps",
-        "rounds",
-        "batch_size",
-        "hidden_units",
-        "continuous_dim",
-        "num_categories",
-        "dataset",
-        "data_dir",
-        "threads",
-        "seed",
-      )
-    },
-    "machine": {
-      "cpus": os.cpu_count(),
-      "processor": platform.processor(),
-      "python": platform.python_version(),
-      "tensorflow": tf.__version__,
-      "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-    },
+    "settings": {k: getattr(settings, k) for k in SETTINGS_KEYS},
+    "machine": _machine(),
     "seconds": time.perf_counter() - start,
+  }
+
+
+def _measure_runs(specs: list[dict], settings: Settings, log: Callable[[str], None]):
+  """Each spec's runs timed in a fresh process: ({run name: its entry}, the names in order).
+
+  The first spec is the default run, whose rate every later `speedup_vs_default` divides by.
+  """
+  runs, order, default_rate = {}, [], None
+  for spec in specs:
+    names = ", ".join(r["name"] for r in spec["runs"])
+    log(f"{spec['kind']} x {spec['replicas']}: {names} (a fresh process)")
+    measured = scaling_process.in_subprocess(spec, settings)
+    for r in spec["runs"]:
+      if r["name"] == "paired_default":
+        continue
+      runs[r["name"]] = _run_result(r["name"], r, spec, measured, default_rate)
+      order.append(r["name"])
+      if r["name"] == "default":
+        default_rate = runs["default"]["examples_per_sec"]
+        runs["default"]["speedup_vs_default"] = 1.0
+  return runs, order
+
+
+def _machine() -> dict:
+  """The machine a scaling result was measured on."""
+  import tensorflow as tf  # noqa: PLC0415
+
+  return {
+    "cpus": os.cpu_count(),
+    "processor": platform.processor(),
+    "python": platform.python_version(),
+    "tensorflow": tf.__version__,
+    "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
   }
 
 
