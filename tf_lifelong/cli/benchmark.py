@@ -35,9 +35,20 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
+  """Defines bin/benchmark's flags; their defaults are benchmarks.settings.Settings()'s."""
   from tf_lifelong.benchmarks.settings import Settings  # noqa: PLC0415 - no TensorFlow import here.
 
   d = Settings()
+  _define_run_flags()
+  _define_model_flags(d)
+  _define_step_flags(d)
+  _define_interval_flags(d)
+  _define_precision_flags(d)
+  _define_scaling_flags()
+
+
+def _define_run_flags() -> None:
+  """The command as a whole: where the result goes, the tiny setting, how much it says."""
   flags.DEFINE_string("output", None, "Where to write the JSON result.", required=True)
   flags.DEFINE_bool(
     "quick",
@@ -46,10 +57,11 @@ def define_flags() -> None:
     "bursts, 2 rounds, 8-step intervals run in this process. Flags given "
     "explicitly override it.",
   )
-  flags.DEFINE_integer("steps", d.steps, "Steps per timed burst.", lower_bound=1)
-  flags.DEFINE_integer(
-    "rounds", d.rounds, "Interleaved bursts per variant (medians reported).", lower_bound=1
-  )
+  flags.DEFINE_bool("verbose", False, "Show TensorFlow's logging and full tracebacks.")
+
+
+def _define_model_flags(d) -> None:
+  """What is benchmarked: the student's sizes, its data, TensorFlow's threads, the seed."""
   flags.DEFINE_integer(
     "batch_size", d.batch_size, "Global batch size (real + synthetic rows).", lower_bound=2
   )
@@ -65,14 +77,42 @@ def define_flags() -> None:
     "J of the benchmarked student; its teacher has J - 1 and k = J - 1.",
     lower_bound=2,
   )
+  flags.DEFINE_string("dataset", d.dataset, "The stream whose first interval feeds the steps.")
+  flags.DEFINE_string("data_dir", d.data_dir, "As bin/train's --data_dir.")
+  flags.DEFINE_integer("threads", d.threads, "TensorFlow op threads (0: all cores).", lower_bound=0)
+  flags.DEFINE_integer("seed", d.seed, "Seed of the data order and the initialisation.")
+
+
+def _define_step_flags(d) -> None:
+  """How the step benchmark times: bursts, rounds, its variants, the Adam comparison, profile."""
+  flags.DEFINE_integer("steps", d.steps, "Steps per timed burst.", lower_bound=1)
+  flags.DEFINE_integer(
+    "rounds", d.rounds, "Interleaved bursts per variant (medians reported).", lower_bound=1
+  )
   flags.DEFINE_integer(
     "steps_per_execution",
     d.steps_per_execution,
     "steps_per_execution of the variants that use more than 1.",
     lower_bound=2,
   )
-  flags.DEFINE_string("dataset", d.dataset, "The stream whose first interval feeds the steps.")
-  flags.DEFINE_string("data_dir", d.data_dir, "As bin/train's --data_dir.")
+  flags.DEFINE_bool(
+    "compare_keras_adam",
+    None,
+    "Also time the step with Keras' own Adam update instead of the fused "
+    "kernel (default: yes, but not with --quick).",
+  )
+  flags.DEFINE_integer(
+    "profile_steps",
+    d.profile_steps,
+    "Also profile this many student steps with tf.profiler and report op "
+    "time per step by kind (matmul, optimizer, ...).",
+    lower_bound=0,
+  )
+
+
+def _define_interval_flags(d) -> None:
+  """The interval benchmark: whether it runs, its variants, their steps and evaluation."""
+  flags.DEFINE_bool("interval", True, "Run the interval benchmark.")
   flags.DEFINE_integer(
     "interval_steps",
     d.interval_steps,
@@ -90,6 +130,16 @@ def define_flags() -> None:
     list(d.interval_variants),
     "Interval benchmark runs: default (config defaults), xla, spe, xla_spe.",
   )
+  flags.DEFINE_bool(
+    "interval_subprocess",
+    None,
+    "Each interval variant in a fresh process, for its own peak memory "
+    "(default: yes, but not with --quick).",
+  )
+
+
+def _define_precision_flags(d) -> None:
+  """The precisions timed side by side, and the conv step timed in each."""
   flags.DEFINE_list(
     "precisions",
     list(d.precisions),
@@ -106,28 +156,10 @@ def define_flags() -> None:
   flags.DEFINE_integer(
     "conv_filters", d.conv_filters, "conv_filters of the conv step.", lower_bound=1
   )
-  flags.DEFINE_bool("interval", True, "Run the interval benchmark.")
-  flags.DEFINE_bool(
-    "interval_subprocess",
-    None,
-    "Each interval variant in a fresh process, for its own peak memory "
-    "(default: yes, but not with --quick).",
-  )
-  flags.DEFINE_bool(
-    "compare_keras_adam",
-    None,
-    "Also time the step with Keras' own Adam update instead of the fused "
-    "kernel (default: yes, but not with --quick).",
-  )
-  flags.DEFINE_integer(
-    "profile_steps",
-    d.profile_steps,
-    "Also profile this many student steps with tf.profiler and report op "
-    "time per step by kind (matmul, optimizer, ...).",
-    lower_bound=0,
-  )
-  flags.DEFINE_integer("threads", d.threads, "TensorFlow op threads (0: all cores).", lower_bound=0)
-  flags.DEFINE_integer("seed", d.seed, "Seed of the data order and the initialisation.")
+
+
+def _define_scaling_flags() -> None:
+  """The scaling benchmark (--devices), which runs instead of the step and interval ones."""
   flags.DEFINE_list(
     "devices",
     [],
@@ -144,7 +176,6 @@ def define_flags() -> None:
     "With --devices: also time N > 1 replicas with --batch_size rows each "
     "(global batch N x --batch_size).",
   )
-  flags.DEFINE_bool("verbose", False, "Show TensorFlow's logging and full tracebacks.")
 
 
 _FIELDS = (
