@@ -22,7 +22,7 @@ import tensorflow as tf
 from tests import paths
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources
-from tf_lifelong.model import fused_adam, inference, networks
+from tf_lifelong.model import fused_adam, inference, networks, update
 from tf_lifelong.model import student as student_lib
 from tf_lifelong.state import checkpoints
 from tf_lifelong.train import lifelong
@@ -177,8 +177,8 @@ def test_fused_adam_under_bfloat16_not_under_loss_scaling():
   scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.1))
   scaled.build([variable])
   assert not fused_adam.apply(scaled, grads, [variable])
-  assert student_lib._loss_scale(adam) is None
-  assert float(student_lib._loss_scale(scaled)) == 2.0**15
+  assert update.loss_scale(adam) is None
+  assert float(update.loss_scale(scaled)) == 2.0**15
 
 
 def test_policies_are_per_model_and_round_trip():

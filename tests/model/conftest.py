@@ -127,13 +127,13 @@ def make_student(config, num_categories, rng, teacher_categories=None):
     )
     randomize(t_enc, rng)
     randomize(t_dec, rng)
-    teacher = student.LifelongVAE(t_enc, t_dec, config, teacher_categories, IMAGE_SHAPE)
+    teacher = student.assemble(config, t_enc, t_dec, teacher_categories, IMAGE_SHAPE)
   enc, dec = networks.build_networks(
     networks.NetworkSpec.of(config, "mlp"), IMAGE_SHAPE, num_categories, config.continuous_dim
   )
   randomize(enc, rng)
   randomize(dec, rng)
-  model = student.LifelongVAE(
-    enc, dec, config, num_categories, IMAGE_SHAPE, teacher=teacher, num_seen=teacher_categories or 0
+  model = student.assemble(
+    config, enc, dec, num_categories, IMAGE_SHAPE, teacher=teacher, num_seen=teacher_categories or 0
   )
   return student.compile_student(model, config)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import special
 
-from tf_lifelong.model import latents, student
+from tf_lifelong.model import latents, lifelong_vae
 
 from .conftest import (
   IMAGE_SHAPE,
@@ -201,7 +201,16 @@ def test_needs_teacher_for_replay(rng):
   config = make_config()
   model = make_student(config, 1, rng)
   with pytest.raises(ValueError, match="teacher"):
-    student.LifelongVAE(model.encoder, model.decoder, config, 1, IMAGE_SHAPE, num_seen=1)
+    lifelong_vae.LifelongVAE(
+      model.encoder,
+      model.decoder,
+      model.objective,
+      model.replay,
+      1,
+      IMAGE_SHAPE,
+      num_seen=1,
+      seed=0,
+    )
 
 
 def test_checkpoint_round_trip(rng, tmp_path):

@@ -12,8 +12,9 @@ from tf_lifelong.model.inference import (
   reconstruct,
 )
 from tf_lifelong.model.latents import continuous_posterior, discrete_posterior, temperature
+from tf_lifelong.model.lifelong_vae import LifelongVAE
 from tf_lifelong.model.networks import build_networks
-from tf_lifelong.model.student import LifelongVAE, compile_student, new_student
+from tf_lifelong.model.student import compile_student, new_student
 
 __all__ = [
   "LifelongVAE",

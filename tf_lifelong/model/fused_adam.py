@@ -37,27 +37,17 @@ def keras_internals_present(optimizer) -> bool:
   return not missing
 
 
-def apply(optimizer, grads, variables) -> bool:
-  """Applies a plain Adam with one fused kernel per variable; False if it cannot.
-
-  Keras' Adam issues about a dozen elementwise ops per variable, each a pass
-  over memory; TensorFlow's ResourceApplyAdam does the same update in one
-  pass: alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), m += (g - m)(1 -
-  beta_1), v += (g^2 - v)(1 - beta_2), var -= alpha m / (sqrt(v) + epsilon),
-  t = iterations + 1, on the optimizer's own m and v; then iterations += 1 as
-  Keras does. The only difference is rounding: the kernel forms 1 - beta in
-  float32 from the float32 beta (Keras rounds it from float64), so results
-  agree with Keras' Adam to float32 rounding, like any fusion (XLA's too).
+def fusable(optimizer, grads, variables) -> bool:
+  """Whether `apply` can do `optimizer`'s update of `variables` by `grads` exactly.
 
   Only for `keras.optimizers.Adam` itself with nothing on top (no clipping,
   weight decay, EMA, AMSGrad, gradient accumulation or loss scaling; a
   LossScaleOptimizer is another type), built, outside any distribution
   strategy, on dense float32 gradients (which mixed_bfloat16 gives: the
   variables stay float32), while Keras keeps the internals it reads
-  (`keras_internals_present`). Otherwise returns False and the caller uses
-  `optimizer.apply`.
+  (`keras_internals_present`); and while ENABLED.
   """
-  if (
+  blocked = (
     not ENABLED
     or type(optimizer) is not keras.optimizers.Adam
     or not optimizer.built
@@ -74,7 +64,26 @@ def apply(optimizer, grads, variables) -> bool:
     or any(not isinstance(g, tf.Tensor) or g.dtype != tf.float32 for g in grads)
     or any(v.dtype != "float32" or getattr(v, "overwrite_with_gradient", False) for v in variables)
     or not keras_internals_present(optimizer)
-  ):
+  )
+  return not blocked
+
+
+def apply(optimizer, grads, variables) -> bool:
+  """Applies a plain Adam with one fused kernel per variable; False if it cannot.
+
+  Keras' Adam issues about a dozen elementwise ops per variable, each a pass
+  over memory; TensorFlow's ResourceApplyAdam does the same update in one
+  pass: alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t), m += (g - m)(1 -
+  beta_1), v += (g^2 - v)(1 - beta_2), var -= alpha m / (sqrt(v) + epsilon),
+  t = iterations + 1, on the optimizer's own m and v; then iterations += 1 as
+  Keras does. The only difference is rounding: the kernel forms 1 - beta in
+  float32 from the float32 beta (Keras rounds it from float64), so results
+  agree with Keras' Adam to float32 rounding, like any fusion (XLA's too).
+
+  Only where `fusable`; otherwise returns False and the caller uses
+  `optimizer.apply`.
+  """
+  if not fusable(optimizer, grads, variables):
     return False
   with tf.name_scope("fused_adam"):
     local_step = tf.cast(optimizer.iterations + 1, tf.float32)

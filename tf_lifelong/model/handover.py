@@ -27,8 +27,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tf_lifelong.model.lifelong_vae import LifelongVAE
 from tf_lifelong.model.networks import NetworkSpec, build_networks
-from tf_lifelong.model.student import LifelongVAE, assemble, compile_student, new_student
+from tf_lifelong.model.student import assemble, compile_student, new_student
 
 __all__ = [
   "frozen_copy",
