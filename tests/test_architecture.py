@@ -71,3 +71,29 @@ def test_nothing_outside_cli_imports_cli():
     for o in _offenders("tf_lifelong", ("tf_lifelong.cli",))
     if not o.startswith("tf_lifelong.cli")
   ] == []
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+"""issue #19's sizes that stay readable: a module of a few hundred lines, a function
+that fits on a screen (its def line to its last line, docstring included)."""
+
+
+def _sizes() -> tuple[list[str], list[str]]:
+  modules, functions = [], []
+  for name, path in _modules():
+    source = open(path).read()
+    if source.count("\n") > MAX_MODULE_LINES:
+      modules.append(f"{name}: {source.count(chr(10))} lines")
+    for node in ast.walk(ast.parse(source)):
+      if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        length = node.end_lineno - node.lineno + 1
+        if length > MAX_FUNCTION_LINES:
+          functions.append(f"{name}.{node.name}: {length} lines")
+  return modules, functions
+
+
+def test_modules_and_functions_stay_readable():
+  modules, functions = _sizes()
+  assert modules == [], f"modules over {MAX_MODULE_LINES} lines"
+  assert functions == [], f"functions over {MAX_FUNCTION_LINES} lines"

@@ -117,7 +117,7 @@ def _cases(tmp) -> dict[str, tuple[list[str], str]]:
     "unwritable_workdir": ([f"--workdir={blocker}/run"], f"cannot write the workdir {blocker}"),
     "non_finite_loss": (
       [f"--config_file={tiny}", "--order=3", "--learning_rate=1e30", "--threads=0"],
-      "interval 0 (digit 3), step 10 (global step 10): the training loss is nan",
+      "interval 0 (distribution 3), step 10 (global step 10): the training loss is nan",
     ),
   }
   for i, (name, (args, words)) in enumerate(cases.items()):

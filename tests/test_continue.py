@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import paths
 from tests import train_helpers as th
 from tf_lifelong.state import checkpoints
 
 BASE = dict(
+  dataset="mnist",  # real digits: this test is about remembering them
+  data_dir=paths.DATA_ROOT,
   order=[0, 1],
   keep_checkpoints=2,
   learning_rate=3e-3,

@@ -221,7 +221,7 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path)
     lifelong.run(config, workdir, hooks=[_PoisonWeights(1)], out=open(os.devnull, "w"))
   message = str(info.value)
   assert message.startswith(
-    "interval 1 (digit 7), step 10 (global step 40): the training loss is nan"
+    "interval 1 (distribution 7), step 10 (global step 40): the training loss is nan"
   )
   assert message.endswith(f"{workdir}/checkpoints/interval-001-start") and "\n" not in message
   state = checkpoints.read_state(workdir)

@@ -1,8 +1,8 @@
 """Helpers of the tests that run bin/train in subprocesses: a tiny run, and the launcher.
 
 Every bin/train start spends about 5 s importing TensorFlow; the tiny run
-(real MNIST digits, a 32-unit MLP, 10-step evaluations, 50 test examples per
-digit) keeps what comes after it to a few seconds per interval. Its
+(tests/synthetic.py's stream, no real data, a 32-unit MLP, 10-step evaluations,
+50 test examples per distribution) keeps what comes after it to a few seconds per interval. Its
 uninterrupted --deterministic run (`reference_run`) is made once per test
 session and shared by tests/test_resume.py and tests/test_determinism.py, also
 across pytest-xdist workers.
@@ -15,12 +15,11 @@ import os
 import subprocess
 import sys
 
-from tests import paths
+from tests import paths, synthetic
 
 TRAIN = os.path.join(paths.REPO, "bin", "train")
 TINY = dict(
-  dataset="mnist",
-  data_dir=paths.DATA_ROOT,
+  dataset=synthetic.dataset(),
   order=[3, 7, 3],
   batch_size=32,
   hidden_units=32,
