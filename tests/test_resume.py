@@ -253,7 +253,7 @@ def test_no_checkpoint_of_non_finite_weights_is_written(tmp_path):
   )
   state = training.TrainState(training.IntervalResult(steps=20))
   with pytest.raises(lifelong.RunError, match="step 20 .*the weights are not finite"):
-    learner._checkpoint("train", [], state)
+    learner.checkpoint("train", [], state)
   assert not os.path.exists(os.path.join(str(tmp_path), "checkpoints"))
 
 

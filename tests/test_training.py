@@ -1,5 +1,5 @@
 """Training one interval: the evaluation schedule, early stopping, the plateau decay of the
-learning rate (training._IntervalCallback) and the multi-worker step watchdog."""
+learning rate (training._IntervalCallback) and the multi-worker step watchdog (watchdog.py)."""
 
 import time
 
@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_lifelong import config as config_lib
 from tf_lifelong.train import training
+from tf_lifelong.train import watchdog as watchdog_lib
 
 
 def _model(learning_rate: float) -> keras.Model:
@@ -159,7 +160,7 @@ def test_a_resumed_interval_runs_the_remaining_steps():
 
 def test_the_step_watchdog_aborts_the_collectives_only_when_steps_stop():
   aborted = []
-  with training._StepWatchdog(0.3, abort=lambda *a: aborted.append(a)) as watchdog:
+  with watchdog_lib.StepWatchdog(0.3, abort=lambda *a: aborted.append(a)) as watchdog:
     for _ in range(8):  # Steps every 0.1 s: never idle for 0.3 s.
       time.sleep(0.1)
       watchdog.tick()

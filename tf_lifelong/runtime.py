@@ -117,7 +117,7 @@ def make_strategy(config: config_lib.Config) -> tf.distribute.Strategy:
       json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
       raise RuntimeSetupError(f"TF_CONFIG is not valid JSON: {e}") from None
-    collective_timeout()  # Checked here; training enforces it (training._StepWatchdog).
+    collective_timeout()  # Checked here; train/watchdog.py enforces it (StepWatchdog).
     # No CommunicationOptions(timeout_seconds=...): it starts a thread sleeping for the
     # whole timeout for every collective op, and the processes run out of threads.
     return tf.distribute.MultiWorkerMirroredStrategy()

@@ -120,8 +120,8 @@ def _user_message(e: Exception) -> str | None:
   its line, whatever failed then; else None (a bug: the traceback stays)."""
   if isinstance(e, user_errors()):
     return str(e)
-  training = sys.modules.get("tf_lifelong.train.training")
-  return training.collectives_aborted() if training is not None else None
+  watchdog = sys.modules.get("tf_lifelong.train.watchdog")
+  return watchdog.collectives_aborted() if watchdog is not None else None
 
 
 def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:

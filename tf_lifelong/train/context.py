@@ -1,4 +1,4 @@
-"""What a learner's hooks and parts share: its Context, its errors, a resumed interval,
+"""What a learner's hooks and parts share: its Context, its errors, a begun interval,
 the R matrix of its rows and a scratch folder for non-chief workers."""
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Context:
 
 
 @dataclasses.dataclass
-class _Resumed:
-  """An interval interrupted after its hand-over: its index, teacher's ids, training state."""
+class Begun:
+  """An interval after its hand-over (just handed over, or resumed from a checkpoint):
+  its index, the teacher's distribution ids, early stopping's state (None: from step 0)."""
 
   index: int
   teacher_seen: list[int]

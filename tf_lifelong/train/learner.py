@@ -20,7 +20,7 @@ A workdir holds one learner's whole life. `Learner.load` opens it: a finished
 or between-intervals learner takes its next interval; an interrupted one goes
 on inside the interval it was in, when `learn` is given that interval's data
 again (lifelong.run and `bin/train` do this for a whole stream). Each
-interval's random state is a function of (seed, interval) (`_reseed`), so a
+interval's random state is a function of (seed, interval) (intervals.py), so a
 resumed interval redoes what was lost as the uninterrupted run did it.
 
 Checkpoints (docs/reliability.md, names in checkpoints.py): one at each
@@ -41,7 +41,6 @@ touching the loop.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import tempfile
@@ -49,32 +48,35 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from tf_lifelong import config as config_lib
 from tf_lifelong import runtime
 from tf_lifelong.data import inputs, streams
 from tf_lifelong.evaluation import evaluate
-from tf_lifelong.model import handover, inference
-from tf_lifelong.model import student as student_lib
 from tf_lifelong.monitor import progress, summaries
 from tf_lifelong.state import checkpoints, resume
-from tf_lifelong.train import detection, milestones, task_free, training
-from tf_lifelong.train.context import Context, RunError, _Resumed
+from tf_lifelong.train import detection, task_free
+from tf_lifelong.train.context import Context, RunError
+from tf_lifelong.train.intervals import Intervals
 from tf_lifelong.train.model_access import ModelAccess
 from tf_lifelong.train.persistence import Persistence
-from tf_lifelong.train.recording import Recording, _fmt
+from tf_lifelong.train.recording import Recording
 
 _UNNAMED = 1_000_000
 """Keys the validation share of a repeat whose distribution is not named (id unknown)."""
 
 
-class Learner(Recording, Persistence, ModelAccess):
+class Learner(Intervals, Recording, Persistence, ModelAccess):
   """A lifelong VAE with its workdir: `learn` one interval at a time, then use it.
 
   Attributes (read-only): `num_categories` (J), `distributions` (the names of
   the distinct distributions in order of arrival: component j is
   `distributions[j]`), `history` (the metrics rows), `config`, `workdir`.
+
+  Its parts: intervals.py (an interval's steps, `begin_interval` and
+  `complete_interval`), recording.py (its record), persistence.py (its
+  checkpoints, `checkpoint`), model_access.py (using the model, `check_shape`).
+  Those public steps are what task_free.py drives; `learn` and `observe` are
+  the ways to feed a learner.
   """
 
   def __init__(
@@ -190,8 +192,6 @@ class Learner(Recording, Persistence, ModelAccess):
     self._progress = progress.Progress(None, config.max_steps_per_interval, out, enabled=chief)
     self._pending = self._restore(start) if start.state is not None else None
     self._task_free = task_free.TaskFree(self)
-    self._eval_teacher = None
-    """Task-free streams with a known truth: the stream's ids the teacher had seen."""
     if start.state is not None and start.state.get("detect"):
       self._task_free.restore(start.state["detect"], self._pending)
       self._pending = None
@@ -277,12 +277,16 @@ class Learner(Recording, Persistence, ModelAccess):
       data_dir=self.config.data_dir,
       download=self.config.download,
     )
-    self._check_shape(dist.train.images.shape[1:])
+    self.check_shape(dist.train.images.shape[1:])
     judged = getattr(dist, self.config.eval_split)
     if judged is not None and len(judged) and ident is not None:
       self._evaluator.add({ident: judged})
     interval = streams.Interval(index, dist, is_new)
-    return self._run_interval(interval, list(callbacks), ident, label, source)
+    start = time.monotonic()
+    begun = self.begin_interval(interval, ident, label)
+    return self.complete_interval(
+      interval, ident, label, begun, start, callbacks=callbacks, source=source
+    )
 
   # --------------------------------------------------- task-free streams
   def observe(
@@ -356,145 +360,6 @@ class Learner(Recording, Persistence, ModelAccess):
       fresh = max([*self.ctx.names, *self._catalogue, -1]) + 1
     return fresh, True
 
-  def _check_shape(self, shape) -> None:
-    student = self.ctx.student
-    if student is not None and tuple(shape) != tuple(student.image_shape):
-      raise inputs.DataError(
-        f"data: images are {list(shape)} but this model takes {list(student.image_shape)}"
-      )
-
-  def _run_interval(self, interval, callbacks, ident, label, source) -> dict:
-    start = time.monotonic()
-    resumed = self._begin(interval, ident, label)
-    return self._complete(interval, ident, label, resumed, callbacks, source, start)
-
-  def _begin(self, interval, ident, label) -> _Resumed:
-    """The interval's hand-over (or its resumed state): what `_complete` trains on from."""
-    ctx, config = self.ctx, self.config
-    ctx.interval = interval
-    _reseed(config, interval.index)
-    resumed = self._pending if self._pending and self._pending.index == interval.index else None
-    self._pending = None
-    if resumed is not None:
-      return resumed
-    teacher_seen = list(ctx.seen)
-    with self._strategy.scope():
-      ctx.student = self._next_student(interval)
-    if interval.is_new:
-      for member in interval.distribution.members or (ident,):
-        ctx.seen.append(member)
-        ctx.names[member] = self._catalogue.get(member, label)
-    milestones.reached("handover", interval.index)
-    self._checkpoint("start", teacher_seen)
-    return _Resumed(interval.index, teacher_seen, None)
-
-  def _complete(
-    self,
-    interval,
-    ident,
-    label,
-    begun,
-    callbacks,
-    source,
-    start,
-    budget=None,
-    extra=None,
-    on_trained=None,
-  ) -> dict:
-    """Trains the interval with early stopping (`budget` steps at most), records it."""
-    ctx, config = self.ctx, self.config
-    teacher_seen, train_state = begun.teacher_seen, begun.train_state
-    handed_over = time.monotonic()
-    _call(self._hooks, "before_interval", ctx)
-    self._announce(interval, ident, label, train_state)
-    train_config = config
-    if budget is not None:
-      train_config = dataclasses.replace(config, max_steps_per_interval=budget)
-    try:
-      result = training.train_interval(
-        ctx.student,
-        interval,
-        train_config,
-        self._validation_fn(interval.distribution),
-        self._on_eval,
-        resume=train_state,
-        on_boundary=lambda state: self._on_boundary(state, teacher_seen),
-        callbacks=callbacks,
-      )
-    except training.NonFiniteLossError as e:
-      raise self._non_finite(e.step, e.what) from None
-    ctx.global_step += result.steps
-    ctx.result = result
-    if on_trained is not None:
-      on_trained()
-    trained = time.monotonic()
-    row = self._row(interval, ident, label, teacher_seen, result)
-    row.update(extra or {})
-    row["invocation"] = self.invocation
-    row["source"] = source if isinstance(source, str) and self.invocation is None else None
-    end = time.monotonic()
-    row["wall_seconds"] = round(end - start, 2)  # the evaluation included
-    row["phase_seconds"] = {
-      "handover": round(handed_over - start, 2),
-      "train": round(trained - handed_over, 2),
-      "evaluate": round(end - trained, 2),
-    }
-    _call(self._hooks, "after_interval", ctx, row)
-    ctx.rows.append(row)
-    self._progress.end_interval(
-      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
-      f"{_fmt(row['test_neg_elbo_seen'], 2)}, full {_fmt(row['test_neg_elbo_full'], 2)}, "
-      f"consistency {_fmt(row['consistency'])}"
-    )
-    if ctx.chief:
-      self._record(row)
-    self._checkpoint("end")
-    return row
-
-  def _on_boundary(self, state: training.TrainState, teacher_seen) -> None:
-    step, config = state.result.steps, self.config
-    milestones.reached("train", self.ctx.interval.index, step)
-    every, total = config.checkpoint_every, self.ctx.global_step + step
-    if every and total // every > (total - min(config.eval_every, step)) // every:
-      self._checkpoint("train", teacher_seen, state)
-
-  def _next_student(self, interval: streams.Interval):
-    """The interval's student: a new one, or the hand-over from the last one."""
-    student, config = self.ctx.student, self.config
-    if student is None:
-      if not interval.is_new:
-        raise ValueError("the first interval must be a new distribution")
-      # The batch baseline's one interval pools all distributions: one category each.
-      categories = len(interval.distribution.member_ids)
-      shape = tuple(interval.distribution.train.images.shape[1:])
-      return student_lib.new_student(config, shape, categories)
-    student = handover.handover(student, is_new=interval.is_new, config=config)
-    if config.baseline == "naive":
-      student = student_lib.without_teacher(student, config)
-    return student
-
-  def _validation_fn(self, dist: streams.Distribution):
-    """The validation -ELBO of the training mix: (1 - pi) real + pi synthetic."""
-    student, config = self.ctx.student, self.config
-    real = dist.validation.images.astype(np.float32) / 255.0
-    n_syn = student.synthetic_batch_size(config.batch_size)
-    pi = n_syn / config.batch_size
-    synthetic = None
-    if student.teacher is not None and pi > 0:
-      synthetic = np.asarray(
-        student.teacher_samples(config.validation_synthetic_examples, seed=config.seed)
-      )
-
-    def validation() -> float:
-      value = training.batched_mean(lambda x: inference.neg_elbo(student, x), real)
-      if synthetic is not None:
-        value = (1 - pi) * value + pi * training.batched_mean(
-          lambda x: inference.neg_elbo(student, x), synthetic
-        )
-      return value
-
-    return validation
-
   def finish(self) -> None:
     """Ends an open task-free interval (`end_interval`), exports the model to
     workdir/export and marks the learner finished (its record)."""
@@ -503,8 +368,6 @@ class Learner(Recording, Persistence, ModelAccess):
     if self.ctx.chief:
       checkpoints.mark_finished(self.workdir, export=os.path.join(self.workdir, "export"))
     self._writer.close()
-
-  # -------------------------------------------------------------- use it
 
 
 def setup_runtime(config: config_lib.Config):
@@ -520,16 +383,3 @@ def setup_runtime(config: config_lib.Config):
     raise RunError(str(e)) from None
   runtime.check_batch_divides(config, strategy)
   return strategy, runtime.is_chief(strategy)
-
-
-def _reseed(config: config_lib.Config, index: int) -> None:
-  """Seeds every generator from (seed, interval): the interval's randomness (e.g.
-  the fresh weights of a hand-over) does not depend on what ran before."""
-  runtime.reseed(config.seed, index)
-
-
-def _call(hooks: Sequence[Any], name: str, *args) -> None:
-  for hook in hooks:
-    method = getattr(hook, name, None)
-    if method is not None:
-      method(*args)

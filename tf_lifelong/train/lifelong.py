@@ -40,7 +40,7 @@ from tf_lifelong.data import sources, streams
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.monitor import progress
 from tf_lifelong.state import resume
-from tf_lifelong.train import task_free, training
+from tf_lifelong.train import task_free, watchdog
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.learner import Learner, setup_runtime
 from tf_lifelong.train.recording import reconstruction_grid, sample_grid
@@ -114,7 +114,7 @@ def run(
       raise
     raise _worker_gone(e, learner) from None
   finally:
-    training.stop_step_watchdog()  # Multi-worker: the run's collectives are over.
+    watchdog.stop_step_watchdog()  # Multi-worker: the run's collectives are over.
   _summarize(learner, chief, out)
   return learner.history
 

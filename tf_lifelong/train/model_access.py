@@ -25,10 +25,18 @@ class ModelAccess:
       raise ValueError("the learner has learned nothing yet: call learn(data) first")
     return self.ctx.student
 
+  def check_shape(self, shape) -> None:
+    """Raises DataError unless images of `shape` ([H, W, C]) fit the model (if there is one)."""
+    student = self.ctx.student
+    if student is not None and tuple(shape) != tuple(student.image_shape):
+      raise inputs.DataError(
+        f"data: images are {list(shape)} but this model takes {list(student.image_shape)}"
+      )
+
   def _images(self, images: Any) -> np.ndarray:
     self._need_student()
     split, _, _ = inputs.as_split(images, "images", self.config.data_dir, self.config.download)
-    self._check_shape(split.images.shape[1:])
+    self.check_shape(split.images.shape[1:])
     return split.images.astype(np.float32) / 255.0
 
   def evaluate(self, data: Any, *, iwae_samples: int = 0) -> dict:
@@ -107,6 +115,3 @@ class ModelAccess:
         write(scratch, None)
       return None
     return write(self.workdir, path)
-
-
-# ------------------------------------------------------------------ helpers

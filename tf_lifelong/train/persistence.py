@@ -9,7 +9,7 @@ import numpy as np
 
 from tf_lifelong.state import checkpoints, resume
 from tf_lifelong.train import training
-from tf_lifelong.train.context import RunError, _Resumed, _scratch
+from tf_lifelong.train.context import Begun, RunError, _scratch
 
 
 class Persistence:
@@ -43,13 +43,21 @@ class Persistence:
       }
     return state
 
-  def _checkpoint(self, phase, teacher_seen=(), train_state=None, chunk=None) -> None:
-    """Saves a `start`, `train` or `end` checkpoint; never non-finite weights.
+  def checkpoint(self, phase, teacher_seen=(), train_state=None, chunk=None) -> None:
+    """Saves a `start`, `train`, `chunk` or `end` checkpoint; never non-finite weights.
 
     Every worker of a multi-worker run calls it, since reading distributed
     variables may take part in collectives; only the chief's checkpoint lands
     in the workdir, the others write to a temporary folder that is then
     removed (TensorFlow's multi-worker saving rule).
+
+    Args:
+      phase: `start` (after a hand-over), `train` (at an evaluation boundary),
+        `chunk` (after a task-free chunk's training) or `end` (the interval
+        recorded; the latest `config.keep_checkpoints` are kept).
+      teacher_seen: the teacher's distribution ids (what a resume hands over from).
+      train_state: early stopping's state (`train`).
+      chunk: the chunk's number (`chunk`).
 
     Raises:
       RunError: the student's weights or optimizer state are not finite.
@@ -57,7 +65,7 @@ class Persistence:
     state = self._state(phase, teacher_seen, train_state, chunk)
     best = train_state.best_weights if train_state is not None else None
     if not _finite(self.ctx.student, best):
-      raise self._non_finite(state["step"], "the weights are not finite")
+      raise self.non_finite_error(state["step"], "the weights are not finite")
     if not self.ctx.chief:
       with _scratch() as scratch:
         checkpoints.save(scratch, self.ctx.student, state, best_weights=best)
@@ -68,7 +76,7 @@ class Persistence:
     if phase == "end":
       checkpoints.keep_latest(self.workdir, self.config.keep_checkpoints)
 
-  def _restore(self, start: resume.Start) -> _Resumed | None:
+  def _restore(self, start: resume.Start) -> Begun | None:
     """Restores the learner from `start.state`; the interrupted interval's state, if any."""
     ctx, state = self.ctx, start.state
     step = int(state.get("step", 0))
@@ -104,9 +112,9 @@ class Persistence:
       train_state = training.TrainState(
         result, int(stopping["bad_evals"]), best, int(stopping.get("lr_decays", 0))
       )
-    return _Resumed(int(state["interval"]), [int(i) for i in state["teacher_seen"]], train_state)
+    return Begun(int(state["interval"]), [int(i) for i in state["teacher_seen"]], train_state)
 
-  def _non_finite(self, step: int, what: str) -> RunError:
+  def non_finite_error(self, step: int, what: str) -> RunError:
     """The one-line error of a non-finite loss or weight, naming where and the last checkpoint."""
     ctx = self.ctx
     where = (

@@ -40,11 +40,18 @@ class Recording:
       },
     )
 
-  def _row(self, interval, ident, label, teacher_seen, result) -> dict:
-    """The interval's metrics row, with the test sets the learner has."""
+  def _announce_done(self, row: dict, result) -> None:
+    self._progress.end_interval(
+      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
+      f"{_fmt(row['test_neg_elbo_seen'], 2)}, full {_fmt(row['test_neg_elbo_full'], 2)}, "
+      f"consistency {_fmt(row['consistency'])}"
+    )
+
+  def _row(self, interval, ident, label, teacher, result) -> dict:
+    """The interval's metrics row, with the test sets the learner has (`teacher`: the
+    distribution ids that the evaluation counts as the teacher's)."""
     ctx = self.ctx
     seen = ctx.seen if ctx.seen_truth is None else ctx.seen_truth
-    teacher = teacher_seen if self._eval_teacher is None else self._eval_teacher
     assessment = self._evaluator.assess(ctx.student, teacher)
     ids = self._evaluator.ids
     return {
@@ -89,8 +96,6 @@ class Recording:
         index,
         "pairs of rows: test images of each seen distribution, reconstructions",
       )
-
-  # ------------------------------------------------------------- state
 
 
 def sample_grid(student, columns: int, seed: int) -> np.ndarray:

@@ -21,16 +21,16 @@ kept but a `detection.Reference` per component (a few numbers).
 
 Files: `W/boundaries.jsonl` has one line per decision (`detection.Decision`:
 chunk, decision, component, statistics, thresholds, seconds, truth when the
-stream knows it); the open interval's chunks lie in `W/detect/` until it ends,
-so that a killed run resumes (from the latest `chunk`, `train` or `end`
-checkpoint, whose record holds this module's state) with the same decisions.
+stream knows it); the open interval's chunks lie in `W/detect/` until it ends
+(chunk_files.py), so that a killed run resumes (from the latest `chunk`,
+`train` or `end` checkpoint, whose record holds this module's state) with the
+same decisions.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import json
 import os
 import time
@@ -40,10 +40,9 @@ import numpy as np
 from tf_lifelong import runtime
 from tf_lifelong.data import inputs, sources, streams
 from tf_lifelong.state import artifacts, files
-from tf_lifelong.train import detection, milestones, training
+from tf_lifelong.train import chunk_files, detection, milestones, training
 
 BOUNDARIES = "boundaries.jsonl"
-CHUNKS = "detect"
 _CHUNK_SALT = 17
 """Keys the held-out share of each chunk (with the chunk's number)."""
 _CHUNK_SEEDS = 1_000_000
@@ -86,7 +85,7 @@ class TaskFree:
     self.learner = learner
     self.open: OpenInterval | None = None
     self.begun = None
-    """The open interval's context._Resumed (teacher ids, resumed training state)."""
+    """The open interval's context.Begun (teacher ids, resumed training state)."""
     self.chunks = 0
     """Chunks decided and learned so far (the next chunk's number)."""
     self.references: dict[int, detection.Reference] = {}
@@ -118,7 +117,7 @@ class TaskFree:
     if state["open"]:
       self.open = OpenInterval(**state["open"])
       for c in self.open.chunks:
-        train, held = self._read_chunk(c)
+        train, held = chunk_files.read(self.learner.workdir, c)
         self.open.train.append(train)
         self.open.held.append(held)
     self.begun = begun
@@ -127,25 +126,6 @@ class TaskFree:
       keep = self.chunks + (1 if self.pending is not None else 0)
       lines = [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]
       self.decisions = [d for d in lines if d["chunk"] < keep]
-
-  def _chunk_path(self, chunk: int) -> str:
-    return os.path.join(self.learner.workdir, CHUNKS, f"chunk-{chunk:06d}.npz")
-
-  def _write_chunk(self, chunk: int, train: np.ndarray, held: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, train=train, held=held)
-    files.makedirs(os.path.dirname(self._chunk_path(chunk)))
-    files.write_bytes(self._chunk_path(chunk), buffer.getvalue())
-
-  def _read_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-      with np.load(io.BytesIO(files.read_bytes(self._chunk_path(chunk)))) as f:
-        return f["train"], f["held"]
-    except (OSError, ValueError, KeyError, files.not_found()) as e:
-      raise sources.DataError(
-        f"cannot resume the open interval: chunk file {self._chunk_path(chunk)} is "
-        f"unreadable ({e}); pass --overwrite to start afresh"
-      ) from None
 
   # ---------------------------------------------------------------- observe
   def observe(self, chunk, truth=None, truth_name=None, callbacks=()) -> detection.Decision:
@@ -157,7 +137,7 @@ class TaskFree:
       raise inputs.DataError(
         f"chunk: {len(images)} images, fewer than batch_size ({config.batch_size})"
       )
-    learner._check_shape(images.shape[1:])
+    learner.check_shape(images.shape[1:])
     index = self.chunks
     truth = None if truth is None else int(truth)
     if self.pending is not None and self.pending.chunk == index:
@@ -265,7 +245,7 @@ class TaskFree:
     interval = streams.Interval(
       index, streams.Distribution(ident, label, split, split, None), is_new
     )
-    self.begun = learner._begin(interval, ident, label)
+    self.begun = learner.begin_interval(interval, ident, label)
 
   def _distribution(self, label: str) -> streams.Distribution:
     """The open interval's data as a Distribution: its chunks' train and held-out shares."""
@@ -279,7 +259,7 @@ class TaskFree:
     kept, held = sources.holdout(len(images), config.validation_fraction, (_CHUNK_SALT, index))
     train, held = images[kept], images[held]
     if learner.ctx.chief:
-      self._write_chunk(index, train, held)
+      chunk_files.write(learner.workdir, index, train, held)
     open_.chunks.append(index)
     open_.truths.append(truth)
     open_.train.append(train)
@@ -298,7 +278,7 @@ class TaskFree:
           seed=config.seed * 100003 + _CHUNK_SEEDS + index,
         )
       except training.NonFiniteLossError as e:
-        raise learner._non_finite(open_.steps + e.step, e.what) from None
+        raise learner.non_finite_error(open_.steps + e.step, e.what) from None
       open_.steps += config.chunk_steps
       open_.chunk_train_seconds += time.monotonic() - started
       learner.ctx.global_step += config.chunk_steps
@@ -307,7 +287,7 @@ class TaskFree:
     if every and trained and total // every > (total - config.chunk_steps) // every:
       # As often as --checkpoint_every steps: a resume from an earlier chunk redoes the
       # chunks after it, with the same decisions (each is a function of the weights).
-      learner._checkpoint("chunk", self.begun.teacher_seen, chunk=index)
+      learner.checkpoint("chunk", self.begun.teacher_seen, chunk=index)
     milestones.reached("chunk", open_.index, index)
 
   def close(self, callbacks=()) -> dict | None:
@@ -333,28 +313,24 @@ class TaskFree:
       "decision_seconds": round(open_.decision_seconds, 2),
     }
     ctx.seen_truth = list(self.truth_seen) if known else None
-    learner._eval_teacher = list(open_.teacher_truths) if known else None
     budget = max(config.eval_every, config.max_steps_per_interval - open_.steps)
     runtime.reseed(config.seed, _CLOSE_SEEDS + open_.index)
-    row = learner._complete(
+    row = learner.complete_interval(
       interval,
       open_.ident,
       label,
       self.begun,
-      list(callbacks),
-      None,
       start,
+      callbacks=callbacks,
       budget=budget,
       extra=extra,
       on_trained=self._update_references,
+      eval_teacher=list(open_.teacher_truths) if known else None,
     )
-    ctx.seen_truth = learner._eval_teacher = None
+    ctx.seen_truth = None
     for c in open_.chunks:
       if ctx.chief:
-        try:
-          files.remove(self._chunk_path(c))
-        except (OSError, files.not_found()):
-          pass
+        chunk_files.remove(learner.workdir, c)
     return row
 
   def _update_references(self) -> None:

@@ -16,8 +16,8 @@ back as `resume`, training goes on from there with the batches an uninterrupted
 run would have seen.
 
 Multi-worker runs: every worker runs the same steps (the global batch is split)
-and evaluates the same weights, so all stop at the same step. A watchdog thread
-(`step_watchdog`) aborts the process's collectives when no training step has
+and evaluates the same weights, so all stop at the same step. The step watchdog
+(watchdog.py) aborts the process's collectives when no training step has
 started for TF_LIFELONG_COLLECTIVE_TIMEOUT seconds (docs/scaling.md).
 """
 
@@ -26,8 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
 
 import keras
@@ -35,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lifelong import config as config_lib
-from tf_lifelong import runtime
 from tf_lifelong.data import streams
+from tf_lifelong.train import watchdog as watchdog_lib
 
 EvalFn = Callable[[], float]
 """Returns the current validation -ELBO of the training mix (lower is better)."""
@@ -116,7 +114,7 @@ class _IntervalCallback(keras.callbacks.Callback):
     on_eval: Callable[[int, dict], None] | None,
     on_boundary: BoundaryFn | None,
     last_step: int,
-    watchdog: _StepWatchdog | None = None,
+    watchdog: watchdog_lib.StepWatchdog | None = None,
   ):
     super().__init__()
     self.validation = validation
@@ -184,115 +182,6 @@ class _IntervalCallback(keras.callbacks.Callback):
       self.on_boundary(self.state)
 
 
-class _StepWatchdog:
-  """Aborts this process's collective ops when no training step has started for
-  `timeout` seconds, so that a worker waiting for a peer that is gone or hung
-  fails with an error instead of hanging (multi-worker; `step_watchdog`).
-
-  This is what TF_LIFELONG_COLLECTIVE_TIMEOUT bounds. It replaces TensorFlow's
-  per-collective timeout (CommunicationOptions.timeout_seconds), which starts a
-  thread sleeping for the whole timeout for every collective op: at about
-  1,500 collectives a second (the MLP student on two workers here) the
-  processes had some 16,000 threads after 10 s of training and aborted
-  (`std::system_error: Resource temporarily unavailable`, docs/scaling.md).
-  One thread here watches the whole run.
-  """
-
-  def __init__(self, timeout: float, abort: Callable[[int, str], None] | None = None):
-    self.timeout = timeout
-    self.abort = abort or _abort_collectives
-    self.fired = False
-    self._last = time.monotonic()
-    self._done = threading.Event()
-    self._thread: threading.Thread | None = None
-
-  def tick(self) -> None:
-    """A training step starts (or has just ended): the pause ends here."""
-    self._last = time.monotonic()
-
-  def start(self) -> _StepWatchdog:
-    self.tick()
-    self._thread = threading.Thread(target=self._watch, name="step_watchdog", daemon=True)
-    self._thread.start()
-    return self
-
-  def stop(self) -> None:
-    self._done.set()
-    if self._thread is not None:
-      self._thread.join()
-
-  def __enter__(self) -> _StepWatchdog:
-    return self.start()
-
-  def __exit__(self, *exc) -> None:
-    self.stop()
-
-  @property
-  def message(self) -> str:
-    """What happened, for the user, once `fired`."""
-    return (
-      f"multi-worker run: no training step started within {self.timeout:.0f} s "
-      f"({runtime.COLLECTIVE_TIMEOUT_ENV}): another worker is gone or hung, and this "
-      f"worker's collective ops were aborted. Restart every worker; with the workdir on "
-      f"storage all workers share, the run resumes from its latest checkpoint"
-    )
-
-  def _watch(self) -> None:
-    while not self._done.wait(min(1.0, self.timeout / 10)):
-      if time.monotonic() - self._last > self.timeout:
-        self.fired = True
-        self.abort(
-          tf.errors.DEADLINE_EXCEEDED,
-          f"collective ops aborted: no training step started within {self.timeout:.0f} s",
-        )
-        return
-
-
-def _abort_collectives(code: int, message: str) -> None:
-  """Makes every pending and later collective op of this process fail with
-  (code, message), as MultiWorkerMirroredStrategy's own health check does."""
-  from tensorflow.python.eager import context  # noqa: PLC0415 - no public API for it.
-
-  context.context().abort_collective_ops(code, message)
-
-
-_watchdog: _StepWatchdog | None = None
-
-
-def step_watchdog(config: config_lib.Config) -> _StepWatchdog | None:
-  """Multi-worker runs: the process's _StepWatchdog (None for the others).
-
-  The first interval trained starts it and it runs until `stop_step_watchdog`
-  or the process's end: between two intervals (evaluation, the chief's
-  artifacts, checkpoint, hand-over) and during the export a worker waits for
-  its peers too. So TF_LIFELONG_COLLECTIVE_TIMEOUT must exceed the longest
-  pause of a worker between two training steps.
-  """
-  global _watchdog
-  if config.strategy != "multi_worker":
-    return None
-  if _watchdog is None:
-    _watchdog = _StepWatchdog(runtime.collective_timeout()).start()
-  _watchdog.tick()
-  return _watchdog
-
-
-def collectives_aborted() -> str | None:
-  """The step watchdog's message once it has aborted this process's collectives,
-  else None. Whatever fails after that (a training step, a checkpoint's save, a
-  hand-over's variables) fails because of it; cli/errors.py reports this line."""
-  return _watchdog.message if _watchdog is not None and _watchdog.fired else None
-
-
-def stop_step_watchdog() -> None:
-  """Stops the watchdog that `step_watchdog` started, if any (the run is over)."""
-  global _watchdog
-  if _watchdog is not None:
-    _watchdog.stop()
-    if not _watchdog.fired:  # Else collectives_aborted still tells why.
-      _watchdog = None
-
-
 def learning_rate(config: config_lib.Config, decays: int) -> float:
   """The learning rate after `decays` plateau decays: lr * factor ** decays."""
   return config.learning_rate * config.lr_plateau_factor**decays
@@ -352,7 +241,7 @@ def train_interval(
   The interval runs exactly `max_steps_per_interval` steps, with an evaluation
   at each of `evaluation_steps(config)`, unless early stopping ends it at one of
   them; the same on one device and on several workers. Multi-worker runs start
-  the process's step watchdog (`step_watchdog`).
+  the process's step watchdog (`watchdog.step_watchdog`).
 
   Args:
     student: a compiled LifelongVAE (teacher and k set by the hand-over).
@@ -377,53 +266,70 @@ def train_interval(
     ValueError: steps_per_execution does not divide the evaluation periods.
   """
   state = resume or TrainState(IntervalResult())
-  result = state.result
-  n_real = student.real_batch_size(config.batch_size)
-  n_syn = config.batch_size - n_real
   every, last = config.eval_every, config.max_steps_per_interval
+  _check_steps_per_execution(student, every, last)
   epochs = -(-last // every)  # The last one is shorter when eval_every does not divide last.
+  n_real = student.real_batch_size(config.batch_size)
+  if state.result.steps // every < epochs and state.result.steps < last:
+    callback = _IntervalCallback(validation, config, state, on_eval, on_boundary, last)
+    _fit(student, interval, config, n_real, epochs, callback, callbacks)
+  if state.best_weights is not None:
+    student.set_weights(state.best_weights)
+  result = state.result
+  result.real_examples = result.steps * n_real
+  result.synthetic_examples = result.steps * (config.batch_size - n_real)
+  if result.grad_norms:
+    result.grad_norm = float(np.mean(result.grad_norms))
+  return result
+
+
+def _check_steps_per_execution(student: keras.Model, every: int, last: int) -> None:
+  """Raises ValueError unless the student's steps_per_execution divides both periods."""
   per_execution = getattr(student, "steps_per_execution", 1) or 1
   if math.gcd(every, last) % per_execution:
     raise ValueError(
       f"steps_per_execution {per_execution} must divide eval_every ({every}) and "
       f"max_steps_per_interval ({last}); compile with student.effective_steps_per_execution"
     )
-  done = result.steps // every
-  if done < epochs and result.steps < last:
-    data = streams.as_dataset(
-      interval.distribution.train,
-      n_real,
-      shuffle=True,
-      seed=config.seed * 100003 + interval.index,
-      repeat=True,
-      drop_remainder=True,
-    ).map(lambda x, y: x)
-    if result.steps:
-      data = data.skip(result.steps)  # The batches the interrupted run had used.
-    use_xla_where_it_works(student)
-    set_learning_rate(student, config, state.lr_decays)
-    watchdog = step_watchdog(config)
-    callback = _IntervalCallback(
-      validation, config, state, on_eval, on_boundary, last, watchdog=watchdog
-    )
-    student.fit(
-      data,
-      epochs=epochs,
-      initial_epoch=done,
-      steps_per_epoch=every,
-      verbose=0,
-      shuffle=False,
-      callbacks=[callback, *callbacks],
-    )
-    if watchdog is not None:
-      watchdog.tick()  # The interval's last step has ended.
-  if state.best_weights is not None:
-    student.set_weights(state.best_weights)
-  result.real_examples = result.steps * n_real
-  result.synthetic_examples = result.steps * n_syn
-  if result.grad_norms:
-    result.grad_norm = float(np.mean(result.grad_norms))
-  return result
+
+
+def _fit(
+  student: keras.Model,
+  interval: streams.Interval,
+  config: config_lib.Config,
+  n_real: int,
+  epochs: int,
+  callback: _IntervalCallback,
+  callbacks: Sequence[keras.callbacks.Callback],
+) -> None:
+  """The interval's `fit` from `callback.state` on: one epoch per evaluation period
+  (multi-worker runs: `callback` ticks the step watchdog at every step)."""
+  state, every = callback.state, config.eval_every
+  steps = state.result.steps
+  data = _real_batches(interval.distribution.train, n_real, config.seed * 100003 + interval.index)
+  if steps:
+    data = data.skip(steps)  # The batches the interrupted run had used.
+  use_xla_where_it_works(student)
+  set_learning_rate(student, config, state.lr_decays)
+  watchdog = callback.watchdog = watchdog_lib.step_watchdog(config)
+  student.fit(
+    data,
+    epochs=epochs,
+    initial_epoch=steps // every,
+    steps_per_epoch=every,
+    verbose=0,
+    shuffle=False,
+    callbacks=[callback, *callbacks],
+  )
+  if watchdog is not None:
+    watchdog.tick()  # The interval's last step has ended.
+
+
+def _real_batches(split, n_real: int, seed: int) -> tf.data.Dataset:
+  """The real rows of the training batches: `split`'s images, shuffled, repeated."""
+  return streams.as_dataset(
+    split, n_real, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+  ).map(lambda x, y: x)
 
 
 def train_steps(
@@ -438,10 +344,7 @@ def train_steps(
   Raises:
     NonFiniteLossError: the training loss is not finite.
   """
-  n_real = student.real_batch_size(config.batch_size)
-  data = streams.as_dataset(
-    split, n_real, shuffle=True, seed=seed, repeat=True, drop_remainder=True
-  ).map(lambda x, y: x)
+  data = _real_batches(split, student.real_batch_size(config.batch_size), seed)
   use_xla_where_it_works(student)
   set_learning_rate(student, config, 0)
   history = student.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
