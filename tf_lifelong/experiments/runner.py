@@ -44,6 +44,7 @@ from tf_lifelong.experiments import presets, record, report
 from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
 from tf_lifelong.experiments.layout import (
   CLASSIFIER,
+  EXPERIMENT,  # noqa: F401 (the layout's names are importable from here too)
   LOG,
   RESULT,
   RUN_CONFIG,
