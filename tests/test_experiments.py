@@ -13,6 +13,7 @@ import pytest
 from tests import paths, train_helpers
 from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import extras, figures, presets, report, runner
+from tf_lifelong.experiments import record as experiment_record
 from tf_lifelong.state import artifacts
 
 EXPERIMENT = os.path.join(paths.REPO, "bin", "experiment")
@@ -408,7 +409,7 @@ def test_invocations_at_the_same_time_each_keep_their_record(tmp_path):
 
   def invoke(k):
     for i in range(25):
-      runner._add_invocation(output, {"command": f"{k}-{i}"})
+      experiment_record.add_invocation(output, {"command": f"{k}-{i}"})
 
   threads = [threading.Thread(target=invoke, args=(k,)) for k in range(4)]
   for t in threads:

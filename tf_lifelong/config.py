@@ -2,74 +2,39 @@
 
 Every default of ../shared/docs/method.md that "a flag or config field must be
 able to change" is a field here. `Config` is frozen; derive variants with
-`dataclasses.replace`. It round-trips through JSON (`to_json` / `from_json`)
-so that a run's resolved configuration is saved in its workdir and can be read
-back (`bin/train --config_file`).
+`dataclasses.replace`. Its parts: how a field is declared (config_fields.py), the checks
+run on each Config made (config_checks.py), the JSON round trip that saves a run's
+resolved configuration in its workdir (config_json.py), the named profiles (config_profiles.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from typing import Any
 
-DATASETS = (
-  "fashion_mnist",
-  "mnist",
-  "rotated_mnist",
-  "svhn_mnist",
-  "fashion_mnist_mnist",
+# config.py is where the repo imports these from: ConfigError, the value sets and the profiles.
+from tf_lifelong.config_checks import ConfigError, validate  # noqa: F401
+from tf_lifelong.config_fields import (  # noqa: F401
+  ARCHS,
+  BASELINES,
+  BOUNDARIES,
+  CONSISTENCY_KLS,
+  DATASETS,
+  DEFAULT_ANGLES,
+  EVAL_SPLITS,
+  GROW_INITS,
+  PRECISIONS,
+  ROLES,
+  SECTIONS,
+  STRATEGIES,
+  setting,
 )
-"""Named datasets; `folder:PATH`, `npz:PATH` and `tfds:NAME[:FEATURE]` are accepted as well."""
-
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
-ARCHS = ("mlp", "conv")
-CONSISTENCY_KLS = ("reverse", "forward")
-GROW_INITS = ("glorot", "keep_old")
-BASELINES = ("none", "naive", "batch_vae")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-"""`precision`'s values: Keras dtype policy names (keras.DTypePolicy)."""
-BOUNDARIES = ("given", "detect")
-EVAL_SPLITS = ("test", "validation")
-
-DEFAULT_ANGLES = (30.0, 70.0, 130.0, 200.0, 250.0)
-
-_TFDS_DATASET = re.compile(r"tfds:[^:\s]+(:[^:\s]+)?")
-"""`tfds:NAME` or `tfds:NAME:FEATURE` (NAME may hold a config: `emnist/letters`)."""
-
-
-class ConfigError(ValueError):
-  """A configuration that cannot be run; the message says which field and why."""
-
-
-SECTIONS = ("data", "model", "objective", "replay", "training", "task_free", "runtime")
-"""The groups of Config's fields, in order (each field's `section` metadata)."""
-
-ROLES = ("stream", "model", "runtime")
-"""Field roles beyond "computes the run": `stream` fields say which stream is learned (a
-continuation takes them from its flags); `model` fields define the networks (a
-continuation must keep them); `runtime` fields change how a run executes or finds its
-data, not what it computes (a run may be resumed with other values of them)."""
-
-
-def setting(
-  default: Any,
-  doc: str,
-  *,
-  section: str,
-  choices: tuple[str, ...] | None = None,
-  role: str | None = None,
-) -> Any:
-  """A Config field: its default, its documentation (also its --help), its section,
-  its allowed values if it is an enumeration, and its role (see ROLES), in one place."""
-  assert section in SECTIONS and (role is None or role in ROLES), (section, role)
-  meta = {"help": doc, "section": section, "choices": choices, "role": role}
-  return dataclasses.field(default=default, metadata=meta)
+from tf_lifelong.config_json import JsonFields, refuse_unknown
+from tf_lifelong.config_profiles import PAPER_PROFILE, PROFILES, profile_values  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(JsonFields):
   """Everything that defines a lifelong run.
 
   Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py),
@@ -398,44 +363,10 @@ class Config:
     role="runtime",
   )
 
+  TUPLE_FIELDS = ("order", "angles")  # (JsonFields: no annotation, so not a field)
+
   def __post_init__(self):
     validate(self)
-
-  # ------------------------------------------------------------------ I/O
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, values: dict[str, Any]) -> Config:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-      raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
-    fixed = dict(values)
-    for name in ("order", "angles"):
-      if fixed.get(name) is not None:
-        fixed[name] = tuple(fixed[name])
-    return cls(**fixed)
-
-  @classmethod
-  def from_json(cls, text: str) -> Config:
-    try:
-      values = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ConfigError(f"configuration is not valid JSON: {e}") from None
-    if not isinstance(values, dict):
-      raise ConfigError("configuration JSON must be an object")
-    return cls.from_dict(values)
-
-  def replace_checked(self, **changes: Any) -> Config:
-    """A copy with `changes` (validated); unknown fields are a ConfigError."""
-    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-    if unknown:
-      raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
-    return self.from_dict({**self.to_dict(), **changes})
 
   # ------------------------------------------------------------- derived
   @property
@@ -443,21 +374,6 @@ class Config:
     if self.arch is not None:
       return self.arch
     return "conv" if self.dataset in ("svhn_mnist", "fashion_mnist_mnist") else "mlp"
-
-
-PAPER_PROFILE = {
-  "learning_rate": 1e-4,
-  "grow_init": "glorot",
-  "lr_plateau_decays": 0,
-  "replay_sample_pixels": False,
-}
-"""The fields where method.md's specification differs from the defaults, with its values:
-`profile("paper")` is the specification exactly (section 2: Glorot re-initialisation of
-the grown layers; section 5: a fresh Adam at lr 1e-4 and replayed Bernoulli means; section 6: plain early
-stopping).
-The defaults are the best settings measured on the validation splits (docs/results/)."""
-
-PROFILES = ("default", "paper")
 
 
 def profile(name: str = "default", **changes: Any) -> Config:
@@ -471,14 +387,8 @@ def profile(name: str = "default", **changes: Any) -> Config:
   Raises:
     ConfigError: an unknown profile or field, or an impossible configuration.
   """
-  if name not in PROFILES:
-    raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-  base = Config().to_dict()
-  if name == "paper":
-    base.update(PAPER_PROFILE)
-  unknown = sorted(set(changes) - set(base))
-  if unknown:
-    raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+  base = {**Config().to_dict(), **profile_values(name)}
+  refuse_unknown(changes, base)
   return Config.from_dict({**base, **changes})
 
 
@@ -486,112 +396,3 @@ def fields_with_role(role: str) -> tuple[str, ...]:
   """The names of Config's fields of one role (see ROLES), in declaration order."""
   assert role in ROLES, role
   return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] == role)
-
-
-def _check(condition: bool, message: str) -> None:
-  if not condition:
-    raise ConfigError(message)
-
-
-def validate(c: Config) -> None:
-  """Raises ConfigError with a one-line message for an impossible config."""
-  _check(
-    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:", "tfds:")),
-    f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, folder:PATH, "
-    "npz:PATH or tfds:NAME",
-  )
-  _check(
-    not c.dataset.startswith("tfds:") or _TFDS_DATASET.fullmatch(c.dataset) is not None,
-    f"dataset {c.dataset!r}: write tfds:NAME or tfds:NAME:FEATURE (NAME as TFDS names it, "
-    "e.g. tfds:cifar10 or tfds:emnist/letters; FEATURE a class-label feature)",
-  )
-  _check(
-    c.strategy in STRATEGIES,
-    f"unknown strategy {c.strategy!r}; choose one of {', '.join(STRATEGIES)}",
-  )
-  _check(
-    c.arch is None or c.arch in ARCHS, f"unknown arch {c.arch!r}; choose one of {', '.join(ARCHS)}"
-  )
-  _check(
-    c.consistency_kl in CONSISTENCY_KLS,
-    f"consistency_kl must be one of {', '.join(CONSISTENCY_KLS)}, not {c.consistency_kl!r}",
-  )
-  _check(
-    c.baseline in BASELINES, f"baseline must be one of {', '.join(BASELINES)}, not {c.baseline!r}"
-  )
-  _check(
-    c.precision in PRECISIONS,
-    f"precision must be one of {', '.join(PRECISIONS)}, not {c.precision!r}",
-  )
-  _check(
-    c.eval_split in EVAL_SPLITS,
-    f"eval_split must be one of {', '.join(EVAL_SPLITS)}, not {c.eval_split!r}",
-  )
-  _check(
-    c.boundaries in BOUNDARIES,
-    f"boundaries must be one of {', '.join(BOUNDARIES)}, not {c.boundaries!r}",
-  )
-  _check(
-    c.boundaries == "given" or c.chunk_size >= c.batch_size,
-    f"chunk_size ({c.chunk_size}) must be at least batch_size ({c.batch_size}): a chunk "
-    "trains on batches of its own examples",
-  )
-  _check(
-    c.boundaries == "given" or c.baseline != "batch_vae",
-    "boundaries=detect cannot be honoured with baseline=batch_vae: the batch VAE learns "
-    "all distributions at once, there are no transitions to detect",
-  )
-  _check(
-    c.boundaries == "given" or c.strategy != "multi_worker",
-    "boundaries=detect runs on one host (strategy default or mirrored), not multi_worker",
-  )
-  _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
-  _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")
-  _check(0 < c.return_mass <= 1, f"return_mass must be in (0, 1], got {c.return_mass}")
-  _check(
-    c.grow_init in GROW_INITS,
-    f"grow_init must be one of {', '.join(GROW_INITS)}, not {c.grow_init!r}",
-  )
-  for name in (
-    "batch_size",
-    "patience",
-    "eval_every",
-    "max_steps_per_interval",
-    "continuous_dim",
-    "hidden_units",
-    "conv_filters",
-    "tau_update_every",
-    "steps_per_execution",
-    "chunk_size",
-    "chunk_steps",
-  ):
-    _check(getattr(c, name) >= 1, f"{name} must be at least 1, got {getattr(c, name)}")
-  for name in (
-    "consistency_weight",
-    "mi_weight",
-    "tau_rate",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "threads",
-    "num_cpu_devices",
-    "min_steps_per_interval",
-    "validation_synthetic_examples",
-    "lr_plateau_decays",
-    "decoder_distillation",
-  ):
-    _check(getattr(c, name) >= 0, f"{name} must not be negative, got {getattr(c, name)}")
-  _check(c.learning_rate > 0, f"learning_rate must be positive, got {c.learning_rate}")
-  _check(
-    0 < c.lr_plateau_factor < 1, f"lr_plateau_factor must be in (0, 1), got {c.lr_plateau_factor}"
-  )
-  _check(0 < c.tau_min <= c.tau0, "temperatures need 0 < tau_min <= tau0")
-  _check(0 < c.teacher_pad_eps < 1, "teacher_pad_eps must be in (0, 1)")
-  _check(0 < c.validation_fraction < 1, "validation_fraction must be in (0, 1)")
-  _check(
-    c.num_intervals is None or c.num_intervals >= 1,
-    f"num_intervals must be at least 1, got {c.num_intervals}",
-  )
-  _check(c.order is None or len(c.order) >= 1, "order must name at least one distribution")
-  _check(c.order is None or min(c.order) >= 0, "order holds negative distribution ids")
-  _check(c.eval_examples is None or c.eval_examples >= 1, "eval_examples must be at least 1")
-  _check(len(c.angles) >= 1, "angles must name at least one angle")

@@ -27,9 +27,7 @@ installed or checked-out tf_lifelong), each logging to its `log.txt`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import shlex
@@ -42,11 +40,11 @@ from collections.abc import Sequence
 
 from tf_lifelong import config as config_lib
 from tf_lifelong import installation
-from tf_lifelong.experiments import presets, report
+from tf_lifelong.experiments import presets, record, report
 from tf_lifelong.experiments.extras import ExtrasOptions, FinalExtras
 from tf_lifelong.experiments.layout import (
   CLASSIFIER,
-  EXPERIMENT,
+  EXPERIMENT,  # noqa: F401 (the layout's names are importable from here too)
   LOG,
   RESULT,
   RUN_CONFIG,
@@ -246,24 +244,17 @@ def run_experiment(
     ExperimentError: OUT holds another preset, or some runs failed (the report
       is built from the others first).
   """
-  from tf_lifelong import runtime  # noqa: PLC0415
-
   out = out or sys.stdout
   options = options or ExtrasOptions()
   start = time.monotonic()
   command = command or shlex.join(sys.argv)
-  _start_record(output, preset, base, seeds, variants, options)
-  runtime.configure(base)
-  classifier_dir = ensure_classifier(base, output, options, out)
-  specs = plan(base, seeds, variants, output, options, classifier_dir)
-  pending = [s for s in specs if not is_finished(s)]
-  _say(out, f"{preset}: {len(specs)} runs, {len(specs) - len(pending)} already finished")
+  pending = _pending_runs(preset, base, seeds, variants, output, options, out)
   # Unfinished runs keep their workdirs: run_one goes on from their checkpoints.
   if parallel > 1:
     failed = _run_parallel(pending, parallel, out)
   else:
     failed = _run_sequential(pending, out)
-  _add_invocation(
+  record.add_invocation(
     output,
     {
       "command": command,
@@ -281,44 +272,25 @@ def run_experiment(
   return summary
 
 
-@contextlib.contextmanager
-def _record(output: str):
-  """OUT/experiment.json's record (a dict), written back on exit.
+def _pending_runs(preset, base, seeds, variants, output, options, out) -> list[RunSpec]:
+  """Records the experiment, sets up TensorFlow, trains the classifier: the runs left to do."""
+  from tf_lifelong import runtime  # noqa: PLC0415
 
-  An exclusive lock on OUT/.experiment.lock spans the read and the write, so
-  that invocations running at the same time on one folder each add their entry.
-  """
-  os.makedirs(output, exist_ok=True)
-  path = os.path.join(output, EXPERIMENT)
-  with open(os.path.join(output, ".experiment.lock"), "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    record = {"invocations": []}
-    if os.path.exists(path):
-      with open(path) as f:
-        record = json.load(f)
-    yield record
-    artifacts.write_json(path, record)
+  _start_record(output, preset, base, seeds, variants, options)
+  runtime.configure(base)
+  classifier_dir = ensure_classifier(base, output, options, out)
+  specs = plan(base, seeds, variants, output, options, classifier_dir)
+  pending = [s for s in specs if not is_finished(s)]
+  _say(out, f"{preset}: {len(specs)} runs, {len(specs) - len(pending)} already finished")
+  return pending
 
 
 def _start_record(output, preset, base, seeds, variants, options) -> None:
-  with _record(output) as record:
-    if record.get("preset", preset) != preset:
-      raise ExperimentError(
-        f"{output} holds the experiment {record.get('preset')!r}, not "
-        f"{preset!r}; choose another --output"
-      )
-    record.update(
-      preset=preset,
-      seeds=list(seeds),
-      variants=list(variants),
-      options=dataclasses.asdict(options),
-      base_config=base.to_dict(),
+  held = record.start(output, preset, base, seeds, variants, options)
+  if held != preset:
+    raise ExperimentError(
+      f"{output} holds the experiment {held!r}, not {preset!r}; choose another --output"
     )
-
-
-def _add_invocation(output: str, entry: dict) -> None:
-  with _record(output) as record:
-    record.setdefault("invocations", []).append(entry)
 
 
 def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:

@@ -192,17 +192,13 @@ def tune(
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise TuneError(f"cannot write the workdir {workdir}: {e.strerror}") from None
-  oracle = keras_tuner.oracles.RandomSearchOracle(
-    objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
-    max_trials=max_trials,
-    seed=base.seed,
-    hyperparameters=hyperparameters(base),
-    tune_new_entries=False,
-    allow_new_entries=False,
-    max_consecutive_failed_trials=max_trials + 1,
-  )
   tuner = _tuner_class()(
-    base, oracle, out=out, directory=workdir, project_name=PROJECT, overwrite=overwrite
+    base,
+    _oracle(keras_tuner, base, max_trials),
+    out=out,
+    directory=workdir,
+    project_name=PROJECT,
+    overwrite=overwrite,
   )
   try:
     tuner.search(verbose=0)
@@ -226,6 +222,19 @@ def tune(
       flush=True,
     )
   return config
+
+
+def _oracle(keras_tuner, base: config_lib.Config, max_trials: int):
+  """The random search over `SPACE` (seeded by `base.seed`): failed trials never stop it."""
+  return keras_tuner.oracles.RandomSearchOracle(
+    objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
+    max_trials=max_trials,
+    seed=base.seed,
+    hyperparameters=hyperparameters(base),
+    tune_new_entries=False,
+    allow_new_entries=False,
+    max_consecutive_failed_trials=max_trials + 1,
+  )
 
 
 def _write_trials(tuner, workdir: str) -> None:
