@@ -82,7 +82,7 @@ def _imported(path: str) -> set[str]:
 
 def test_the_reader_finds_the_libraries():
   assert "//tf_lifelong:config" in LIBRARIES
-  assert "tf_lifelong/config.py" in LIBRARIES["//tf_lifelong:config"]["srcs"]
+  assert "tf_lifelong/config/__init__.py" in LIBRARIES["//tf_lifelong/config:config"]["srcs"]
   assert "//tf_lifelong:config" in LIBRARIES["//tf_lifelong:runtime"]["deps"]
 
 

@@ -1,7 +1,7 @@
 """absl flags shared by the command-line tools, generated from `Config`'s fields.
 
 Each `Config` field is a flag of the same name, with the field's help, default
-and choices (config.py declares them once). A flag given on the command line
+and choices (tf_lifelong/config declares them once). A flag given on the command line
 overrides `--config_file` (a JSON config such as a run's `config.json` or
 `bin/tune`'s `best_config.json`), which overrides the defaults. bin/train on a
 workdir that holds a run starts from that run's `config.json` instead of the
@@ -121,7 +121,7 @@ def config_from_flags(base_file: str | None = None, new_stream: bool = False) ->
   Args:
     base_file: a JSON configuration to start from when --config_file is not
       given (bin/train passes the config.json of the workdir it resumes).
-    new_stream: the stream's fields (config.py's `stream` role) come from the
+    new_stream: the stream's fields (the config's `stream` role) come from the
       flags (given or default), not from the file (bin/train --continue).
   """
   values: dict = {}

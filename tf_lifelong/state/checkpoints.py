@@ -77,7 +77,7 @@ _END = re.compile(r"^(interval-\d+)(?:\.|_temp|$)")
 MODEL_FIELDS = tuple(
   "resolved_arch" if name == "arch" else name for name in config_lib.fields_with_role("model")
 )
-"""Configuration attributes that define the networks (config.py's `model` role, with the
+"""Configuration attributes that define the networks (the config's `model` role, with the
 architecture resolved): a continuation must keep them."""
 
 

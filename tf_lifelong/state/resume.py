@@ -244,7 +244,7 @@ def _latest(workdir: str) -> dict[str, Any] | None:
 
 RUNTIME_ONLY = frozenset(config_lib.fields_with_role("runtime"))
 """Fields that change how a run executes or finds its data, not what it computes:
-a run may be resumed with other values of them (config.py marks them)."""
+a run may be resumed with other values of them (tf_lifelong/config marks them)."""
 
 
 def _stored_config(workdir: str) -> dict[str, Any]:

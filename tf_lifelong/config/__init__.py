@@ -2,9 +2,9 @@
 
 Every default of ../shared/docs/method.md that "a flag or config field must be
 able to change" is a field here. `Config` is frozen; derive variants with
-`dataclasses.replace`. Its parts: how a field is declared (config_fields.py), the checks
-run on each Config made (config_checks.py), the JSON round trip that saves a run's
-resolved configuration in its workdir (config_json.py), the named profiles (config_profiles.py).
+`dataclasses.replace`. Its parts: how a field is declared (fields.py), the checks run on
+each Config made (checks.py), the JSON round trip that saves a run's resolved
+configuration in its workdir (serialization.py), the named profiles (profiles.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-# config.py is where the repo imports these from: ConfigError, the value sets and the profiles.
-from tf_lifelong.config_checks import ConfigError, validate  # noqa: F401
-from tf_lifelong.config_fields import (  # noqa: F401
+# tf_lifelong.config is where the repo imports these from: ConfigError, the value sets and the profiles.
+from tf_lifelong.config.checks import ConfigError, validate  # noqa: F401
+from tf_lifelong.config.fields import (  # noqa: F401
   ARCHS,
   BASELINES,
   BOUNDARIES,
@@ -29,8 +29,8 @@ from tf_lifelong.config_fields import (  # noqa: F401
   STRATEGIES,
   setting,
 )
-from tf_lifelong.config_json import JsonFields, refuse_unknown
-from tf_lifelong.config_profiles import PAPER_PROFILE, PROFILES, profile_values  # noqa: F401
+from tf_lifelong.config.profiles import PAPER_PROFILE, PROFILES, profile_values  # noqa: F401
+from tf_lifelong.config.serialization import JsonFields, refuse_unknown
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar, Self
 
-from tf_lifelong.config_checks import ConfigError
+from tf_lifelong.config.checks import ConfigError
 
 
 def refuse_unknown(names: Any, known: Any) -> None:

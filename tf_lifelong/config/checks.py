@@ -3,7 +3,7 @@
 `validate` runs when a `config.Config` is made (its `__post_init__`), so that a Config
 that exists can be run; each check raises ConfigError with a one-line message that
 names the field and why. The checks read only the fields, so this module does not
-import `config.py` (which imports it).
+import `tf_lifelong.config` (which imports it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tf_lifelong.config_fields import (
+from tf_lifelong.config.fields import (
   ARCHS,
   BASELINES,
   BOUNDARIES,

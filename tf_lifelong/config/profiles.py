@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf_lifelong.config_checks import ConfigError
+from tf_lifelong.config.checks import ConfigError
 
 PAPER_PROFILE = {
   "learning_rate": 1e-4,
