@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_lifelong.data import sources, streams
+from tf_lifelong.data import formats, sources, streams
 from tf_lifelong.data.sources import DataError, Split
 
 _NAMED = ("mnist", "fashion_mnist")
@@ -128,7 +128,7 @@ def _folder_images(path: str) -> Split:
       else ""
     )
     raise DataError(f"{path} holds no PNG or JPEG images{hint}")
-  arrays = [sources._read_image(os.path.join(path, f)) for f in files]
+  arrays = [formats.read_image(os.path.join(path, f)) for f in files]
   if len({a.shape for a in arrays}) > 1:
     raise DataError(f"{path}: the images do not share one size and channel count")
   return Split(np.stack(arrays), np.zeros(len(arrays), np.int64))

@@ -21,7 +21,7 @@ An interval whose distribution was scheduled before is flagged `is_new=False`.
 Each distribution's validation split is `config.validation_fraction` of its
 training split, chosen by a permutation with a fixed seed (not `config.seed`),
 so it is the same in every run; its test split is the source's test split for
-that class (for folders and .npz files: the held-out share, see sources.py).
+that class (for folders and .npz files: the held-out share, see splits.py).
 """
 
 from __future__ import annotations
