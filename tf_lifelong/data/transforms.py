@@ -1,4 +1,5 @@
-"""Array transforms applied once to whole splits: resize, grey->RGB, rotation.
+"""Array transforms applied once to whole splits: resize, grey->RGB, rotation; and the
+one conversion of uint8 pixels to the model's inputs (`unit_float`).
 
 Every transform takes and returns uint8 images [N, H, W, C] and is computed
 once, on the arrays, when a stream is built (never per batch). Resizing and
@@ -19,6 +20,15 @@ from scipy import sparse
 _CHUNK = 1024
 """Rows (image channels) per sparse product; small enough that the transposes stay
 in cache."""
+
+
+def unit_float(images: np.ndarray) -> np.ndarray:
+  """uint8 pixels [N, H, W, C] -> float32 x / 255 in [0, 1], what the networks take.
+
+  The one place of this conversion on arrays; the training pipeline does the same in
+  its tf.data graph (streams.as_dataset).
+  """
+  return np.asarray(images).astype(np.float32) / 255.0
 
 
 def _check_images(images: np.ndarray) -> None:

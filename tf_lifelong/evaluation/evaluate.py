@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_lifelong.data import streams
+from tf_lifelong.data import streams, transforms
 from tf_lifelong.evaluation import metrics
 from tf_lifelong.model import inference
 
@@ -38,7 +38,7 @@ class Assessment:
 
 def _float_images(split: streams.Split, limit: int | None) -> np.ndarray:
   images = split.images if limit is None else split.images[:limit]
-  return images.astype(np.float32) / 255.0
+  return transforms.unit_float(images)
 
 
 def per_example(fn, images: np.ndarray) -> np.ndarray:

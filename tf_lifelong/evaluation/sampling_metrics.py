@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from tf_lifelong.data import transforms
+
 DEFAULT_MIN_SHARE = 0.1
 """A class covers a component when it gets at least this share of its samples."""
 
@@ -176,7 +178,7 @@ def labelled(
       images = images[np.sort(rng.choice(len(images), limit, replace=False))]
     xs.append(images)
     ys.append(np.full(len(images), i, np.int64))
-  return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
+  return transforms.unit_float(np.concatenate(xs)), np.concatenate(ys)
 
 
 def train_classifier(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tf_lifelong.data import transforms
 from tf_lifelong.evaluation import sampling_metrics
 from tf_lifelong.monitor import summaries
 
@@ -51,7 +52,7 @@ def full_test_images(stream, limit: int | None) -> np.ndarray:
   per = None if limit is None else max(1, math.ceil(limit / len(ids)))
   images = [stream.distributions[i].test.images[:per] for i in ids]
   out = np.concatenate(images)[:limit]
-  return out.astype(np.float32) / 255.0
+  return transforms.unit_float(out)
 
 
 def compute_extras(
@@ -94,7 +95,7 @@ def compute_extras(
     }
   folder = os.path.join(workdir, EXTRAS_DIR)
   tests = [
-    stream.distributions[i].test.images[:8].astype(np.float32) / 255.0
+    transforms.unit_float(stream.distributions[i].test.images[:8])
     for i in list(seen)[:MAX_RECONSTRUCTED]
   ]
   recon = recording.reconstruction_grid(student, tests)

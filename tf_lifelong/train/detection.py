@@ -48,6 +48,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tf_lifelong.data import transforms
 from tf_lifelong.model import latents, objectives
 
 SAME, RETURN, NEW = "same", "return", "new"
@@ -71,7 +72,7 @@ def component_scores(model, images: np.ndarray, seed: int = 0, batch_size: int =
   """
   x_all = np.asarray(images)
   if x_all.dtype == np.uint8:
-    x_all = x_all.astype(np.float32) / 255.0
+    x_all = transforms.unit_float(x_all)
   out = []
   for start in range(0, len(x_all), batch_size):
     x = tf.convert_to_tensor(x_all[start : start + batch_size], tf.float32)
@@ -344,7 +345,7 @@ def posterior_masses(model, images: np.ndarray, batch_size: int = 500) -> np.nda
   """Mean over the images of q(z_d = j | x), [J]."""
   x_all = np.asarray(images)
   if x_all.dtype == np.uint8:
-    x_all = x_all.astype(np.float32) / 255.0
+    x_all = transforms.unit_float(x_all)
   total = np.zeros(int(model.num_categories))
   for start in range(0, len(x_all), batch_size):
     logits, _, _ = model.encoder(

@@ -21,7 +21,7 @@ import numpy as np
 
 from tf_lifelong import config as config_lib
 from tf_lifelong import runtime
-from tf_lifelong.data import streams
+from tf_lifelong.data import streams, transforms
 from tf_lifelong.model import handover, inference
 from tf_lifelong.model import student as student_lib
 from tf_lifelong.train import milestones, training
@@ -165,7 +165,7 @@ class Intervals:
   def _validation_fn(self, dist: streams.Distribution):
     """The validation -ELBO of the training mix: (1 - pi) real + pi synthetic."""
     student, config = self.ctx.student, self.config
-    real = dist.validation.images.astype(np.float32) / 255.0
+    real = transforms.unit_float(dist.validation.images)
     n_syn = student.synthetic_batch_size(config.batch_size)
     pi = n_syn / config.batch_size
     synthetic = None

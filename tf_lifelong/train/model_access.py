@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_lifelong.data import inputs
+from tf_lifelong.data import inputs, transforms
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.model import inference
 from tf_lifelong.state import checkpoints
@@ -37,7 +37,7 @@ class ModelAccess:
     self._need_student()
     split, _, _ = inputs.as_split(images, "images", self.config.data_dir, self.config.download)
     self.check_shape(split.images.shape[1:])
-    return split.images.astype(np.float32) / 255.0
+    return transforms.unit_float(split.images)
 
   def evaluate(self, data: Any, *, iwae_samples: int = 0) -> dict:
     """Scores `data` (same kinds as `learn`): -ELBO with hard z_d, optional IWAE, components.
