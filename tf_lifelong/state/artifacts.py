@@ -48,10 +48,16 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_json(path: str, value: Any) -> None:
-  write_text(path, json.dumps(value, indent=2, sort_keys=True, default=_jsonable) + "\n")
+  write_text(path, json.dumps(value, indent=2, sort_keys=True, default=jsonable) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
+def write_json_lines(path: str, values: Sequence[Any]) -> None:
+  """Writes `values` as JSON lines (one compact document per line), atomically."""
+  write_text(path, "".join(json.dumps(v, default=jsonable) + "\n" for v in values))
+
+
+def jsonable(value: Any) -> Any:
+  """json.dumps' `default`: numpy arrays and scalars as lists and numbers."""
   if hasattr(value, "tolist"):
     return value.tolist()
   raise TypeError(f"not JSON serialisable: {type(value).__name__}")

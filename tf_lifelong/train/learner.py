@@ -226,6 +226,11 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
   def progress(self) -> progress.Progress:
     return self._progress
 
+  @property
+  def evaluated_ids(self) -> tuple[int, ...]:
+    """The distribution ids whose test splits the evaluation after each interval covers."""
+    return tuple(self._evaluator.ids)
+
   def add_tests(self, tests: dict[int, streams.Split]) -> None:
     """Adds test splits (by distribution id) to the evaluation after each interval."""
     self._evaluator.add(tests)

@@ -256,7 +256,7 @@ def _add_earlier_tests(learner: Learner, workdir: str, start, shown) -> None:
   """Adds the test sets of the distributions seen in earlier invocations, where their
   data are still available (named datasets reload; folders only if still there)."""
   known = _names(start)
-  have = set(learner._evaluator.ids)
+  have = set(learner.evaluated_ids)
   skipped = []
   for invocation in resume.read_invocations(workdir)[: start.invocation]:
     earlier = config_lib.Config.from_dict(invocation["config"])

@@ -217,8 +217,7 @@ class TaskFree:
     learner = self.learner
     self.decisions.append(decision.to_dict())
     if learner.ctx.chief:
-      text = "".join(json.dumps(d, default=artifacts._jsonable) + "\n" for d in self.decisions)
-      files.write_text(os.path.join(learner.workdir, BOUNDARIES), text)
+      artifacts.write_json_lines(os.path.join(learner.workdir, BOUNDARIES), self.decisions)
     if decision.decision != detection.SAME or decision.statistic is None:
       learner.progress.message(describe(decision))
 
