@@ -1,4 +1,4 @@
-"""A tiny encoder/decoder pair that follows the model contract of tf_lifelong.serving.export.
+"""A tiny encoder/decoder pair that follows the model contract of tf_lifelong.serving.signatures.
 
 Used by tests/test_export.py and the scripts it runs in subprocesses.
 """

@@ -13,7 +13,7 @@ stateless seed (reproducible).
 
 The math itself is written once, on plain callables (`reconstruction_logits`,
 `enumerated_terms`, `prior_latents`): the student, this module and the serving
-export (serving/export.py, which traces it into the SavedModel's graph) all use
+export (serving/signatures.py, which traces it into the SavedModel's graph) all use
 these, so training, evaluation and serving compute the same thing.
 """
 

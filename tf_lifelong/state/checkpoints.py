@@ -18,7 +18,7 @@ apart by the record's `phase`:
   interval was trained, evaluated and recorded.
 
 `start`, `train` and `chunk` checkpoints are transient: each new checkpoint removes the
-older ones (`remove_superseded`); the `end` ones stay, one per interval.
+older ones; the `end` ones stay, one per interval (retention.py).
 
 A checkpoint is `tf.train.Checkpoint(student=student, seed_state=...)` written
 under `workdir/checkpoints/NAME` (NAME defaults to `interval-XXX`); the
@@ -56,7 +56,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,8 +71,6 @@ FORMAT_VERSION = 1
 _REQUIRED_STATE = ("interval", "seen", "global_step")
 BEST_WEIGHTS = ".best.npz"
 """Suffix of the file holding early stopping's best weights of a `train` checkpoint."""
-_TRANSIENT = re.compile(r"^(interval-\d+-(?:start|step-\d+|chunk-\d+))(?:\.|_temp|$)")
-_END = re.compile(r"^(interval-\d+)(?:\.|_temp|$)")
 MODEL_FIELDS = tuple(
   "resolved_arch" if name == "arch" else name for name in config_lib.fields_with_role("model")
 )
@@ -337,51 +334,6 @@ def mark_finished(workdir: str, **extra: Any) -> None:
   """Marks the run finished in latest.json (with `extra` keys, e.g. the export path)."""
   state = read_state(workdir)
   artifacts.write_json(os.path.join(folder(workdir), LATEST), {**state, **extra, "finished": True})
-
-
-def remove_superseded(workdir: str, keep: str) -> None:
-  """Removes the files of every transient (start/step) checkpoint but `keep`.
-
-  Also removes what an interrupted write of one left behind (files without a
-  record, TensorFlow's `_temp` folders). The `end` checkpoints stay.
-  """
-  _remove_matching(folder(workdir), _TRANSIENT, lambda name: name != keep)
-
-
-def keep_latest(workdir: str, count: int) -> None:
-  """Removes the `end` checkpoints but the newest `count` (0: keeps them all).
-
-  The newest is the one `latest.json` names, which a resume needs: it always
-  stays. Transient checkpoints are `remove_superseded`'s business.
-  """
-  if count <= 0:
-    return
-  base = folder(workdir)
-  ends = sorted(n for n in available(workdir) if _END.match(n + "."))
-  doomed = set(ends[:-count])
-  try:
-    latest = read_state(workdir)["checkpoint"]
-  except CheckpointError:
-    return
-  doomed.discard(latest)
-  _remove_matching(base, _END, doomed.__contains__)
-
-
-def _remove_matching(base: str, pattern: re.Pattern, doomed) -> None:
-  """Removes the entries of `base` whose `pattern` group 1 is `doomed` (never fatal)."""
-  try:
-    names = files.listdir(base)
-  except (OSError, files.not_found()):
-    return
-  for entry in names:
-    match = pattern.match(entry)
-    if match is None or not doomed(match.group(1)):
-      continue
-    path = os.path.join(base, entry)
-    if files.isdir(path):
-      files.rmtree(path)
-    else:
-      files.remove(path)  # Gone already: not an error.
 
 
 def _first_sentence(error: BaseException, limit: int = 300) -> str:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from tf_lifelong.state import checkpoints, resume
+from tf_lifelong.state import checkpoints, resume, retention
 from tf_lifelong.train import training
 from tf_lifelong.train.context import Begun, RunError, _scratch
 
@@ -72,9 +72,9 @@ class Persistence:
       return
     checkpoints.save(self.workdir, self.ctx.student, state, best_weights=best)
     self.ctx.last_checkpoint = state["checkpoint"]
-    checkpoints.remove_superseded(self.workdir, keep=state["checkpoint"])
+    retention.remove_superseded(self.workdir, keep=state["checkpoint"])
     if phase == "end":
-      checkpoints.keep_latest(self.workdir, self.config.keep_checkpoints)
+      retention.keep_latest(self.workdir, self.config.keep_checkpoints)
 
   def _restore(self, start: resume.Start) -> Begun | None:
     """Restores the learner from `start.state`; the interrupted interval's state, if any."""
