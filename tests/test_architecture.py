@@ -97,3 +97,13 @@ def test_modules_and_functions_stay_readable():
   modules, functions = _sizes()
   assert modules == [], f"modules over {MAX_MODULE_LINES} lines"
   assert functions == [], f"functions over {MAX_FUNCTION_LINES} lines"
+
+
+def test_the_architecture_page_names_every_module():
+  page = open(os.path.join(paths.REPO, "docs", "architecture.md")).read()
+  unnamed = [
+    path
+    for _, path in _modules()
+    if not path.endswith("__init__.py") and os.path.basename(path) not in page
+  ]
+  assert unnamed == [], "add them to docs/architecture.md's tree"
