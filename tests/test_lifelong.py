@@ -1,4 +1,5 @@
-"""The lifelong run end to end on real MNIST digits (a tiny model, few steps)."""
+"""The lifelong run end to end (a tiny model, few steps): the loop on tests/synthetic.py's
+stream, what it remembers on real MNIST digits."""
 
 import csv
 import math
@@ -9,13 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import paths
+from tests import paths, synthetic
 from tf_lifelong import config as config_lib
 from tf_lifelong.train import lifelong
 
 TINY = dict(
-  dataset="mnist",
-  data_dir=paths.DATA_ROOT,
+  dataset=synthetic.dataset(),
   batch_size=32,
   hidden_units=64,
   continuous_dim=4,

@@ -12,11 +12,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from tf_lifelong.data import streams, transforms
 from tf_lifelong.evaluation import metrics
-from tf_lifelong.model import inference
+from tf_lifelong.model import batching, inference
 
 _BATCH = 1000
 
@@ -43,11 +42,7 @@ def _float_images(split: streams.Split, limit: int | None) -> np.ndarray:
 
 def per_example(fn, images: np.ndarray) -> np.ndarray:
   """fn(batch) for batches of `_BATCH` images, concatenated: [N] (or [0] for none)."""
-  out = [
-    np.asarray(fn(tf.convert_to_tensor(images[i : i + _BATCH])))
-    for i in range(0, len(images), _BATCH)
-  ]
-  return np.concatenate(out) if out else np.zeros([0])
+  return batching.batch_map(lambda x, _: fn(x), images, _BATCH)
 
 
 def test_sets(stream: streams.Stream, split: str = "test") -> dict[int, streams.Split]:

@@ -134,12 +134,12 @@ class Classifier:
 
   def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Predicted class ids, int [N], of images in [0, 1]."""
-    out = [
-      np.argmax(np.asarray(self.model(images[i : i + batch_size], training=False)), -1)
-      for i in range(0, len(images), batch_size)
-    ]
-    index = np.concatenate(out) if out else np.zeros([0], np.int64)
-    return np.asarray(self.class_ids)[index]
+    from tf_lifelong.model import batching  # noqa: PLC0415
+
+    index = batching.batch_map(
+      lambda x, _: np.argmax(np.asarray(self.model(x, training=False)), -1), images, batch_size
+    )
+    return np.asarray(self.class_ids)[index.astype(np.int64)]
 
   def save(self, folder: str) -> None:
     os.makedirs(folder, exist_ok=True)
@@ -270,17 +270,13 @@ def iwae_log_likelihood(
 
   Each batch of B images costs K * B decoder rows; batch b uses seed + b.
   """
-  import tensorflow as tf  # noqa: PLC0415
+  from tf_lifelong.model import batching, inference  # noqa: PLC0415
 
-  from tf_lifelong.model import inference  # noqa: PLC0415
-
-  if len(images) == 0:
-    return math.nan
-  total = 0.0
-  for b, start in enumerate(range(0, len(images), batch_size)):
-    x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
-    total += float(tf.reduce_sum(inference.iwae_log_likelihood(model, x, k, seed=seed + b)))
-  return total / len(images)
+  return batching.batch_mean(
+    lambda x, b: inference.iwae_log_likelihood(model, x, k, seed=seed + b),
+    np.asarray(images, np.float32),
+    batch_size,
+  )
 
 
 def interpolation_grid(student, component: int, points: int = 10, limit: float = 3.0) -> np.ndarray:

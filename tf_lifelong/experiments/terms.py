@@ -22,7 +22,7 @@ import tensorflow as tf
 from tf_lifelong.data import streams
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.experiments import runner
-from tf_lifelong.model import inference
+from tf_lifelong.model import batching, inference
 from tf_lifelong.state import checkpoints
 
 TERMS = ("reconstruction", "kl_continuous", "kl_discrete", "neg_elbo")
@@ -46,14 +46,14 @@ def mean_terms(student, images: np.ndarray, mode: str = "enumerate", seed: int =
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-  sums = dict.fromkeys(TERMS, 0.0)
-  for i, start in enumerate(range(0, len(images), _BATCH)):
-    x = tf.convert_to_tensor(images[start : start + _BATCH])
+
+  def stacked(x, i):  # [B, len(TERMS)]
     terms = inference.neg_elbo_terms(student, x, mode, seed=seed + i)
-    for name in TERMS:
-      sums[name] += float(tf.reduce_sum(terms[name]))
+    return tf.stack([terms[name] for name in TERMS], axis=-1)
+
   n = len(images)
-  result = {name: sums[name] / n for name in TERMS}
+  sums = batching.batch_sum(stacked, images, _BATCH)
+  result = {name: float(sums[t]) / n for t, name in enumerate(TERMS)}
   result["log_num_categories"] = float(np.log(student.num_categories))
   result["examples"] = n
   return result

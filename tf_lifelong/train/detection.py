@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lifelong.data import transforms
-from tf_lifelong.model import latents, objectives
+from tf_lifelong.model import batching, latents, objectives
 
 SAME, RETURN, NEW = "same", "return", "new"
 KINDS = (SAME, RETURN, NEW)
@@ -73,15 +73,16 @@ def component_scores(model, images: np.ndarray, seed: int = 0, batch_size: int =
   x_all = np.asarray(images)
   if x_all.dtype == np.uint8:
     x_all = transforms.unit_float(x_all)
-  out = []
-  for start in range(0, len(x_all), batch_size):
-    x = tf.convert_to_tensor(x_all[start : start + batch_size], tf.float32)
+
+  def scores(x, b):
     noise = tf.random.stateless_normal(
-      [tf.shape(x)[0], model.continuous_dim], tf.constant([seed, start], tf.int64)
+      [tf.shape(x)[0], model.continuous_dim], tf.constant([seed, b * batch_size], tf.int64)
     )
-    out.append(_scores(model, x, noise).numpy().astype(np.float64))
-  j = int(model.num_categories)
-  return np.concatenate(out) if out else np.zeros([0, j + 1])
+    return _scores(model, x, noise)
+
+  if len(x_all) == 0:
+    return np.zeros([0, int(model.num_categories) + 1])
+  return batching.batch_map(scores, x_all.astype(np.float32), batch_size).astype(np.float64)
 
 
 @tf.function(reduce_retracing=True)
@@ -346,13 +347,14 @@ def posterior_masses(model, images: np.ndarray, batch_size: int = 500) -> np.nda
   x_all = np.asarray(images)
   if x_all.dtype == np.uint8:
     x_all = transforms.unit_float(x_all)
-  total = np.zeros(int(model.num_categories))
-  for start in range(0, len(x_all), batch_size):
-    logits, _, _ = model.encoder(
-      tf.convert_to_tensor(x_all[start : start + batch_size]), training=False
-    )
-    total += tf.reduce_sum(tf.nn.softmax(tf.cast(logits, tf.float32), -1), 0).numpy()
-  return total / max(len(x_all), 1)
+
+  def masses(x, _):
+    logits, _, _ = model.encoder(x, training=False)
+    return tf.nn.softmax(tf.cast(logits, tf.float32), -1)
+
+  if len(x_all) == 0:
+    return np.zeros(int(model.num_categories))
+  return batching.batch_mean(masses, x_all, batch_size)
 
 
 def current_component(heldout_scores: np.ndarray) -> int:

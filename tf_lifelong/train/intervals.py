@@ -22,7 +22,7 @@ import numpy as np
 from tf_lifelong import config as config_lib
 from tf_lifelong import runtime
 from tf_lifelong.data import streams, transforms
-from tf_lifelong.model import handover, inference
+from tf_lifelong.model import batching, handover, inference
 from tf_lifelong.model import student as student_lib
 from tf_lifelong.train import milestones, training
 from tf_lifelong.train.context import Begun
@@ -174,11 +174,14 @@ class Intervals:
         student.teacher_samples(config.validation_synthetic_examples, seed=config.seed)
       )
 
+    def neg_elbo(x, _):
+      return inference.neg_elbo(student, x)
+
     def validation() -> float:
-      value = training.batched_mean(lambda x: inference.neg_elbo(student, x), real)
+      value = batching.batch_mean(neg_elbo, real, training.EVAL_BATCH)
       if synthetic is not None:
-        value = (1 - pi) * value + pi * training.batched_mean(
-          lambda x: inference.neg_elbo(student, x), synthetic
+        value = (1 - pi) * value + pi * batching.batch_mean(
+          neg_elbo, synthetic, training.EVAL_BATCH
         )
       return value
 

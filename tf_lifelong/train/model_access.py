@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tf_lifelong.data import inputs, transforms
 from tf_lifelong.evaluation import evaluate
-from tf_lifelong.model import inference
+from tf_lifelong.model import batching, inference
 from tf_lifelong.state import checkpoints
 from tf_lifelong.train import milestones, training
 from tf_lifelong.train.context import _scratch
@@ -49,14 +49,16 @@ class ModelAccess:
     """
     student, x = self._need_student(), self._images(data)
     out = {
-      "neg_elbo": training.batched_mean(lambda b: inference.neg_elbo(student, b), x),
+      "neg_elbo": batching.batch_mean(
+        lambda b, _: inference.neg_elbo(student, b), x, training.EVAL_BATCH
+      ),
       "num_images": len(x),
     }
     if iwae_samples:
-      out["iwae"] = training.batched_mean(
-        lambda b: inference.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
+      out["iwae"] = batching.batch_mean(
+        lambda b, _: inference.iwae_log_likelihood(student, b, iwae_samples, seed=self.config.seed),
         x,
-        batch_size=max(1, 2000 // iwae_samples),
+        max(1, 2000 // iwae_samples),
       )
     argmax = evaluate.per_example(lambda b: inference.posterior_argmax(student, b), x)
     out["components"] = np.bincount(argmax, minlength=self.num_categories).tolist()

@@ -354,11 +354,5 @@ def train_steps(
   return loss
 
 
-def batched_mean(
-  fn: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray, batch_size: int = 1000
-) -> float:
-  """Mean of the per-example values fn(images[batch]) over all images."""
-  total, n = 0.0, len(images)
-  for start in range(0, n, batch_size):
-    total += float(tf.reduce_sum(fn(tf.convert_to_tensor(images[start : start + batch_size]))))
-  return total / n if n else math.nan
+EVAL_BATCH = 1000
+"""Rows per batch of the validation -ELBO (model/batching.py's passes)."""
