@@ -47,6 +47,7 @@ def test_json_round_trip_keeps_tuples():
     ("order", (1, -2), "negative"),
     ("consistency_kl", "sideways", "consistency_kl"),
     ("tau_min", 2.0, "tau_min"),
+    ("replay_weight", 0.0, "replay_weight must be positive"),
   ],
 )
 def test_bad_values_are_refused_with_a_message(field, value, words):

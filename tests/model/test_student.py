@@ -96,6 +96,18 @@ def test_batch_sizes(rng, k, real, synthetic):
   assert model.synthetic_batch_size(128) == round(128 * k / (k + 1))
 
 
+@pytest.mark.parametrize("r,k", [(2.0, 1), (2.0, 9), (0.5, 3), (3.0, 4)])
+def test_replay_weight_gives_each_old_distribution_r_shares(rng, r, k):
+  model = make_student(make_config(replay_weight=r), J, rng, teacher_categories=J_T)
+  model.num_seen = k
+  synthetic = model.synthetic_batch_size(128)
+  assert synthetic == min(int(128 * r * k / (r * k + 1) + 0.5), 127)
+  assert synthetic + model.real_batch_size(128) == 128
+  # Per old distribution, r times the new one's rows (up to the rounding of one row).
+  assert abs(synthetic / k - r * model.real_batch_size(128)) <= r + 1
+  assert model.replay_fraction == pytest.approx(r * k / (r * k + 1))
+
+
 def test_replay_batch_rows_mask_and_teacher_samples(rng):
   model = make_student(
     make_config(replay_sample_pixels=False), J, rng, teacher_categories=J_T

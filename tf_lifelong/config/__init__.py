@@ -1,10 +1,10 @@
 """The run's configuration: one typed object with documented fields.
 
-Every default of ../shared/docs/method.md that "a flag or config field must be
-able to change" is a field here. `Config` is frozen; derive variants with
-`dataclasses.replace`. Its parts: how a field is declared (fields.py), the checks run on
-each Config made (checks.py), the JSON round trip that saves a run's resolved
-configuration in its workdir (serialization.py), the named profiles (profiles.py).
+Every default of ../shared/docs/method.md that "a flag or config field must be able to
+change" is a field here. `Config` is frozen; derive variants with `dataclasses.replace`.
+Its parts: how a field is declared (fields.py), the checks run on each Config made
+(checks.py), the JSON round trip of a run's resolved configuration (serialization.py), the
+named profiles (profiles.py).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from tf_lifelong.config.serialization import JsonFields, refuse_unknown
 class Config(JsonFields):
   """Everything that defines a lifelong run.
 
-  Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py),
-  the resume rules (the `role`s) and the docs' tables are generated from these
-  declarations. Help texts say what a field does; measured effects live in docs/.
+  Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py), the
+  resume rules (the `role`s) and the docs' tables come from these declarations. Help
+  texts say what a field does; measured effects live in docs/.
   """
 
   # --- data and stream (method.md sections 1 and 7) ---
@@ -118,10 +118,7 @@ class Config(JsonFields):
     512, "Width of the mlp's hidden layers.", section="model", role="model"
   )
   conv_filters: int = setting(
-    32,
-    "Filters of the conv encoder's first layer (doubling at each layer).",
-    section="model",
-    role="model",
+    32, "The conv encoder's first filters (doubling per layer).", section="model", role="model"
   )
 
   # --- objective (method.md sections 3-4) ---
@@ -186,6 +183,12 @@ class Config(JsonFields):
     "docs/results/README.md).",
     section="replay",
   )
+  replay_weight: float = setting(
+    1.0,
+    "r > 0: each old distribution's share of the replay mix relative to the new one's, "
+    "round(B r k / (r k + 1)) synthetic rows of B; 1 is method.md (docs/model.md).",
+    section="replay",
+  )
   grow_init: str = setting(
     "keep_old",
     "Hand-over of the layers that grow with J: glorot re-initialises them (the paper, "
@@ -205,9 +208,7 @@ class Config(JsonFields):
 
   # --- optimisation and interval length (method.md section 6) ---
   batch_size: int = setting(
-    128,
-    "Global batch size, real plus synthetic rows, split over the replicas.",
-    section="training",
+    128, "Global batch size, real plus synthetic rows, split over the replicas.", section="training"
   )
   learning_rate: float = setting(
     1e-3,
@@ -242,9 +243,7 @@ class Config(JsonFields):
     0, "Early stopping may not end an interval before this many steps.", section="training"
   )
   validation_synthetic_examples: int = setting(
-    1000,
-    "Size of the fixed synthetic validation set drawn from the teacher.",
-    section="training",
+    1000, "Size of the fixed synthetic validation set drawn from the teacher.", section="training"
   )
   eval_examples: int | None = setting(
     None,

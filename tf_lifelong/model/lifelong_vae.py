@@ -165,16 +165,17 @@ class LifelongVAE(keras.Model):
   # ------------------------------------------------------------------ sizes
   @property
   def replay_fraction(self) -> float:
-    """pi = k / (k + 1)."""
-    return self.num_seen / (self.num_seen + 1)
+    """pi = r k / (r k + 1) (k / (k + 1) with method.md's r = 1)."""
+    rk = self.replay.weight * self.num_seen
+    return rk / (rk + 1)
 
   def synthetic_batch_size(self, global_batch_size: int) -> int:
-    """round(B k / (k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
+    """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
 
     The training step adds this many rows (split over the replicas) for
     B = self.replay.batch_size, whatever the size of the real batch it gets.
     """
-    return replay_mix.synthetic_batch_size(self.num_seen, global_batch_size)
+    return replay_mix.synthetic_batch_size(self.num_seen, global_batch_size, self.replay.weight)
 
   def real_batch_size(self, global_batch_size: int) -> int:
     """B - synthetic_batch_size(B): the batch size of the real data pipeline."""

@@ -4,7 +4,10 @@ method.md section 5; Ramapuram, Gregorova, Kalousis, "Lifelong Generative
 Modeling", section 4. With k distinct distributions seen before the current
 one, a global batch of B rows holds n_syn = `synthetic_batch_size(k, B)` =
 round(B k / (k + 1)) synthetic rows, so the synthetic fraction is pi = k / (k +
-1); the data pipeline is batched with the other B - n_syn rows. Each replica
+1) and every distribution seen gets the same share; the data pipeline is batched
+with the other B - n_syn rows. `ReplaySpec.weight` = r (an extension, 1 in
+method.md) gives each old distribution r times the new one's share: pi = r k /
+(r k + 1). Each replica
 appends its share of the synthetic rows to its real rows inside the compiled
 step: z_d one-hot uniform over the teacher's J_T categories, z_c ~ N(0, I_F),
 x = sigmoid(teacher decoder logits) (the Bernoulli mean; Bernoulli pixels with
@@ -34,11 +37,18 @@ class ReplaySpec:
   """Synthetic pixels x ~ Bernoulli(teacher mean) rather than the mean (replay_sample_pixels)."""
   binarize: bool
   """Dynamic binarisation of every batch, training and test steps (config.binarize)."""
+  weight: float = 1.0
+  """r, each old distribution's share of the mix relative to the new one's (replay_weight)."""
 
   @classmethod
   def of(cls, config) -> ReplaySpec:
-    """The spec of a run's Config (batch_size, replay_sample_pixels, binarize)."""
-    return cls(int(config.batch_size), bool(config.replay_sample_pixels), bool(config.binarize))
+    """The spec of a run's Config (batch_size, replay_sample_pixels, binarize, replay_weight)."""
+    return cls(
+      int(config.batch_size),
+      bool(config.replay_sample_pixels),
+      bool(config.binarize),
+      float(config.replay_weight),
+    )
 
 
 def binarize(x, seed):
@@ -46,11 +56,18 @@ def binarize(x, seed):
   return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, x.dtype)
 
 
-def synthetic_batch_size(num_seen: int, global_batch_size: int) -> int:
-  """round(B k / (k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1."""
+def synthetic_batch_size(num_seen: int, global_batch_size: int, weight: float = 1.0) -> int:
+  """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
+
+  Args:
+    num_seen: k, the distinct distributions seen before the current one.
+    global_batch_size: B.
+    weight: r > 0, each old distribution's share relative to the new one's (1: k / (k + 1)).
+  """
   if num_seen == 0:
     return 0
-  n = int(global_batch_size * num_seen / (num_seen + 1) + 0.5)
+  rk = weight * num_seen
+  n = int(global_batch_size * rk / (rk + 1) + 0.5)
   return min(n, global_batch_size - 1)
 
 
