@@ -2,6 +2,7 @@
 stream, what it remembers on real MNIST digits."""
 
 import csv
+import io
 import math
 import os
 import time
@@ -215,8 +216,10 @@ def test_eval_split_chooses_the_split_the_intervals_are_scored_on(tmp_path, spli
   dist = streams.Distribution(0, "threes", threes.take(np.arange(300)), validation, blank)
   fast = {"max_steps_per_interval": 200, "eval_every": 50, "learning_rate": 1e-3}
   config = config_lib.Config(eval_split=split, **{**TINY, **fast})
-  learner = Learner(config, str(tmp_path), out=open(os.devnull, "w"))
+  out = io.StringIO()
+  learner = Learner(config, str(tmp_path), out=out)
   row = learner.learn(dist, name="threes")
+  assert f"steps: {split} -ELBO seen" in out.getvalue()  # the progress line names the split
   scored = {"validation": 0.0, "test": 0.0}
   for name, images in (("validation", validation.images), ("test", blank.images)):
     x = tf.convert_to_tensor(images, tf.float32) / 255.0

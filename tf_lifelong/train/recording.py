@@ -42,7 +42,8 @@ class Recording:
 
   def _announce_done(self, row: dict, result) -> None:
     self._progress.end_interval(
-      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: test -ELBO seen "
+      f"done in {row['wall_seconds']:.0f} s, {result.steps} steps: "
+      f"{self.config.eval_split} -ELBO seen "
       f"{_fmt(row['test_neg_elbo_seen'], 2)}, full {_fmt(row['test_neg_elbo_full'], 2)}, "
       f"consistency {_fmt(row['consistency'])}"
     )
