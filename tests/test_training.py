@@ -66,6 +66,42 @@ def test_learning_rate_after_decays():
   assert training.learning_rate(config, 2) == pytest.approx(2e-3 / 16)
 
 
+def test_cosine_schedule_halves_at_mid_interval_and_ends_at_zero():
+  config = config_lib.Config(learning_rate=2e-3, lr_schedule="cosine", max_steps_per_interval=400)
+  assert training.learning_rate(config, 0, 0) == pytest.approx(2e-3)
+  assert training.learning_rate(config, 0, 200) == pytest.approx(1e-3)
+  assert training.learning_rate(config, 0, 100) == pytest.approx(1e-3 * (1 + np.sqrt(0.5)))
+  assert training.learning_rate(config, 0, 400) == pytest.approx(0.0, abs=1e-12)
+  assert training.learning_rate(config, 1, 200) == pytest.approx(0.5e-3)  # times the decay
+  assert training.learning_rate(config, 0, 50, last_step=100) == pytest.approx(1e-3)
+  constant = config_lib.Config(learning_rate=2e-3, max_steps_per_interval=400)
+  assert training.learning_rate(constant, 0, 200) == pytest.approx(2e-3)
+
+
+def test_cosine_schedule_is_set_at_each_evaluation_period():
+  config = config_lib.Config(
+    learning_rate=0.1, eval_every=10, patience=1, lr_schedule="cosine", lr_plateau_decays=1
+  )
+  model = _model(config.learning_rate)
+  state = training.TrainState(training.IntervalResult())
+  values = iter([5.0, 6.0, 4.0])
+  callback = training._IntervalCallback(lambda: next(values), config, state, None, None, 40)
+  callback.set_model(model)
+  rates = []
+  for epoch in range(3):
+    callback.on_epoch_begin(epoch)
+    rates.append(float(model.optimizer.learning_rate.numpy()))
+    callback.on_epoch_end(epoch, {"loss": 1.0})
+  # Epochs start at steps 0, 10, 20 of 40; the plateau after the second halves the rest.
+  expected = [0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2, 0.05 * 0.5]
+  assert rates == pytest.approx(expected)
+
+
+def test_an_unknown_schedule_is_refused():
+  with pytest.raises(config_lib.ConfigError, match="lr_schedule must be one of constant, cosine"):
+    config_lib.Config(lr_schedule="step")
+
+
 @pytest.mark.parametrize("factor", [0.0, 1.0, 1.5])
 def test_a_factor_outside_zero_one_is_refused(factor):
   with pytest.raises(config_lib.ConfigError, match="lr_plateau_factor"):

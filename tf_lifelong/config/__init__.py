@@ -23,6 +23,7 @@ from tf_lifelong.config.fields import (  # noqa: F401
   DEFAULT_ANGLES,
   EVAL_SPLITS,
   GROW_INITS,
+  LR_SCHEDULES,
   PRECISIONS,
   ROLES,
   SECTIONS,
@@ -73,8 +74,7 @@ class Config(JsonFields):
   )
   order: tuple[int, ...] | None = setting(
     None,
-    "Comma-separated distribution ids in schedule order, repeats allowed, e.g. 3,7,3. "
-    "Default: every distribution once, by id.",
+    "Distribution ids in schedule order, comma-separated, repeats allowed (3,7,3); default: all.",
     section="data",
     role="stream",
   )
@@ -93,14 +93,12 @@ class Config(JsonFields):
   )
   validation_fraction: float = setting(
     0.1,
-    "Share of each distribution's training split held out for validation (early stopping, "
-    "--eval_split=validation), in (0, 1).",
+    "Held-out share of each training split (early stopping, --eval_split=validation), in (0, 1).",
     section="data",
   )
   binarize: bool = setting(
     False,
-    "Dynamically binarise the Bernoulli targets (off: continuous pixels as targets, the "
-    "paper's convention).",
+    "Dynamically binarise the Bernoulli targets (off: continuous pixels, the paper's way).",
     section="data",
   )
 
@@ -228,6 +226,13 @@ class Config(JsonFields):
     "ends it; 0: plain early stopping (method.md section 6, --profile=paper).",
     section="training",
   )
+  lr_schedule: str = setting(
+    "constant",
+    "Learning rate inside an interval: constant (method.md), or cosine: (1 + cos(pi t / T)) / 2 "
+    "of it at step t of the interval's T steps, set every --eval_every steps (beyond the paper).",
+    section="training",
+    choices=LR_SCHEDULES,
+  )
   lr_plateau_factor: float = setting(
     0.5,
     "Learning-rate factor at each plateau decay (see --lr_plateau_decays), in (0, 1).",
@@ -299,8 +304,7 @@ class Config(JsonFields):
   )
   return_mass: float = setting(
     0.95,
-    "detect: the share of a chunk's mean posterior q(z_d = j | x) that a return to j needs, "
-    "in (0, 1].",
+    "detect: the share of a chunk's mean posterior q(z_d = j | x) a return to j needs, in (0, 1].",
     section="task_free",
   )
 
@@ -315,8 +319,7 @@ class Config(JsonFields):
   )
   num_cpu_devices: int = setting(
     0,
-    "Testing aid: split the CPU into N logical devices so that --strategy=mirrored can be "
-    "tried without GPUs.",
+    "Testing aid: N logical CPU devices, to try --strategy=mirrored without GPUs.",
     section="runtime",
   )
   jit_compile: bool = setting(False, "Compile the train step with XLA.", section="runtime")

@@ -19,6 +19,7 @@ from tf_lifelong.config.fields import (
   DATASETS,
   EVAL_SPLITS,
   GROW_INITS,
+  LR_SCHEDULES,
   PRECISIONS,
   STRATEGIES,
 )
@@ -33,6 +34,7 @@ _ONE_OF = {
   "eval_split": EVAL_SPLITS,
   "boundaries": BOUNDARIES,
   "grow_init": GROW_INITS,
+  "lr_schedule": LR_SCHEDULES,
 }
 """Enumerated fields whose message is "NAME must be one of ..., not VALUE"."""
 

@@ -27,6 +27,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """`precision`'s values: Keras dtype policy names (keras.DTypePolicy)."""
 BOUNDARIES = ("given", "detect")
 EVAL_SPLITS = ("test", "validation")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 SECTIONS = ("data", "model", "objective", "replay", "training", "task_free", "runtime")

@@ -132,6 +132,10 @@ class _IntervalCallback(keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch_start = epoch * self.config.eval_every
+    if self.config.lr_schedule != "constant":
+      set_learning_rate(
+        self.model, self.config, self.state.lr_decays, self._epoch_start, self.last_step
+      )
 
   def on_train_batch_begin(self, batch, logs=None):
     # `batch`: the epoch's step at which the next execution (steps_per_execution
@@ -170,7 +174,7 @@ class _IntervalCallback(keras.callbacks.Callback):
     if plateau and self.state.lr_decays < self.config.lr_plateau_decays:
       self.state.lr_decays += 1
       self.state.bad_evals = 0
-      set_learning_rate(self.model, self.config, self.state.lr_decays)
+      set_learning_rate(self.model, self.config, self.state.lr_decays, steps, self.last_step)
       plateau = False
     if steps >= self.last_step:
       self.model.stop_training = True  # The interval's last step (see on_train_batch_begin).
@@ -182,14 +186,30 @@ class _IntervalCallback(keras.callbacks.Callback):
       self.on_boundary(self.state)
 
 
-def learning_rate(config: config_lib.Config, decays: int) -> float:
-  """The learning rate after `decays` plateau decays: lr * factor ** decays."""
-  return config.learning_rate * config.lr_plateau_factor**decays
+def learning_rate(
+  config: config_lib.Config, decays: int, step: int = 0, last_step: int | None = None
+) -> float:
+  """The learning rate after `decays` plateau decays, at `step` of an interval of `last_step`.
+
+  lr * factor ** decays, times (1 + cos(pi step / last_step)) / 2 with
+  `lr_schedule=cosine` (last_step: default `max_steps_per_interval`).
+  """
+  rate = config.learning_rate * config.lr_plateau_factor**decays
+  if config.lr_schedule == "cosine":
+    last = last_step or config.max_steps_per_interval
+    rate *= 0.5 * (1.0 + math.cos(math.pi * min(step, last) / last))
+  return rate
 
 
-def set_learning_rate(student: keras.Model, config: config_lib.Config, decays: int) -> None:
-  """Sets the student's optimizer to the learning rate after `decays` plateau decays."""
-  student.optimizer.learning_rate = learning_rate(config, decays)
+def set_learning_rate(
+  student: keras.Model,
+  config: config_lib.Config,
+  decays: int,
+  step: int = 0,
+  last_step: int | None = None,
+) -> None:
+  """Sets the student's optimizer to `learning_rate(config, decays, step, last_step)`."""
+  student.optimizer.learning_rate = learning_rate(config, decays, step, last_step)
 
 
 _log = logging.getLogger(__name__)
@@ -310,7 +330,7 @@ def _fit(
   if steps:
     data = data.skip(steps)  # The batches the interrupted run had used.
   use_xla_where_it_works(student)
-  set_learning_rate(student, config, state.lr_decays)
+  set_learning_rate(student, config, state.lr_decays, steps, callback.last_step)
   watchdog = callback.watchdog = watchdog_lib.step_watchdog(config)
   student.fit(
     data,
