@@ -24,7 +24,9 @@ def _drive(values, **overrides):
 
   Returns (learning rate after each evaluation, state, number of evaluations).
   """
-  config = config_lib.Config(learning_rate=0.1, eval_every=10, patience=2, **overrides)
+  config = config_lib.Config(
+    learning_rate=0.1, eval_every=10, patience=2, lr_schedule="constant", **overrides
+  )
   model = _model(config.learning_rate)
   queue = iter(values)
   state = training.TrainState(training.IntervalResult())
@@ -61,7 +63,7 @@ def test_plateaus_lower_the_learning_rate_then_stop():
 
 
 def test_learning_rate_after_decays():
-  config = config_lib.Config(learning_rate=2e-3, lr_plateau_factor=0.25)
+  config = config_lib.Config(learning_rate=2e-3, lr_plateau_factor=0.25, lr_schedule="constant")
   assert training.learning_rate(config, 0) == pytest.approx(2e-3)
   assert training.learning_rate(config, 2) == pytest.approx(2e-3 / 16)
 
@@ -74,7 +76,9 @@ def test_cosine_schedule_halves_at_mid_interval_and_ends_at_zero():
   assert training.learning_rate(config, 0, 400) == pytest.approx(0.0, abs=1e-12)
   assert training.learning_rate(config, 1, 200) == pytest.approx(0.5e-3)  # times the decay
   assert training.learning_rate(config, 0, 50, last_step=100) == pytest.approx(1e-3)
-  constant = config_lib.Config(learning_rate=2e-3, max_steps_per_interval=400)
+  constant = config_lib.Config(
+    learning_rate=2e-3, lr_schedule="constant", max_steps_per_interval=400
+  )
   assert training.learning_rate(constant, 0, 200) == pytest.approx(2e-3)
 
 

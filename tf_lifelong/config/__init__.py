@@ -227,9 +227,9 @@ class Config(JsonFields):
     section="training",
   )
   lr_schedule: str = setting(
-    "constant",
-    "Learning rate inside an interval: constant (method.md), or cosine: (1 + cos(pi t / T)) / 2 "
-    "of it at step t of the interval's T steps, set every --eval_every steps (beyond the paper).",
+    "cosine",
+    "Learning rate inside an interval: cosine: (1 + cos(pi t / T)) / 2 of it at step t of the "
+    "interval's T steps, set every --eval_every steps; constant (method.md, --profile=paper).",
     section="training",
     choices=LR_SCHEDULES,
   )
