@@ -166,8 +166,7 @@ class LifelongVAE(keras.Model):
   @property
   def replay_fraction(self) -> float:
     """pi = r k / (r k + 1) (k / (k + 1) with method.md's r = 1)."""
-    rk = self.replay.weight * self.num_seen
-    return rk / (rk + 1)
+    return replay_mix.replay_fraction(self.num_seen, self.replay.weight)
 
   def synthetic_batch_size(self, global_batch_size: int) -> int:
     """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.

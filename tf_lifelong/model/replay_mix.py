@@ -56,6 +56,12 @@ def binarize(x, seed):
   return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, x.dtype)
 
 
+def replay_fraction(num_seen: int, weight: float = 1.0) -> float:
+  """pi = r k / (r k + 1): the synthetic share of a batch after k old distributions."""
+  rk = weight * num_seen
+  return rk / (rk + 1)
+
+
 def synthetic_batch_size(num_seen: int, global_batch_size: int, weight: float = 1.0) -> int:
   """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
 
@@ -66,8 +72,7 @@ def synthetic_batch_size(num_seen: int, global_batch_size: int, weight: float = 
   """
   if num_seen == 0:
     return 0
-  rk = weight * num_seen
-  n = int(global_batch_size * rk / (rk + 1) + 0.5)
+  n = int(global_batch_size * replay_fraction(num_seen, weight) + 0.5)
   return min(n, global_batch_size - 1)
 
 
