@@ -18,8 +18,14 @@ IMAGE_SHAPE = (5, 7, 1)
 
 
 def make_config(**overrides) -> Config:
-  """A tiny configuration: F = 4, 9 hidden units, batch 6."""
+  """A tiny configuration: F = 4, 9 hidden units, batch 6, method.md's replay shares.
+
+  replay_weight 1 (every distribution seen has the same share, pi = k / (k + 1)):
+  the tests count a batch's rows with that formula; test_student.py's replay-weight
+  test sets others.
+  """
   values = dict(
+    replay_weight=1.0,
     continuous_dim=4,
     hidden_units=9,
     conv_filters=4,

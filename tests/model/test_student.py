@@ -90,7 +90,8 @@ def test_consistency_zero_without_synthetic_rows(rng):
   "k,real,synthetic", [(0, 6, 0), (1, 3, 3), (2, 2, 4), (5, 1, 5), (10, 1, 5)]
 )
 def test_batch_sizes(rng, k, real, synthetic):
-  model = make_student(make_config(), J, rng, teacher_categories=J_T)
+  """method.md section 5's share, pi = k / (k + 1): replay_weight 1 (--profile=paper)."""
+  model = make_student(make_config(replay_weight=1.0), J, rng, teacher_categories=J_T)
   model.num_seen = k
   assert (model.real_batch_size(B), model.synthetic_batch_size(B)) == (real, synthetic)
   assert model.synthetic_batch_size(128) == round(128 * k / (k + 1))

@@ -182,9 +182,9 @@ class Config(JsonFields):
     section="replay",
   )
   replay_weight: float = setting(
-    1.0,
+    0.5,
     "r > 0: each old distribution's share of the replay mix relative to the new one's, "
-    "round(B r k / (r k + 1)) synthetic rows of B; 1 is method.md (docs/model.md).",
+    "round(B r k / (r k + 1)) synthetic rows of B; 1 is method.md (--profile=paper).",
     section="replay",
   )
   grow_init: str = setting(
