@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import special
 
-from tf_lifelong.model import latents, lifelong_vae
+from tf_lifelong.model import latents, lifelong_vae, replay_mix
 
 from .conftest import (
   IMAGE_SHAPE,
@@ -107,6 +107,20 @@ def test_replay_weight_gives_each_old_distribution_r_shares(rng, r, k):
   # Per old distribution, r times the new one's rows (up to the rounding of one row).
   assert abs(synthetic / k - r * model.real_batch_size(128)) <= r + 1
   assert model.replay_fraction == pytest.approx(r * k / (r * k + 1))
+
+
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+@pytest.mark.parametrize("r", [0.5, 1.0, 2.0])
+def test_synthetic_rows_split_evenly_over_replicas(replicas, r):
+  # B = 120 at k = 1..9: the real rows too must be a whole number per replica, or the
+  # replicas' batches differ in shape and the strategies' all-reduces fail.
+  for k in range(1, 10):
+    synthetic = replay_mix.synthetic_batch_size(k, 120, r, replicas)
+    assert synthetic % replicas == 0 and (120 - synthetic) % replicas == 0
+    assert replicas <= 120 - synthetic
+    assert abs(synthetic - 120 * r * k / (r * k + 1)) <= replicas / 2 + 1e-9
+  # One replica: round(B pi), half up, as before.
+  assert replay_mix.synthetic_batch_size(9, 128, 0.5) == 105
 
 
 def test_replay_batch_rows_mask_and_teacher_samples(rng):

@@ -115,6 +115,8 @@ class LifelongVAE(keras.Model):
     self.continuous_dim = int(encoder.continuous_dim)
     self.arch = encoder.arch
     self.num_seen = int(num_seen) if teacher is not None else 0
+    # R, the replicas of the strategy the model is built in: the batch splits over them.
+    self.num_replicas = int(tf.distribute.get_strategy().num_replicas_in_sync)
     self.teacher = teacher
     if teacher is not None:
       teacher.trainable = False
@@ -173,8 +175,11 @@ class LifelongVAE(keras.Model):
 
     The training step adds this many rows (split over the replicas) for
     B = self.replay.batch_size, whatever the size of the real batch it gets.
+    Under a strategy of R replicas, a multiple of R (replay_mix.synthetic_batch_size).
     """
-    return replay_mix.synthetic_batch_size(self.num_seen, global_batch_size, self.replay.weight)
+    return replay_mix.synthetic_batch_size(
+      self.num_seen, global_batch_size, self.replay.weight, self.num_replicas
+    )
 
   def real_batch_size(self, global_batch_size: int) -> int:
     """B - synthetic_batch_size(B): the batch size of the real data pipeline."""

@@ -62,18 +62,26 @@ def replay_fraction(num_seen: int, weight: float = 1.0) -> float:
   return rk / (rk + 1)
 
 
-def synthetic_batch_size(num_seen: int, global_batch_size: int, weight: float = 1.0) -> int:
-  """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
+def synthetic_batch_size(
+  num_seen: int, global_batch_size: int, weight: float = 1.0, replicas: int = 1
+) -> int:
+  """Synthetic rows in a global batch of B: R round(B r k / ((r k + 1) R)) (half up), at most B - R.
+
+  A whole number of rows per replica, so that the real rows, B minus these, split
+  evenly over the R replicas as well (B is a multiple of R, runtime.py checks it):
+  every replica's batch has the same shape, which MirroredStrategy's and
+  MultiWorkerMirroredStrategy's all-reduces need. With R = 1 it is round(B pi).
 
   Args:
     num_seen: k, the distinct distributions seen before the current one.
     global_batch_size: B.
     weight: r > 0, each old distribution's share relative to the new one's (1: k / (k + 1)).
+    replicas: R, the replicas in sync that share the batch.
   """
   if num_seen == 0:
     return 0
-  n = int(global_batch_size * replay_fraction(num_seen, weight) + 0.5)
-  return min(n, global_batch_size - 1)
+  per_replica = global_batch_size / replicas * replay_fraction(num_seen, weight)
+  return min(int(per_replica + 0.5) * replicas, global_batch_size - replicas)
 
 
 def teacher_replay(student, num: int, seed=None) -> dict[str, tf.Tensor]:
