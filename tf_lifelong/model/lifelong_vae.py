@@ -171,11 +171,12 @@ class LifelongVAE(keras.Model):
     return replay_mix.replay_fraction(self.num_seen, self.replay.weight)
 
   def synthetic_batch_size(self, global_batch_size: int) -> int:
-    """round(B r k / (r k + 1)) (half up) synthetic rows in a global batch of B, at most B - 1.
+    """Synthetic rows in a global batch of B: round(B r k / (r k + 1)) with one replica.
 
-    The training step adds this many rows (split over the replicas) for
-    B = self.replay.batch_size, whatever the size of the real batch it gets.
-    Under a strategy of R replicas, a multiple of R (replay_mix.synthetic_batch_size).
+    Under a strategy of R replicas, a multiple of R, at most B - R
+    (replay_mix.synthetic_batch_size). The training step adds this many rows
+    (split evenly over the replicas) for B = self.replay.batch_size, whatever
+    the size of the real batch it gets.
     """
     return replay_mix.synthetic_batch_size(
       self.num_seen, global_batch_size, self.replay.weight, self.num_replicas
