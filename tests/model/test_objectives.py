@@ -40,6 +40,43 @@ def test_kl_discrete_closed_form(rng):
   assert objectives.kl_discrete(np.zeros((2, J), np.float32)).numpy() == pytest.approx(0, abs=1e-6)
 
 
+def test_kl_discrete_against_a_given_prior(rng):
+  logits = rng.normal(0, 2, size=(B, J)).astype(np.float32)
+  prior = rng.dirichlet(np.ones(J))
+  p = special.softmax(logits.astype(np.float64), axis=-1)
+  expected = np.array([stats.entropy(row, prior) for row in p])
+  got = objectives.kl_discrete(logits, np.log(prior).astype(np.float32)).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  uniform = np.full(J, -np.log(J), np.float32)
+  np.testing.assert_allclose(
+    objectives.kl_discrete(logits, uniform).numpy(),
+    objectives.kl_discrete(logits).numpy(),
+    atol=1e-6,
+  )
+
+
+@pytest.mark.parametrize("j,j_t,f", [(5, 3, 0.3), (4, 3, 0.25), (3, 1, 0.8), (6, 6, 0.1)])
+def test_mix_log_prior_is_the_batch_share_of_each_category(j, j_t, f):
+  """Synthetic rows (1 - f) uniform over the teacher's J_T; real rows f over the J - J_T new."""
+  got = np.exp(objectives.mix_log_prior(j, j_t, f).numpy())
+  if j == j_t:
+    expected = np.full(j, 1 / j)  # a repeat: the real rows' category is unknown
+  else:
+    expected = np.concatenate([np.full(j_t, (1 - f) / j_t), np.full(j - j_t, f / (j - j_t))])
+  assert got.shape == (j,)
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  assert got.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mix_log_prior_with_equal_shares_is_uniform():
+  """method.md's mix, f = 1 / (k + 1) with J = k + 1, gives every category 1 / J."""
+  for k in (1, 2, 7):
+    got = np.exp(objectives.mix_log_prior(k + 1, k, 1 / (k + 1)).numpy())
+    np.testing.assert_allclose(got, np.full(k + 1, 1 / (k + 1)), rtol=1e-6)
+  with pytest.raises(ValueError, match="teacher has 4 categories, student 3"):
+    objectives.mix_log_prior(3, 4, 0.5)
+
+
 def test_neg_elbo_terms_sum(rng):
   x = rng.uniform(size=(B, 5, 7, 1)).astype(np.float32)
   terms = objectives.neg_elbo_terms(

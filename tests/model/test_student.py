@@ -77,6 +77,38 @@ def test_per_example_objective_matches_numpy(rng):
   assert float(loss) == pytest.approx(float(tf.reduce_mean(terms["loss"])), rel=1e-5)
 
 
+def test_mix_prior_changes_only_kl_discrete_and_uses_the_batch_shares(rng):
+  """--discrete_prior=mix: KL_d against p(z_d) of the replay mix, the rest as with uniform."""
+  x = rng.uniform(size=(B, *IMAGE_SHAPE)).astype(np.float32)
+  omega = np.array([1, 1, 1, 0, 0, 0], np.float32)  # f = 3 / 6 real rows (2 / 6: uniform)
+  noise = {
+    "gumbel": rng.gumbel(size=(B, J)).astype(np.float32),
+    "normal": rng.normal(size=(B, F)).astype(np.float32),
+  }
+  terms = {}
+  for prior in ("uniform", "mix"):
+    model = make_student(
+      make_config(discrete_prior=prior), J, np.random.default_rng(5), teacher_categories=J_T
+    )
+    terms[prior] = model.per_example_terms(x, omega, noise, training=False)
+  logits, _, _ = numpy_mlp_encoder(model.encoder, x)
+  p = special.softmax(logits, -1)
+  mix = np.array([0.5 / J_T] * J_T + [0.5 / (J - J_T)] * (J - J_T))
+  expected = (p * (np.log(p) - np.log(mix))).sum(-1)
+  got = terms["mix"]["kl_discrete"].numpy()
+  np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
+  assert not np.allclose(got, terms["uniform"]["kl_discrete"].numpy(), atol=1e-3)
+  for name in ("reconstruction", "kl_continuous", "consistency", "mutual_information"):
+    np.testing.assert_allclose(
+      terms["mix"][name].numpy(), terms["uniform"][name].numpy(), rtol=1e-6, err_msg=name
+    )
+  np.testing.assert_allclose(
+    terms["mix"]["neg_elbo"].numpy() - terms["uniform"]["neg_elbo"].numpy(),
+    got - terms["uniform"]["kl_discrete"].numpy(),
+    atol=1e-4,
+  )
+
+
 def test_consistency_zero_without_synthetic_rows(rng):
   config = make_config()
   model = make_student(config, J, rng, teacher_categories=J_T)
@@ -321,3 +353,16 @@ def test_fit_with_decoder_distillation_logs_and_adds_it(rng):
     + 2.0 * logs["decoder_distillation"][-1],
     rel=1e-4,
   )
+
+
+def test_discrete_prior_is_checked_and_old_specs_still_load():
+  from tf_lifelong import config as config_lib
+  from tf_lifelong.model import student_objective
+
+  with pytest.raises(config_lib.ConfigError, match="discrete_prior must be one of uniform, mix"):
+    make_config(discrete_prior="learned")
+  spec = student_objective.ObjectiveSpec.of(make_config(discrete_prior="mix"))
+  assert spec.discrete_prior == "mix"
+  saved = spec.to_dict()
+  del saved["discrete_prior"]  # a model saved before the option existed
+  assert student_objective.ObjectiveSpec.from_dict(saved).discrete_prior == "uniform"

@@ -1,9 +1,8 @@
-"""The run's configuration: one typed object with documented fields.
+"""The run's configuration: one typed, frozen object with documented fields.
 
 Every default of ../shared/docs/method.md that "a flag or config field must be able to
-change" is a field here. `Config` is frozen; derive variants with `dataclasses.replace`.
-Its parts: how a field is declared (fields.py), the checks run on each Config made
-(checks.py), the JSON round trip of a run's resolved configuration (serialization.py), the
+change" is a field here; derive variants with `dataclasses.replace`. Its parts: field
+declarations (fields.py), checks (checks.py), the JSON round trip (serialization.py), the
 named profiles (profiles.py).
 """
 
@@ -21,6 +20,7 @@ from tf_lifelong.config.fields import (  # noqa: F401
   CONSISTENCY_KLS,
   DATASETS,
   DEFAULT_ANGLES,
+  DISCRETE_PRIORS,
   EVAL_SPLITS,
   GROW_INITS,
   LR_SCHEDULES,
@@ -46,22 +46,20 @@ class Config(JsonFields):
   # --- data and stream (method.md sections 1 and 7) ---
   dataset: str = setting(
     "fashion_mnist",
-    "The stream: fashion_mnist (classes 0..9, one per interval; offline with Debian's "
-    "dataset-fashion-mnist), mnist (digits 0..9), rotated_mnist (digit x angle, "
-    "--num_intervals drawn with replacement), svhn_mnist (all SVHN then all MNIST, 32x32 "
-    "RGB), fashion_mnist_mnist (its offline twin), folder:PATH (one sub-folder of images per "
-    "distribution), npz:PATH (arrays `images` and `distribution`) or tfds:NAME (any TFDS "
-    "image dataset, a class of `label` per interval; tfds:NAME:FEATURE by another "
-    "class-label feature; --data_dir is then TFDS's data directory).",
+    "The stream: fashion_mnist (classes 0..9, one per interval), mnist (digits 0..9), "
+    "rotated_mnist (digit x angle, --num_intervals drawn with replacement), svhn_mnist (all "
+    "SVHN then all MNIST, 32x32 RGB), fashion_mnist_mnist (its offline twin), folder:PATH "
+    "(one sub-folder of images per distribution), npz:PATH (arrays `images` and "
+    "`distribution`) or tfds:NAME[:FEATURE] (a TFDS image dataset, one class of `label`, or "
+    "of FEATURE, per interval; --data_dir is then TFDS's data directory).",
     section="data",
     role="stream",
   )
   data_dir: str | None = setting(
     None,
-    "Root holding one folder per dataset, named as in TFDS (mnist/, fashion_mnist/, "
-    "svhn_cropped/) with the original files (IDX .gz, or SVHN's train_32x32.mat and "
-    "test_32x32.mat). Unset: TFDS's prepared data (and, for Fashion-MNIST, the Debian "
-    "package path /usr/share/datasets/fashion-mnist/).",
+    "Root of one folder per dataset, named as in TFDS (mnist/, fashion_mnist/, "
+    "svhn_cropped/), with the original files (IDX .gz; SVHN's train_32x32.mat and "
+    "test_32x32.mat). Unset: TFDS's data (Fashion-MNIST: Debian's dataset-fashion-mnist).",
     section="data",
     role="runtime",
   )
@@ -112,9 +110,7 @@ class Config(JsonFields):
     role="model",
   )
   continuous_dim: int = setting(20, "F, the dimension of z_c.", section="model", role="model")
-  hidden_units: int = setting(
-    512, "Width of the mlp's hidden layers.", section="model", role="model"
-  )
+  hidden_units: int = setting(512, "Width of the mlp hidden layers.", section="model", role="model")
   conv_filters: int = setting(
     32, "The conv encoder's first filters (doubling per layer).", section="model", role="model"
   )
@@ -171,6 +167,13 @@ class Config(JsonFields):
     "mean) || Bernoulli(student decoder)), both decoders at the latent that made the row. "
     "0: off.",
     section="objective",
+  )
+  discrete_prior: str = setting(
+    "uniform",
+    "p(z_d) in the training -ELBO: uniform (method.md); mix: each category's share of the "
+    "replay mix (an extension, docs/model.md; evaluation keeps the uniform prior).",
+    section="objective",
+    choices=DISCRETE_PRIORS,
   )
 
   # --- teacher, replay, hand-over (method.md section 5) ---
@@ -257,9 +260,8 @@ class Config(JsonFields):
   )
   eval_split: str = setting(
     "test",
-    "The split of every seen distribution that the evaluation after each interval uses "
-    "(metrics.csv, neg_elbo_matrix.json, terms): test, or validation (the held-out share "
-    "of each training split) to choose settings without looking at the test set.",
+    "The split each seen distribution is evaluated on after each interval (metrics.csv, "
+    "neg_elbo_matrix.json, terms): test, or validation (to choose settings blind to test).",
     section="training",
     choices=EVAL_SPLITS,
   )
@@ -267,11 +269,10 @@ class Config(JsonFields):
   # --- task-free streams (method.md section 9; detection.py) ---
   boundaries: str = setting(
     "given",
-    "given: the stream says where each interval ends and whether its distribution is new "
-    "(the paper). detect: a task-free stream: the intervals are cut into chunks of "
-    "--chunk_size examples that reach the learner with no signal; before training on a "
-    "chunk it decides same / return to a component / new distribution (method.md section "
-    "9). Decisions: W/boundaries.jsonl; one metrics row per detected interval.",
+    "given: the stream says where each interval ends and whether it is new (the paper). "
+    "detect: a task-free stream, cut into chunks of --chunk_size examples with no signal; "
+    "before training on a chunk the learner decides same / return to a component / new "
+    "(method.md section 9); decisions in W/boundaries.jsonl, a metrics row per interval.",
     section="task_free",
     choices=BOUNDARIES,
   )
@@ -290,16 +291,15 @@ class Config(JsonFields):
   shift_threshold: float = setting(
     5.0,
     "detect: a chunk stays in the current interval while its shift statistic (the largest "
-    "standard score of a change of its -ELBO profile against the interval's held-out "
-    "share) is at most this.",
+    "standard score of its -ELBO profile's change against the interval's held-out share) "
+    "is at most this.",
     section="task_free",
   )
   return_threshold: float = setting(
     1.5,
-    "detect: a changed chunk returns to component j when the encoder sends at least "
-    "--return_mass of it to j and its -ELBO profile (under j, KL_c, and against the other "
-    "components) lies within this many standard deviations of j's reference in every "
-    "entry (detection.choose_return); otherwise it is a new distribution.",
+    "detect: a changed chunk returns to component j when at least --return_mass of it goes "
+    "to j and its -ELBO profile (under j, KL_c, against the other components) is within this "
+    "many standard deviations of j's reference everywhere (detection.choose_return).",
     section="task_free",
   )
   return_mass: float = setting(
@@ -325,10 +325,9 @@ class Config(JsonFields):
   jit_compile: bool = setting(False, "Compile the train step with XLA.", section="runtime")
   precision: str = setting(
     "float32",
-    "Keras dtype policy of the networks: float32, mixed_bfloat16 or mixed_float16 (with "
-    "dynamic loss scaling). Mixed: dense and conv layers compute in 16 bits; variables, "
-    "checkpoints, batch norm, the objective and the export stay float32. Where it pays: "
-    "docs/performance.md, 'Mixed precision'.",
+    "Keras dtype policy of the networks: float32, mixed_bfloat16 or mixed_float16 (dynamic "
+    "loss scaling); variables, checkpoints, batch norm, the objective and the export stay "
+    "float32. Where it pays: docs/performance.md, 'Mixed precision'.",
     section="runtime",
     choices=PRECISIONS,
   )

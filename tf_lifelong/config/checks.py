@@ -17,6 +17,7 @@ from tf_lifelong.config.fields import (
   BOUNDARIES,
   CONSISTENCY_KLS,
   DATASETS,
+  DISCRETE_PRIORS,
   EVAL_SPLITS,
   GROW_INITS,
   LR_SCHEDULES,
@@ -35,6 +36,7 @@ _ONE_OF = {
   "boundaries": BOUNDARIES,
   "grow_init": GROW_INITS,
   "lr_schedule": LR_SCHEDULES,
+  "discrete_prior": DISCRETE_PRIORS,
 }
 """Enumerated fields whose message is "NAME must be one of ..., not VALUE"."""
 

@@ -28,6 +28,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BOUNDARIES = ("given", "detect")
 EVAL_SPLITS = ("test", "validation")
 LR_SCHEDULES = ("constant", "cosine")
+DISCRETE_PRIORS = ("uniform", "mix")
 
 
 SECTIONS = ("data", "model", "objective", "replay", "training", "task_free", "runtime")

@@ -40,17 +40,47 @@ def kl_continuous(loc: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
   return posterior.kl_divergence(prior)
 
 
-def kl_discrete(logits: tf.Tensor) -> tf.Tensor:
-  """KL(Cat(softmax(l)) || Uniform(J)) analytic; logits [B, J] -> [B].
+def kl_discrete(logits: tf.Tensor, log_prior: tf.Tensor | None = None) -> tf.Tensor:
+  """KL(Cat(softmax(l)) || p(z_d)) analytic; logits [B, J] -> [B].
 
-  = sum_j p_j log p_j + log J, between the underlying categoricals (the
-  relaxed densities have no closed-form KL; method.md section 3).
+  Uniform prior (default): sum_j q_j log q_j + log J. With `log_prior` [J]
+  (log p_j, summing to one): sum_j q_j (log q_j - log p_j). Between the
+  underlying categoricals (the relaxed densities have no closed-form KL;
+  method.md section 3).
   """
   log_p = tf.nn.log_softmax(logits, axis=-1)
-  return tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1) + math.log(logits.shape[-1])
+  if log_prior is None:
+    return tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1) + math.log(logits.shape[-1])
+  return tf.reduce_sum(tf.exp(log_p) * (log_p - tf.cast(log_prior, log_p.dtype)), axis=-1)
 
 
-def neg_elbo_terms(x, decoder_logits, logits, loc, scale) -> dict[str, tf.Tensor]:
+def mix_log_prior(num_categories: int, teacher_categories: int, real_fraction) -> tf.Tensor:
+  """log p(z_d) [J] of the replay mix: the categories' shares of a training batch.
+
+  An option beyond method.md (docs/model.md). The synthetic rows, 1 - f of the
+  batch (f = `real_fraction`, a scalar), are drawn uniformly over the
+  teacher's J_T categories; the real rows are the current distribution, whose
+  category is one of the J - J_T the teacher lacks:
+
+    p_j = (1 - f) / J_T  for j < J_T,    p_j = f / (J - J_T)  for j >= J_T.
+
+  With no new category (J = J_T: a repeat) the real rows may be any category,
+  and the prior is uniform; with f = 1 / J (method.md's equal shares) it is
+  uniform too.
+  """
+  if not 0 < teacher_categories <= num_categories:
+    raise ValueError(f"teacher has {teacher_categories} categories, student {num_categories}")
+  if teacher_categories == num_categories:
+    return tf.fill([num_categories], -math.log(num_categories))
+  f = tf.cast(real_fraction, tf.float32)
+  old = tf.fill([teacher_categories], tf.math.log((1.0 - f) / teacher_categories))
+  new = tf.fill(
+    [num_categories - teacher_categories], tf.math.log(f / (num_categories - teacher_categories))
+  )
+  return tf.concat([old, new], 0)
+
+
+def neg_elbo_terms(x, decoder_logits, logits, loc, scale, log_prior=None) -> dict[str, tf.Tensor]:
   """-ELBO(x) = -log p(x|z) + KL_c + KL_d for one sample z (paper eq. 2).
 
   Args:
@@ -58,13 +88,14 @@ def neg_elbo_terms(x, decoder_logits, logits, loc, scale) -> dict[str, tf.Tensor
     decoder_logits: Bernoulli logits of p(x|z) for the sampled z, like x.
     logits: encoder logits of q(z_d|x), [B, J].
     loc, scale: q(z_c|x) parameters, [B, F].
+    log_prior: None (p(z_d) uniform) or log p(z_d) [J] (`mix_log_prior`).
 
   Returns:
     dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo.
   """
   rec = reconstruction_nll(x, decoder_logits)
   kl_c = kl_continuous(loc, scale)
-  kl_d = kl_discrete(logits)
+  kl_d = kl_discrete(logits, log_prior)
   return {
     "reconstruction": rec,
     "kl_continuous": kl_c,

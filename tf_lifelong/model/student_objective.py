@@ -9,6 +9,9 @@ teacher's posterior on the synthetic rows:
   loss_b = -ELBO_b + gamma [omega_b = 0] KL(q_S(z_d|x_b) || q_T(z_d|x_b))
            - lambda mi_b (+ delta [omega_b = 0] decoder distillation_b),
 
+where -ELBO_b's p(z_d) is uniform (method.md) or, with ObjectiveSpec.discrete_prior
+= mix, the replay mix's categories' shares (`objectives.mix_log_prior`),
+
 and loss = sum_b loss_b / B_global, B_global = real + synthetic rows of ALL
 replicas. Keras 3 sums the replicas' gradients, so dividing each replica's sum
 by the global count gives the gradient of the global mean, the same as one
@@ -48,6 +51,8 @@ class ObjectiveSpec:
   """The probability the padded teacher posterior gives each category it lacks."""
   temperature: latents.TemperatureSchedule
   """The Gumbel-softmax temperature of the relaxed z_d sample."""
+  discrete_prior: str = "uniform"
+  """p(z_d) in the training -ELBO: uniform (method.md) or mix (`objectives.mix_log_prior`)."""
 
   @classmethod
   def of(cls, config) -> ObjectiveSpec:
@@ -60,6 +65,7 @@ class ObjectiveSpec:
       consistency_gaussian=bool(config.consistency_gaussian),
       teacher_pad_eps=float(config.teacher_pad_eps),
       temperature=latents.TemperatureSchedule.of(config),
+      discrete_prior=str(config.discrete_prior),
     )
 
   def to_dict(self) -> dict:
@@ -118,14 +124,26 @@ def per_example_terms(student, x, omega, noise, training=True, num_real=None, re
   else:
     distill = tf.concat([tf.zeros([num_real], distill.dtype), distill], 0)
   logits, loc, scale = encoded
-  terms = objectives.neg_elbo_terms(x, dec, logits, loc, scale)
-  terms["decoder_distillation"] = distill
   count = replicas.global_rows(x)
+  log_prior = _training_log_prior(student, omega, count)
+  terms = objectives.neg_elbo_terms(x, dec, logits, loc, scale, log_prior)
+  terms["decoder_distillation"] = distill
   marginal = replicas.all_reduce_sum(objectives.batch_marginal_sum(logits)) / count
   terms.update(objectives.mutual_information_terms(logits, marginal))
   terms["consistency"] = _consistency(student, x, encoded, omega, num_real)
   terms["loss"] = _loss(student.objective, terms, omega)
   return terms
+
+
+def _training_log_prior(student, omega, count):
+  """None (uniform p(z_d)), or the replay mix's log p(z_d) [J] with `discrete_prior` = mix.
+
+  The real fraction is the global batch's: sum of omega over all replicas / B_global.
+  """
+  if student.objective.discrete_prior != "mix" or student.teacher is None:
+    return None
+  real = replicas.all_reduce_sum(tf.reduce_sum(tf.cast(omega, tf.float32))) / count
+  return objectives.mix_log_prior(student.num_categories, student.teacher.num_categories, real)
 
 
 def _relaxed_latents(student, encoded, noise):
