@@ -161,11 +161,11 @@ class Config(JsonFields):
     section="objective",
   )
   decoder_distillation: float = setting(
-    0.0,
+    0.3,
     "Weight delta of the decoder distillation term (an extension beyond the paper; "
     "docs/model.md): on each synthetic row, the sum over pixels of KL(Bernoulli(teacher "
     "mean) || Bernoulli(student decoder)), both decoders at the latent that made the row. "
-    "0: off.",
+    "0: off (method.md, --profile=paper).",
     section="objective",
   )
   discrete_prior: str = setting(
