@@ -39,6 +39,10 @@ def test_presets_set_the_stream_and_networks():
   assert presets.PRESETS["fashion_mnist_mnist"].cross_domain
   assert not presets.PRESETS["fashion_sequential"].cross_domain
   assert presets.preset_config("fashion_sequential").dataset == "fashion_mnist"
+  for name in ("fashion_sequential", "mnist_sequential"):  # a longer budget than bin/train's
+    assert presets.preset_config(name).max_steps_per_interval == 8000
+    assert presets.preset_config(name, max_steps_per_interval=50).max_steps_per_interval == 50
+  assert config_lib.Config().max_steps_per_interval == 4000
   paper = presets.preset_config("mnist_sequential", "paper")
   assert (paper.dataset, paper.learning_rate, paper.grow_init) == ("mnist", 1e-4, "glorot")
   assert (
