@@ -19,7 +19,6 @@ from typing import Any
 
 from tf_lifelong import config as config_lib
 
-
 CLASS_STREAM_STEPS = 8000
 """The class streams' budget per interval: twice bin/train's 4000, which keeps the default
 run within 10 minutes. Chosen on validation (docs/results/README.md, "Defaults"): on the
