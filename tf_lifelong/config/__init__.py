@@ -186,8 +186,8 @@ class Config(JsonFields):
   )
   replay_weight: float = setting(
     0.5,
-    "r > 0: each old distribution's share of the replay mix relative to the new one's, "
-    "round(B r k / (r k + 1)) synthetic rows of B; 1 is method.md (--profile=paper).",
+    "r > 0: each old distribution's share of the mix relative to the new one's: B r k / "
+    "(r k + 1) synthetic rows of B, rounded to a multiple of the replicas; 1: method.md.",
     section="replay",
   )
   grow_init: str = setting(
