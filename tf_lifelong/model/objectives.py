@@ -51,7 +51,7 @@ def kl_discrete(logits: tf.Tensor, log_prior: tf.Tensor | None = None) -> tf.Ten
   log_p = tf.nn.log_softmax(logits, axis=-1)
   if log_prior is None:
     return tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1) + math.log(logits.shape[-1])
-  return tf.reduce_sum(tf.exp(log_p) * (log_p - tf.cast(log_prior, log_p.dtype)), axis=-1)
+  return categorical_kl(log_p, tf.cast(log_prior, log_p.dtype))
 
 
 def mix_log_prior(num_categories: int, teacher_categories: int, real_fraction) -> tf.Tensor:
