@@ -48,6 +48,8 @@ def test_json_round_trip_keeps_tuples():
     ("consistency_kl", "sideways", "consistency_kl"),
     ("tau_min", 2.0, "tau_min"),
     ("replay_weight", 0.0, "replay_weight must be positive"),
+    ("replay_fraction", 1.0, "replay_fraction must be in"),
+    ("replay_fraction", -0.1, "replay_fraction must be in"),
   ],
 )
 def test_bad_values_are_refused_with_a_message(field, value, words):

@@ -141,6 +141,21 @@ def test_replay_weight_gives_each_old_distribution_r_shares(rng, r, k):
   assert model.replay_fraction == pytest.approx(r * k / (r * k + 1))
 
 
+@pytest.mark.parametrize("f,k", [(0.5, 1), (0.5, 9), (0.25, 4), (0.75, 2)])
+def test_replay_fraction_fixes_the_synthetic_share_whatever_k(rng, f, k):
+  """--replay_fraction f > 0: pi = f at every k >= 1 (whatever r); no rows at k = 0."""
+  model = make_student(
+    make_config(replay_weight=2.0, replay_fraction=f), J, rng, teacher_categories=J_T
+  )
+  model.num_seen = k
+  assert model.replay_fraction == f
+  assert model.synthetic_batch_size(128) == int(128 * f + 0.5)
+  assert model.real_batch_size(128) == 128 - int(128 * f + 0.5)
+  assert replay_mix.synthetic_batch_size(k, 120, 2.0, 4, f) % 4 == 0
+  model.num_seen = 0
+  assert (model.replay_fraction, model.synthetic_batch_size(128)) == (0.0, 0)
+
+
 @pytest.mark.parametrize("replicas", [2, 3, 4])
 @pytest.mark.parametrize("r", [0.5, 1.0, 2.0])
 def test_synthetic_rows_split_evenly_over_replicas(replicas, r):

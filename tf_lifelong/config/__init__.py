@@ -1,9 +1,8 @@
 """The run's configuration: one typed, frozen object with documented fields.
 
-Every default of ../shared/docs/method.md that "a flag or config field must be able to
-change" is a field here; derive variants with `dataclasses.replace`. Its parts: field
-declarations (fields.py), checks (checks.py), the JSON round trip (serialization.py), the
-named profiles (profiles.py).
+Every default of ../shared/docs/method.md that "a flag or config field must be able to change"
+is a field here; derive variants with `dataclasses.replace`. Its parts: fields.py (declarations),
+checks.py, serialization.py (JSON), profiles.py (the named profiles).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-# tf_lifelong.config is where the repo imports these from: ConfigError, the value sets and the profiles.
 from tf_lifelong.config.checks import ConfigError, validate  # noqa: F401
 from tf_lifelong.config.fields import (  # noqa: F401
   ARCHS,
@@ -38,9 +36,8 @@ from tf_lifelong.config.serialization import JsonFields, refuse_unknown
 class Config(JsonFields):
   """Everything that defines a lifelong run.
 
-  Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py), the
-  resume rules (the `role`s) and the docs' tables come from these declarations. Help
-  texts say what a field does; measured effects live in docs/.
+  Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py), the resume
+  rules (the `role`s) and the docs' tables come from it. Measured effects live in docs/.
   """
 
   # --- data and stream (method.md sections 1 and 7) ---
@@ -188,6 +185,12 @@ class Config(JsonFields):
     0.5,
     "r > 0: each old distribution's share of the mix relative to the new one's: B r k / "
     "(r k + 1) synthetic rows of B, rounded to a multiple of the replicas; 1: method.md.",
+    section="replay",
+  )
+  replay_fraction: float = setting(
+    0.0,
+    "f in [0, 1): 0 follows --replay_weight; f > 0 fixes the synthetic share of a batch at "
+    "f for every k >= 1 (0.5: a replay batch as large as the real one, as Avalanche).",
     section="replay",
   )
   grow_init: str = setting(
@@ -346,9 +349,7 @@ class Config(JsonFields):
     role="runtime",
   )
   seed: int = setting(0, "Seed of the schedule, initialisation and sampling.", section="runtime")
-  deterministic: bool = setting(
-    False, "Enable TensorFlow's op determinism (slower) and seed everything.", section="runtime"
-  )
+  deterministic: bool = setting(False, "Deterministic ops (slower), all seeded.", section="runtime")
   checkpoint_every: int = setting(
     1000,
     "Also checkpoint every N training steps, at the next evaluation (0: only at hand-overs "
@@ -372,9 +373,8 @@ class Config(JsonFields):
   # ------------------------------------------------------------- derived
   @property
   def resolved_arch(self) -> str:
-    if self.arch is not None:
-      return self.arch
-    return "conv" if self.dataset in ("svhn_mnist", "fashion_mnist_mnist") else "mlp"
+    conv = self.dataset in ("svhn_mnist", "fashion_mnist_mnist")
+    return self.arch if self.arch is not None else ("conv" if conv else "mlp")
 
 
 def profile(name: str = "default", **changes: Any) -> Config:

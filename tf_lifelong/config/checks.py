@@ -147,6 +147,7 @@ def _check_ranges(c: Any) -> None:
   """Rates, factors, temperatures and fractions lie in their intervals."""
   _check(c.learning_rate > 0, f"learning_rate must be positive, got {c.learning_rate}")
   _check(c.replay_weight > 0, f"replay_weight must be positive, got {c.replay_weight}")
+  _check(0 <= c.replay_fraction < 1, f"replay_fraction must be in [0, 1), got {c.replay_fraction}")
   _check(
     0 < c.lr_plateau_factor < 1, f"lr_plateau_factor must be in (0, 1), got {c.lr_plateau_factor}"
   )

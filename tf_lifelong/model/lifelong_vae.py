@@ -167,8 +167,8 @@ class LifelongVAE(keras.Model):
   # ------------------------------------------------------------------ sizes
   @property
   def replay_fraction(self) -> float:
-    """pi = r k / (r k + 1) (k / (k + 1) with method.md's r = 1)."""
-    return replay_mix.replay_fraction(self.num_seen, self.replay.weight)
+    """pi = r k / (r k + 1) (k / (k + 1) with method.md's r = 1), or the fixed f."""
+    return replay_mix.replay_fraction(self.num_seen, self.replay.weight, self.replay.fraction)
 
   def synthetic_batch_size(self, global_batch_size: int) -> int:
     """Synthetic rows in a global batch of B: round(B r k / (r k + 1)) with one replica.
@@ -179,7 +179,11 @@ class LifelongVAE(keras.Model):
     the size of the real batch it gets.
     """
     return replay_mix.synthetic_batch_size(
-      self.num_seen, global_batch_size, self.replay.weight, self.num_replicas
+      self.num_seen,
+      global_batch_size,
+      self.replay.weight,
+      self.num_replicas,
+      self.replay.fraction,
     )
 
   def real_batch_size(self, global_batch_size: int) -> int:

@@ -7,7 +7,9 @@ round(B k / (k + 1)) synthetic rows, so the synthetic fraction is pi = k / (k +
 1) and every distribution seen gets the same share; the data pipeline is batched
 with the other B - n_syn rows. `ReplaySpec.weight` = r (an extension, 1 in
 method.md) gives each old distribution r times the new one's share: pi = r k /
-(r k + 1). Each replica
+(r k + 1); `ReplaySpec.fraction` = f > 0 (another extension) fixes pi = f for
+every k >= 1 instead, the schedule of replay methods that add a replay batch of
+the real batch's size (f = 1/2; Avalanche's generative replay). Each replica
 appends its share of the synthetic rows to its real rows inside the compiled
 step: z_d one-hot uniform over the teacher's J_T categories, z_c ~ N(0, I_F),
 x = sigmoid(teacher decoder logits) (the Bernoulli mean; Bernoulli pixels with
@@ -39,15 +41,18 @@ class ReplaySpec:
   """Dynamic binarisation of every batch, training and test steps (config.binarize)."""
   weight: float = 1.0
   """r, each old distribution's share of the mix relative to the new one's (replay_weight)."""
+  fraction: float = 0.0
+  """f: 0, pi = r k / (r k + 1); f in (0, 1), pi = f whatever k >= 1 (replay_fraction)."""
 
   @classmethod
   def of(cls, config) -> ReplaySpec:
-    """The spec of a run's Config (batch_size, replay_sample_pixels, binarize, replay_weight)."""
+    """The spec of a run's Config (batch_size, replay_sample_pixels, binarize, replay_*)."""
     return cls(
       int(config.batch_size),
       bool(config.replay_sample_pixels),
       bool(config.binarize),
       float(config.replay_weight),
+      float(config.replay_fraction),
     )
 
 
@@ -56,14 +61,25 @@ def binarize(x, seed):
   return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, x.dtype)
 
 
-def replay_fraction(num_seen: int, weight: float = 1.0) -> float:
-  """pi = r k / (r k + 1): the synthetic share of a batch after k old distributions."""
+def replay_fraction(num_seen: int, weight: float = 1.0, fraction: float = 0.0) -> float:
+  """The synthetic share of a batch after k old distributions: r k / (r k + 1), or f.
+
+  0 at k = 0 (no teacher); f whatever k >= 1 when `fraction` f > 0.
+  """
+  if num_seen == 0:
+    return 0.0
+  if fraction > 0:
+    return fraction
   rk = weight * num_seen
   return rk / (rk + 1)
 
 
 def synthetic_batch_size(
-  num_seen: int, global_batch_size: int, weight: float = 1.0, replicas: int = 1
+  num_seen: int,
+  global_batch_size: int,
+  weight: float = 1.0,
+  replicas: int = 1,
+  fraction: float = 0.0,
 ) -> int:
   """Synthetic rows in a global batch of B: R round(B r k / ((r k + 1) R)) (half up), at most B - R.
 
@@ -77,10 +93,11 @@ def synthetic_batch_size(
     global_batch_size: B.
     weight: r > 0, each old distribution's share relative to the new one's (1: k / (k + 1)).
     replicas: R, the replicas in sync that share the batch.
+    fraction: f > 0 fixes pi = f for every k >= 1 (0: pi = r k / (r k + 1)).
   """
   if num_seen == 0:
     return 0
-  per_replica = global_batch_size / replicas * replay_fraction(num_seen, weight)
+  per_replica = global_batch_size / replicas * replay_fraction(num_seen, weight, fraction)
   return min(int(per_replica + 0.5) * replicas, global_batch_size - replicas)
 
 
