@@ -97,3 +97,46 @@ def test_experiment_terms_writes_terms_json_and_refuses_an_empty_folder(tiny_run
 def test_unknown_mode_is_refused():
   with pytest.raises(ValueError, match="mode must be one of"):
     terms.mean_terms(None, np.zeros([1, 2, 2, 1], np.float32), mode="exact")
+
+
+@pytest.mark.real_data
+def test_exact_statistics_make_inference_mode_match_the_training_pass(tiny_run):
+  """After one momentum-0 pass on x, BN in inference mode normalises x as training mode does."""
+  from tf_lifelong.experiments import batch_norm
+  from tf_lifelong.state import checkpoints
+
+  student, _, _ = checkpoints.restore_student(tiny_run[0])
+  x = tf.random.stateless_uniform([23, 28, 28, 1], [3, 4])
+  z = tf.random.stateless_normal([19, student.num_categories + student.continuous_dim], [5, 6])
+  for network, batch in ((student.encoder, x), (student.decoder, z)):
+    before = [layer.momentum for layer in batch_norm._norm_layers([network])]
+    assert before and all(m > 0 for m in before)
+
+    def out(training, network=network, batch=batch):
+      flat = tf.nest.flatten(network(batch, training=training))
+      return np.concatenate([np.reshape(t, [len(batch), -1]) for t in flat], 1)
+
+    assert not np.allclose(out(False), out(True), atol=1e-3)
+    with batch_norm.exact_statistics(network):
+      network(batch, training=True)
+    np.testing.assert_allclose(out(False), out(True), atol=2e-3)
+    assert [layer.momentum for layer in batch_norm._norm_layers([network])] == before
+
+
+@pytest.mark.real_data
+def test_batch_norm_compare_reports_three_statistics_of_one_student(tiny_run):
+  from tf_lifelong.experiments import batch_norm
+
+  got = batch_norm.compare(tiny_run[0], rows=60)
+  assert got["seen"] == [3, 7] and got["replay_fraction"] == pytest.approx(
+    0.5 / 1.5
+  )  # r k / (r k + 1), r = 0.5, k = 1
+  trained = terms.final_terms(tiny_run[0])
+  assert got["trained"]["neg_elbo"] == pytest.approx(trained["neg_elbo"], rel=1e-6)
+  for name in batch_norm.STATISTICS:
+    t = got[name]
+    assert t["examples"] == 80 and np.isfinite(t["neg_elbo"])
+    total = t["reconstruction"] + t["kl_continuous"] + t["kl_discrete"]
+    assert total == pytest.approx(t["neg_elbo"], rel=1e-5)
+  # Other statistics, another model: the three evaluations differ.
+  assert len({round(got[name]["neg_elbo"], 4) for name in batch_norm.STATISTICS}) == 3
