@@ -4,7 +4,8 @@ The student trains on mixed batches only (model/replay_mix.py), so the moving st
 that its BatchNormalization layers use at test time are an exponential average
 (momentum m = 0.99; reset at each hand-over, method.md section 5, so after n steps the
 reset's weight is m^n, 0.99^4000 ~ 3e-18) over the last few hundred mixed batches.
-`compare` evaluates a run's final student on its test sets with three sets of
+`compare` evaluates a run's final student on the test sets of the distributions it saw
+(the test split even for a run that evaluated on validation) with three sets of
 statistics, its -ELBO split into terms (experiments/terms.py, E_q(z_d|x) enumerated):
 
 - trained: the moving statistics as the run left them (what the model ships with);
@@ -13,7 +14,7 @@ statistics, its -ELBO split into terms (experiments/terms.py, E_q(z_d|x) enumera
   (pi = `LifelongVAE.replay_fraction`), through the training step's own forward pass
   (`per_example_terms`, decoder distillation rows included);
 - oracle: the statistics of the validation images of every distribution seen, which a
-  lifelong learner does not keep: the most any choice of statistics could buy.
+  lifelong learner does not keep: the statistics of the real data the mix stands for.
 
 "Exact statistics of a batch" means one training-mode pass with every layer's momentum
 at 0: Keras then sets moving mean and variance to that batch's mean and (biased)
@@ -120,7 +121,7 @@ def compare(workdir: str, rows: int = 5000, seed: int = 0) -> dict:
   stream = streams.build_stream(config)
   seen = sorted({int(i) for i in state["seen"]})
   tests = evaluate.Evaluator(
-    evaluate.test_sets(stream, config.eval_split), limit=config.eval_examples, seed=config.seed
+    evaluate.test_sets(stream, "test"), limit=config.eval_examples, seed=config.seed
   )
   test_images = np.concatenate([tests.images[i] for i in seen])
   result = {"workdir": workdir, "checkpoint": state["checkpoint"], "seen": seen, "rows": rows}
