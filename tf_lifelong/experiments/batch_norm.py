@@ -13,8 +13,11 @@ statistics, its -ELBO split into terms (experiments/terms.py, E_q(z_d|x) enumera
   interval's real training rows and the teacher's synthetic rows in the run's shares
   (pi = `LifelongVAE.replay_fraction`), through the training step's own forward pass
   (`per_example_terms`, decoder distillation rows included);
-- oracle: the statistics of the validation images of every distribution seen, which a
-  lifelong learner does not keep: the statistics of the real data the mix stands for.
+- real_mix: the mix with its synthetic rows replaced by real validation images of the
+  old distributions, evenly, and no distillation rows (not available to a lifelong
+  learner: what the synthetic rows' difference from real ones does to the statistics);
+- oracle: the statistics of the validation images of every distribution seen, in equal
+  shares, which a lifelong learner does not keep either.
 
 "Exact statistics of a batch" means one training-mode pass with every layer's momentum
 at 0: Keras then sets moving mean and variance to that batch's mean and (biased)
@@ -41,7 +44,7 @@ from tf_lifelong.experiments import terms
 from tf_lifelong.model import student_objective
 from tf_lifelong.state import checkpoints
 
-STATISTICS = ("trained", "mix", "oracle")
+STATISTICS = ("trained", "mix", "real_mix", "oracle")
 
 
 def _norm_layers(networks):
@@ -115,7 +118,8 @@ def compare(workdir: str, rows: int = 5000, seed: int = 0) -> dict:
 
   Returns:
     {"workdir", "checkpoint", "seen", "replay_fraction", "rows", and for each of
-    STATISTICS the `terms.mean_terms` dict}.
+    STATISTICS the `terms.mean_terms` dict (real_mix is mix's without old
+    distributions or replay)}.
   """
   student, config, state = checkpoints.restore_student(workdir)
   stream = streams.build_stream(config)
@@ -130,9 +134,17 @@ def compare(workdir: str, rows: int = 5000, seed: int = 0) -> dict:
   result["replay_fraction"] = pi
   current = stream.intervals[-1].distribution
   real = _images({current.id: current.train}, [current.id], max(1, round(rows * (1 - pi))))
-  set_statistics(student, real, round(len(real) * pi / (1 - pi)), seed)
+  synthetic = round(len(real) * pi / (1 - pi))
+  set_statistics(student, real, synthetic, seed)
   result["mix"] = terms.mean_terms(student, test_images, seed=seed)
-  oracle = _images({i: stream.distributions[i].validation for i in seen}, seen, rows)
+  old = [i for i in seen if i != current.id]
+  validation = {i: stream.distributions[i].validation for i in seen}
+  if old and synthetic:
+    set_statistics(student, np.concatenate([real, _images(validation, old, synthetic)]), 0, seed)
+    result["real_mix"] = terms.mean_terms(student, test_images, seed=seed)
+  else:
+    result["real_mix"] = result["mix"]
+  oracle = _images(validation, seen, rows)
   set_statistics(student, oracle, 0, seed)
   result["oracle"] = terms.mean_terms(student, test_images, seed=seed)
   return result
