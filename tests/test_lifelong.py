@@ -203,6 +203,21 @@ def test_it_remembers_with_replay_and_forgets_without(tmp_path):
   assert after["naive"] > after["none"] + 100
 
 
+def test_batch_vae_is_judged_on_the_distributions_not_on_their_pool(tmp_path):
+  """Full and seen -ELBO of the batch baseline: the mean over its members' test sets.
+
+  With eval_examples below a test set's size, the pooled split's first rows are all of
+  the first distribution; counted as a third distribution it pulled `full` towards it.
+  """
+  config = config_lib.Config(baseline="batch_vae", **{**TINY, "eval_examples": 50})
+  rows = lifelong.run(config, str(tmp_path), out=open(os.devnull, "w"))
+  (row,) = rows
+  per = {int(k): v for k, v in row["neg_elbo_per_distribution"].items()}
+  assert -1 not in per and len(per) >= 2
+  assert row["test_neg_elbo_full"] == pytest.approx(np.mean(list(per.values())), rel=1e-6)
+  assert row["test_neg_elbo_full"] == pytest.approx(row["test_neg_elbo_seen"], rel=1e-6)
+
+
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_eval_split_chooses_the_split_the_intervals_are_scored_on(tmp_path, split):
   # Validation: digit 3s; test: blank images, whose -ELBO differs by tens of nats.

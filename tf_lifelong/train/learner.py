@@ -284,7 +284,10 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
     )
     self.check_shape(dist.train.images.shape[1:])
     judged = getattr(dist, self.config.eval_split)
-    if judged is not None and len(judged) and ident is not None:
+    # A pooled distribution (the batch baseline's) is judged through its members' own
+    # splits; its pooled split, cut at eval_examples, would count as one more distribution.
+    pooled = bool(getattr(dist, "members", ()))
+    if judged is not None and len(judged) and ident is not None and not pooled:
       self._evaluator.add({ident: judged})
     interval = streams.Interval(index, dist, is_new)
     start = time.monotonic()
