@@ -5,7 +5,7 @@ that its BatchNormalization layers use at test time are an exponential average
 (momentum m = 0.99; reset at each hand-over, method.md section 5, so after n steps the
 reset's weight is m^n, 0.99^4000 ~ 3e-18) over the last few hundred mixed batches.
 `compare` evaluates a run's final student on the test sets of the distributions it saw
-(the test split even for a run that evaluated on validation) with three sets of
+(the test split even for a run that evaluated on validation) with four sets of
 statistics, its -ELBO split into terms (experiments/terms.py, E_q(z_d|x) enumerated):
 
 - trained: the moving statistics as the run left them (what the model ships with);
@@ -109,17 +109,17 @@ def _images(splits, ids, rows: int) -> np.ndarray:
 
 
 def compare(workdir: str, rows: int = 5000, seed: int = 0) -> dict:
-  """Test -ELBO terms of a run's final student with trained, mix and oracle BN statistics.
+  """Test -ELBO terms of a run's final student with each of STATISTICS as its BN statistics.
 
   Args:
     workdir: a finished run's workdir.
-    rows: images in the one batch that sets the mix and oracle statistics.
+    rows: images in the one batch that sets each of the other statistics.
     seed: seed of those passes and of the evaluation's z_c noise.
 
   Returns:
     {"workdir", "checkpoint", "seen", "replay_fraction", "rows", and for each of
-    STATISTICS the `terms.mean_terms` dict (real_mix is mix's without old
-    distributions or replay)}.
+    STATISTICS the `terms.mean_terms` dict (real_mix is mix's when there is no old
+    distribution or no replay)}.
   """
   student, config, state = checkpoints.restore_student(workdir)
   stream = streams.build_stream(config)
