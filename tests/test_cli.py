@@ -20,7 +20,9 @@ def _train(*args, timeout=120):
 
 
 def test_help_explains_every_run_flag():
-  out = _train("--help").stdout
+  result = _train("--help")
+  assert result.returncode == 0, result.stderr
+  out = result.stdout
   for flag in (
     "--dataset",
     "--data_dir",

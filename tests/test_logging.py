@@ -75,5 +75,14 @@ def test_train_logs_its_command_line_at_info(tmp_path):
 
 @pytest.mark.parametrize("tool", ["train", "export", "tune", "experiment", "benchmark"])
 def test_help_lists_the_logging_flags(tool):
-  out = _tool(tool, "--help").stdout
+  result = _tool(tool, "--help")
+  assert result.returncode == 0, result.stderr  # a help request is not an error.
+  out = result.stdout
   assert "-v,--verbosity:" in out and "--[no]logtostderr:" in out and "--[no]verbose:" in out
+
+
+@pytest.mark.parametrize("request_flag", ["--helpshort", "--helpfull", "-?"])
+def test_every_help_flag_exits_0(request_flag):
+  result = _tool("train", request_flag)
+  assert result.returncode == 0, result.stderr
+  assert "--dataset" in result.stdout

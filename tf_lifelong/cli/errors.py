@@ -126,7 +126,8 @@ def _user_message(e: Exception) -> str | None:
 
 def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
   """absl's app.run, with the flags of `help_modules` and absl's logging flags
-  under --help, and a one-line error (exit 2) for an unknown or malformed flag.
+  under --help, a one-line error (exit 2) for an unknown or malformed flag, and
+  exit 0 after --help (absl's own exits 1).
 
   Before `main`, the logging level is set (`apply_verbosity`) and an INFO line
   names the program, the version and the command line (shown with -v 0 or more).
@@ -146,6 +147,11 @@ def run_app(program: str, main, help_modules: tuple[str, ...]) -> None:
     except flags.Error as e:
       print(f"{program}: error: {e}\nTry --help.", file=sys.stderr)
       sys.exit(2)
+    except SystemExit as e:
+      # absl's help flags (--help, -?, --helpshort, --helpfull, --helpxml) print the
+      # help to stdout and exit 1 while the flags are parsed; nothing else exits
+      # there. A help request is not an error: exit 0.
+      sys.exit(0 if e.code == 1 else e.code)
 
   def logged_main(argv: list[str]):
     apply_verbosity("verbose" in flags.FLAGS and bool(flags.FLAGS.verbose))
