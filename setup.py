@@ -1,5 +1,7 @@
 """Installs tf_lifelong into an existing environment: `pip install .` (extras below).
 
+pyproject.toml names the build (setuptools, PEP 517); everything else is here.
+
 install_requires holds version ranges believed to work (README.md, "Versions");
 the exact set tested here is constraints.txt: `pip install -c constraints.txt .`.
 """
@@ -43,7 +45,8 @@ setuptools.setup(
   description="Lifelong Generative Modeling (student-teacher VAE) in TensorFlow 2 / Keras 3",
   long_description=LONG_DESCRIPTION,
   long_description_content_type="text/markdown",
-  license="Apache-2.0",
+  license_expression="Apache-2.0",  # SPDX (PEP 639): no license classifier.
+  license_files=["LICENSE"],
   python_requires=">=3.10,<3.14",
   packages=setuptools.find_packages(include=["tf_lifelong", "tf_lifelong.*"]),
   install_requires=INSTALL_REQUIRES,
@@ -65,7 +68,6 @@ setuptools.setup(
   },
   entry_points={"console_scripts": CONSOLE_SCRIPTS},
   classifiers=[
-    "License :: OSI Approved :: Apache Software License",
     "Programming Language :: Python :: 3",
     "Programming Language :: Python :: 3.10",
     "Programming Language :: Python :: 3.11",
