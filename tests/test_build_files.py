@@ -22,6 +22,15 @@ def _strings(node) -> list[str]:
   return [e.value for e in getattr(node, "elts", []) if isinstance(e, ast.Constant)]
 
 
+def _label(dep: str, package: str) -> str:
+  """A dep as '//package:name': ':name' is in this package, '//a/b' means '//a/b:b'."""
+  if dep.startswith(":"):
+    return f"//{package}{dep}"
+  if ":" not in dep:
+    return f"{dep}:{dep.rsplit('/', 1)[-1]}"
+  return dep
+
+
 def _libraries() -> dict[str, dict]:
   """'//package:name' -> {'srcs': [repo-relative paths], 'deps': ['//package:name']}."""
   out = {}
@@ -32,7 +41,7 @@ def _libraries() -> dict[str, dict]:
     for node in ast.walk(ast.parse(open(os.path.join(folder, "BUILD")).read())):
       if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "py_library":
         args = {k.arg: k.value for k in node.keywords}
-        deps = [f"//{package}{d}" if d.startswith(":") else d for d in _strings(args.get("deps"))]
+        deps = [_label(d, package) for d in _strings(args.get("deps"))]
         srcs = [os.path.join(package, s) for s in _strings(args.get("srcs"))]
         out[f"//{package}:{args['name'].value}"] = {"srcs": srcs, "deps": deps}
   return out
@@ -66,7 +75,17 @@ def _file_of(module: str) -> str | None:
   return None
 
 
-_PACKAGE_INITS = tuple(m for m in _modules() if m.endswith("__init__.py"))
+def _empty(path: str) -> bool:
+  """True for a module with no statement but its docstring (or none at all)."""
+  body = ast.parse(open(os.path.join(paths.REPO, path)).read()).body
+  if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+    body = body[1:]
+  return not body
+
+
+EMPTY_INITS = tuple(m for m in _modules() if m.endswith("__init__.py") and _empty(m))
+"""Package __init__ files Bazel may make itself: empty or only a docstring. An
+__init__ with code (tf_lifelong/config/__init__.py: the Config) must be a dep."""
 
 
 def _imported(path: str) -> set[str]:
@@ -75,15 +94,39 @@ def _imported(path: str) -> set[str]:
     if isinstance(node, ast.Import):
       out.update(a.name for a in node.names)
     elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      out.add(node.module)
-      out.update(f"{node.module}.{a.name}" for a in node.names)
+      for alias in node.names:  # a submodule, else a name the package's __init__ defines
+        submodule = f"{node.module}.{alias.name}"
+        out.add(submodule if _file_of(submodule) else node.module)
   return {m for m in out if m.startswith("tf_lifelong")}
+
+
+def _cycle(src: str, needed: str) -> bool:
+  """True where a module imports its own package's __init__, which imports it back
+  (config/profiles.py's lazy `from tf_lifelong.config import Config`): a cycle Bazel
+  cannot express, and the package is loaded whenever the module is."""
+  if needed != os.path.join(os.path.dirname(src), "__init__.py"):
+    return False
+  return src[: -len(".py")].replace("/", ".") in _imported(needed)
 
 
 def test_the_reader_finds_the_libraries():
   assert "//tf_lifelong:config" in LIBRARIES
   assert "tf_lifelong/config/__init__.py" in LIBRARIES["//tf_lifelong/config:config"]["srcs"]
   assert "//tf_lifelong:config" in LIBRARIES["//tf_lifelong:runtime"]["deps"]
+  assert LIBRARIES["//tf_lifelong:config"]["deps"] == ["//tf_lifelong/config:config"]
+
+
+def test_only_empty_inits_are_skipped():
+  assert "tf_lifelong/config/__init__.py" not in EMPTY_INITS  # the Config
+  assert "tf_lifelong/cli/__init__.py" in EMPTY_INITS
+
+
+def test_imports_resolve_to_the_files_they_need():
+  # `from P import submodule` needs the submodule; `from P import Name` needs P's __init__.
+  assert _imported("tf_lifelong/experiments/figures.py") == {"tf_lifelong.installation"}
+  assert "tf_lifelong.config" in _imported("tf_lifelong/runtime.py")
+  assert _cycle("tf_lifelong/config/profiles.py", "tf_lifelong/config/__init__.py")
+  assert not _cycle("tf_lifelong/runtime.py", "tf_lifelong/config/__init__.py")
 
 
 def test_every_module_is_in_one_library():
@@ -102,8 +145,8 @@ def test_each_library_depends_on_what_its_modules_import():
     for src in library["srcs"]:
       for module in sorted(_imported(src)):
         needed = _file_of(module)
-        if needed in (None, *_PACKAGE_INITS) or (src, module) in LAZY:
-          continue  # a package's __init__: Bazel makes any that a runfiles tree lacks
+        if needed in (None, *EMPTY_INITS) or (src, module) in LAZY or _cycle(src, needed):
+          continue  # an empty __init__: Bazel makes any that a runfiles tree lacks
         if needed not in available:
           missing.append(f"{target}: {src} imports {module} ({needed} is in none of its deps)")
   assert missing == []
