@@ -74,21 +74,39 @@ def test_component_scores_match_a_hand_computation():
   np.testing.assert_allclose(got[:, 3], kl, rtol=1e-4)
 
 
-def test_shift_statistic_is_welchs_t():
+def _welch_terms(chunk, held, k):
+  """scipy's |Welch t| of each term: {k: the level s_k, j: s_j - s_k, J: KL_c}."""
+
+  def t(a, b):
+    return abs(scipy.stats.ttest_ind(a, b, equal_var=False).statistic)
+
+  j_count = chunk.shape[1] - 1
+  terms = {k: t(chunk[:, k], held[:, k]), j_count: t(chunk[:, -1], held[:, -1])}
+  for j in range(j_count):
+    if j != k:
+      terms[j] = t(chunk[:, j] - chunk[:, k], held[:, j] - held[:, k])
+  return terms
+
+
+@pytest.mark.parametrize(
+  "k,shift,driver",
+  [
+    (0, [3.0, 3.0, 0.0], 0),  # the level s_0 moves; s_1 - s_0 and KL_c do not
+    (0, [0.0, 3.0, 0.0], 1),  # only s_1 - s_0 moves
+    (0, [0.0, 0.0, 3.0], 2),  # only KL_c (column J = 2) moves
+    (1, [0.0, 3.0, 0.0], 1),  # k = 1: the level s_1 moves, s_0 - s_1 by as much but noisier
+  ],
+)
+def test_shift_statistic_is_welchs_t(k, shift, driver):
   rng = np.random.default_rng(1)
-  chunk, held = rng.normal(size=(40, 3)), rng.normal(1.0, 2.0, size=(25, 3))
-  z, _ = detection.shift_statistic(chunk, held, k=0)
-  welch = scipy.stats.ttest_ind(chunk[:, 0], held[:, 0], equal_var=False).statistic
-  diffs = [
-    abs(
-      scipy.stats.ttest_ind(
-        chunk[:, j] - chunk[:, 0], held[:, j] - held[:, 0], equal_var=False
-      ).statistic
-    )
-    for j in (1,)
-  ]
-  kl = abs(scipy.stats.ttest_ind(chunk[:, 2], held[:, 2], equal_var=False).statistic)
-  assert z == pytest.approx(max(abs(welch), *diffs, kl))
+  chunk = rng.normal(size=(40, 3))
+  held = rng.normal(0.0, 1.0, size=(25, 3))
+  held = held - np.asarray(shift)  # the chunk sits `shift` above the held-out share
+  terms = _welch_terms(chunk, held, k)
+  assert max(terms, key=terms.get) == driver  # each case makes its own term the largest
+  z, found = detection.shift_statistic(chunk, held, k=k)
+  assert z == pytest.approx(terms[driver], rel=1e-9)
+  assert found == driver
 
 
 def _scores(rng, means, n, sd=1.0):
