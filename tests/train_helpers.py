@@ -9,6 +9,7 @@ across pytest-xdist workers.
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -123,3 +124,45 @@ def reference_run(tmp_path_factory) -> str:
       assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
       open(done, "w").close()
   return workdir
+
+
+# The child runs bin/TOOL as its __main__ and, however the tool exits, prints last on
+# stdout whether TensorFlow was imported.
+_REPORTING = (
+  "import runpy, sys\n"
+  "sys.argv = sys.argv[1:]\n"
+  "try:\n"
+  "  runpy.run_path(sys.argv[0], run_name='__main__')\n"
+  "finally:\n"
+  "  print('tensorflow imported:', 'tensorflow' in sys.modules)\n"
+)
+
+
+@dataclasses.dataclass
+class Exit:
+  """How a tool ended: its exit status, its non-blank stderr lines, its stdout
+  (without the report line) and whether it imported TensorFlow."""
+
+  returncode: int
+  lines: list[str]
+  stdout: str
+  tensorflow: bool
+
+
+def run_tool(tool: str, *args: str, timeout: float = 120) -> Exit:
+  """Runs bin/TOOL with `args` as a user would (sys.argv[0] is the launcher)."""
+  done = subprocess.run(
+    [sys.executable, "-c", _REPORTING, os.path.join(paths.REPO, "bin", tool), *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    env=_env(),
+  )
+  *out, report = done.stdout.splitlines() or [""]
+  assert report.startswith("tensorflow imported: "), done.stdout + done.stderr
+  return Exit(
+    done.returncode,
+    [line for line in done.stderr.splitlines() if line.strip()],
+    "\n".join(out),
+    report.endswith("True"),
+  )
