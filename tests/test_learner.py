@@ -146,7 +146,8 @@ def test_bad_input_gets_one_clear_error(fed, digits, tmp_path):
 
 
 def test_load_goes_on_and_keeps_the_disk_bounded(fed, digits):
-  _, workdir, _, _ = fed
+  first, workdir, _, _ = fed
+  first.close()  # One writer per workdir: the first learner frees it.
   learner = Learner.load(workdir, out=open(os.devnull, "w"))
   assert learner.num_categories == 2 and learner.distributions == ["three", "seven"]
   assert len(learner.history) == 3

@@ -5,11 +5,14 @@
 
 Restores the student of the checkpoint (its configuration from W/config.json)
 and writes a SavedModel with the signatures sample, encode, reconstruct, elbo
-and metadata (docs/serving.md) to --output (default W/export).
+and metadata (docs/serving.md) to --output (default W/export). Writing into W
+takes W's lock (another writer there is refused); an --output outside W only
+reads W and needs no lock (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags
@@ -48,10 +51,27 @@ def main(argv: list[str]) -> None:
       # TensorFlow loads here, where its native start-up lines are silenced.
       import tensorflow  # noqa: F401, PLC0415
 
-      from tf_lifelong.state import checkpoints  # noqa: PLC0415
+      from tf_lifelong.state import checkpoints, lock  # noqa: PLC0415
 
-    path = checkpoints.export_checkpoint(FLAGS.workdir, FLAGS.checkpoint, FLAGS.output)
+    held = lock.acquire(FLAGS.workdir) if _writes_into(FLAGS.workdir, FLAGS.output) else None
+    try:
+      path = checkpoints.export_checkpoint(FLAGS.workdir, FLAGS.checkpoint, FLAGS.output)
+    finally:
+      if held is not None:
+        held.release()
     print(path)
+
+
+def _writes_into(workdir: str, output: str | None) -> bool:
+  """Whether the export lands inside an existing `workdir` (then it is one of its writers)."""
+  from tf_lifelong.state import files  # noqa: PLC0415
+
+  if not files.isdir(workdir):
+    return False  # Nothing to lock: the export says that there is no workdir.
+  if output is None:
+    return True
+  inside = os.path.join(files.absolute(workdir), "")
+  return os.path.join(files.absolute(output), "").startswith(inside)
 
 
 def entry() -> None:

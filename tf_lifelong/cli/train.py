@@ -37,23 +37,39 @@ def main(argv: list[str]) -> None:
       raise app.UsageError("--continue needs --workdir: the workdir whose model goes on")
     config = run_flags.config_from_flags(base_file=_stored_config(), new_stream=continuing)
     workdir = FLAGS.workdir or run_flags.default_workdir(config)
-    from tf_lifelong.state import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
+    from tf_lifelong.state import lock  # noqa: PLC0415 - no TensorFlow: answers at once.
 
-    if continuing:
-      start = resume.prepare_continuation(config, workdir, chief=False)  # Only looks.
-    else:
-      start = resume.prepare(config, workdir, FLAGS.overwrite, chief=False)  # Only looks.
-    if start.finished:
-      print(resume.finished_message(workdir, start))
-      return
-    with errors.native_stderr_silenced(not FLAGS.verbose):
-      # TensorFlow loads and initialises its devices here, after the flags are checked.
-      from tf_lifelong import runtime  # noqa: PLC0415 - after the flags
-      from tf_lifelong.train import lifelong  # noqa: PLC0415
+    # One writer per workdir, refused before TensorFlow loads (multi-worker: the chief's run
+    # takes it, state/lock.py).
+    held = None if config.strategy == "multi_worker" else lock.acquire(workdir)
+    try:
+      if held is not None and held.taken_over:
+        print(held.taken_over, flush=True)
+      _run(config, workdir, continuing, held)
+    finally:
+      if held is not None:
+        held.release()
 
-      runtime.configure(config)
 
-    lifelong.run(config, workdir, overwrite=FLAGS.overwrite, continue_run=continuing)
+def _run(config, workdir: str, continuing: bool, held) -> None:
+  """The run in `workdir`, whose lock this process holds (`held`, None: multi-worker)."""
+  from tf_lifelong.state import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
+
+  if continuing:
+    start = resume.prepare_continuation(config, workdir, chief=False)  # Only looks.
+  else:
+    start = resume.prepare(config, workdir, FLAGS.overwrite, chief=False)  # Only looks.
+  if start.finished:
+    print(resume.finished_message(workdir, start))
+    return
+  with errors.native_stderr_silenced(not FLAGS.verbose):
+    # TensorFlow loads and initialises its devices here, after the flags are checked.
+    from tf_lifelong import runtime  # noqa: PLC0415 - after the flags
+    from tf_lifelong.train import lifelong  # noqa: PLC0415
+
+    runtime.configure(config)
+
+  lifelong.run(config, workdir, overwrite=FLAGS.overwrite, continue_run=continuing, lock=held)
 
 
 def _stored_config() -> str | None:

@@ -58,6 +58,7 @@ from tf_lifelong.train import detection, task_free
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.intervals import Intervals
 from tf_lifelong.train.model_access import ModelAccess
+from tf_lifelong.train.ownership import Ownership
 from tf_lifelong.train.persistence import Persistence
 from tf_lifelong.train.recording import Recording
 
@@ -65,7 +66,7 @@ _UNNAMED = 1_000_000
 """Keys the validation share of a repeat whose distribution is not named (id unknown)."""
 
 
-class Learner(Intervals, Recording, Persistence, ModelAccess):
+class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
   """A lifelong VAE with its workdir: `learn` one interval at a time, then use it.
 
   Attributes (read-only): `num_categories` (J), `distributions` (the names of
@@ -76,7 +77,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
   `complete_interval`), recording.py (its record), persistence.py (its
   checkpoints, `checkpoint`), model_access.py (using the model, `check_shape`).
   Those public steps are what task_free.py drives; `learn` and `observe` are
-  the ways to feed a learner.
+  the ways to feed a learner. It holds its workdir's lock (ownership.py).
   """
 
   def __init__(
@@ -114,19 +115,21 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
         "or pass overwrite=True to start afresh"
       )
     strategy, chief = setup_runtime(config)
-    try:
+    self._owns_lock = True
+    with self._holding(workdir, chief):  # A WorkdirError becomes a RunError.
       start = resume.prepare(config, workdir, overwrite=True, chief=chief)
-    except resume.WorkdirError as e:
-      raise RunError(str(e)) from None
-    self._setup(config, workdir, start, strategy, chief, hooks, out)
+      self._setup(config, workdir, start, strategy, chief, hooks, out)
 
   @classmethod
-  def load(cls, workdir: str, *, hooks: Sequence[Any] = (), out=None, **changes) -> Learner:
+  def load(
+    cls, workdir: str, *, hooks: Sequence[Any] = (), out=None, read_only: bool = False, **changes
+  ) -> Learner:
     """Opens the learner saved in `workdir` (finished, or interrupted: see the module docstring).
 
     Args:
       workdir: a workdir written by a Learner, `lifelong.run` or `bin/train`.
       hooks, out: as in the constructor.
+      read_only: a reader: no lock, nothing written; `learn` and `observe` refused.
       **changes: configuration fields to change from the saved ones. Fields
         that define the model (`checkpoints.MODEL_FIELDS`) cannot change.
 
@@ -140,12 +143,12 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
     except (checkpoints.CheckpointError, config_lib.ConfigError) as e:
       raise RunError(f"cannot open a learner in {workdir}: {e}") from None
     strategy, chief = setup_runtime(config)
-    try:
-      start = resume.open_learner(config, workdir, chief=chief)
-    except resume.WorkdirError as e:
-      raise RunError(str(e)) from None
+    chief = chief and not read_only
     learner = cls.__new__(cls)
-    learner._setup(config, workdir, start, strategy, chief, hooks, out)
+    learner._owns_lock, learner._read_only = not read_only, read_only
+    with learner._holding(workdir, chief):
+      start = resume.open_learner(config, workdir, chief=chief)
+      learner._setup(config, workdir, start, strategy, chief, hooks, out)
     return learner
 
   @classmethod
@@ -327,10 +330,12 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
       DataError: unusable images (wrong shape for this model, too few, NaN).
       RunError: training cannot go on (a non-finite loss).
     """
+    self._writable()
     return self._task_free.observe(chunk, truth, truth_name, callbacks)
 
   def end_interval(self, callbacks: Sequence[Any] = ()) -> dict | None:
     """Ends the open task-free interval (early-stopped training, its row); None if none."""
+    self._writable()
     return self._task_free.close(callbacks)
 
   @property
@@ -370,12 +375,13 @@ class Learner(Intervals, Recording, Persistence, ModelAccess):
 
   def finish(self) -> None:
     """Ends an open task-free interval (`end_interval`), exports the model to
-    workdir/export and marks the learner finished (its record)."""
+    workdir/export, marks the learner finished (its record) and frees the workdir's lock."""
     self.end_interval()
     self.export()
     if self.ctx.chief:
       checkpoints.mark_finished(self.workdir, export=os.path.join(self.workdir, "export"))
     self._writer.close()
+    self.close()
 
 
 def setup_runtime(config: config_lib.Config):

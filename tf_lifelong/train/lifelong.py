@@ -27,6 +27,7 @@ row)` methods) let experiments add metrics without touching the loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ from tf_lifelong.data import sources, streams
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.monitor import progress
 from tf_lifelong.state import resume
-from tf_lifelong.train import task_free, watchdog
+from tf_lifelong.train import ownership, task_free, watchdog
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.learner import Learner, setup_runtime
 from tf_lifelong.train.recording import reconstruction_grid, sample_grid
@@ -68,8 +69,12 @@ def run(
   continue_run: bool = False,
   hooks: Sequence[Any] = (),
   out=None,
+  lock=None,
 ) -> list[dict]:
   """Runs the lifelong stream of `config`, writing into `workdir`.
+
+  The run holds the workdir's lock (state/lock.py) from its start to its end
+  (the chief; `lock`: one the caller holds already); another writer is refused.
 
   A workdir holding a checkpoint of the same configuration is resumed from its
   latest checkpoint; a finished one is left as it is (its rows are returned).
@@ -85,6 +90,24 @@ def run(
   """
   strategy, chief = setup_runtime(config)
   _check_request(config, overwrite, continue_run)
+  with _holding(workdir, chief and lock is None, out):
+    return _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out)
+
+
+@contextlib.contextmanager
+def _holding(workdir: str, take: bool, out):
+  """The workdir's lock for the body, if `take` (says so when a dead holder's is taken)."""
+  if not take:
+    yield
+    return
+  with ownership.take_lock(workdir) as held:
+    if held.taken_over:
+      print(held.taken_over, file=out or sys.stdout, flush=True)
+    yield
+
+
+def _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out) -> list[dict]:
+  """`run` with the lock held."""
   start = _prepare(config, workdir, overwrite, continue_run, chief)
   if start.finished:
     if chief:
