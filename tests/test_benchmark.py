@@ -16,7 +16,7 @@ import pytest
 
 from tests import paths
 from tf_lifelong import config as config_lib
-from tf_lifelong.benchmarks import child_process, flops, steps
+from tf_lifelong.benchmarks import child_process, flops, measuring, steps
 
 BENCHMARK = os.path.join(paths.REPO, "bin", "benchmark")
 
@@ -145,6 +145,28 @@ def test_child_process_failure_carries_its_stderr():
   assert "ModuleNotFoundError" in str(raised.value)
 
 
+def _proc_cpuinfo() -> dict | None:
+  """The first processor's model name and CPU_FLAGS, read apart from measuring.cpu_info."""
+  if not os.path.exists("/proc/cpuinfo"):
+    assert not sys.platform.startswith("linux")
+    return None
+  lines = open("/proc/cpuinfo").read().splitlines()
+  model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+  flags = next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags"))
+  return {"model_name": model, "flags": {f: f in flags for f in measuring.CPU_FLAGS}}
+
+
+def test_cpu_info_reads_the_first_processor(tmp_path):
+  path = tmp_path / "cpuinfo"
+  path.write_text(
+    "processor\t: 0\nmodel name\t: Chip A\nflags\t\t: fpu avx512f amx_tile\n\n"
+    "processor\t: 1\nmodel name\t: Chip B\nflags\t\t: fpu avx512_bf16\n"
+  )
+  flags = dict.fromkeys(measuring.CPU_FLAGS, False) | {"avx512f": True, "amx_tile": True}
+  assert measuring.cpu_info(str(path)) == {"model_name": "Chip A", "flags": flags}
+  assert measuring.cpu_info(str(tmp_path / "absent")) is None
+
+
 def test_reports_float32_and_bfloat16_side_by_side(quick):
   result, stderr = quick
   precision = result["precision"]
@@ -162,7 +184,6 @@ def test_reports_float32_and_bfloat16_side_by_side(quick):
         assert math.isfinite(clock[key]) and clock[key] > 0, (name, key)
   assert precision["float32"]["matmul_rate_over_float32"] == 1.0
   cpu = result["machine"]["cpu"]
-  if cpu is not None:  # Linux: /proc/cpuinfo.
-    assert set(cpu["flags"]) >= {"avx512_bf16", "amx_bf16", "amx_tile"}
-    assert precision["cpu"] == cpu
+  assert cpu == _proc_cpuinfo()  # what this machine's /proc/cpuinfo says, read here
+  assert precision["cpu"] == cpu
   assert "mixed_bfloat16: student" in stderr
