@@ -106,6 +106,7 @@ class Intervals:
     teacher = begun.teacher_seen if eval_teacher is None else eval_teacher
     row = self._row(interval, ident, label, teacher, result)
     row.update(extra or {})
+    row.update(self._sampling_columns(interval, ident, row))  # recording.py
     row["invocation"] = self.invocation
     row["source"] = source if isinstance(source, str) and self.invocation is None else None
     _time(row, start, handed_over, trained)
