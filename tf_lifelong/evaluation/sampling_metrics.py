@@ -126,11 +126,13 @@ class Classifier:
     model: Keras model, images [B, H, W, C] in [0, 1] -> logits [B, C].
     class_ids: the class (distribution) id of each output column.
     test_accuracy: accuracy on the test splits of those distributions.
+    meta: further facts kept in classifier.json (classifier_cache.py: key, train_seconds).
   """
 
   model: object
   class_ids: tuple[int, ...]
   test_accuracy: float
+  meta: dict = dataclasses.field(default_factory=dict)
 
   def predict(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Predicted class ids, int [N], of images in [0, 1]."""
@@ -145,7 +147,9 @@ class Classifier:
     os.makedirs(folder, exist_ok=True)
     self.model.save(os.path.join(folder, "classifier.keras"))
     with open(os.path.join(folder, "classifier.json"), "w") as f:
-      json.dump({"class_ids": list(self.class_ids), "test_accuracy": self.test_accuracy}, f)
+      json.dump(
+        {**self.meta, "class_ids": list(self.class_ids), "test_accuracy": self.test_accuracy}, f
+      )
 
   @classmethod
   def load(cls, folder: str) -> Classifier:
@@ -154,7 +158,8 @@ class Classifier:
     with open(os.path.join(folder, "classifier.json")) as f:
       info = json.load(f)
     model = keras.models.load_model(os.path.join(folder, "classifier.keras"))
-    return cls(model, tuple(info["class_ids"]), float(info["test_accuracy"]))
+    ids, accuracy = tuple(info.pop("class_ids")), float(info.pop("test_accuracy"))
+    return cls(model, ids, accuracy, info)
 
   @staticmethod
   def exists(folder: str) -> bool:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from tensorflow.core.util import event_pb2
 
 from tf_lifelong.state import artifacts, files
+
+LABEL_MARGIN = 4
+"""Pixels of white left and right of the row labels of a PNG grid."""
 
 
 def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
@@ -42,14 +45,52 @@ def image_grid(images: np.ndarray, pad: int = 1) -> np.ndarray:
   return np.round(np.clip(grid, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def write_png(path: str, grid: np.ndarray, scale: int = 2) -> None:
-  """Writes a uint8 grid [H, W, ch] as PNG (atomically), enlarged `scale` times."""
+def write_png(
+  path: str,
+  grid: np.ndarray,
+  scale: int = 2,
+  row_labels: Sequence[str] | None = None,
+  pad: int = 1,
+) -> None:
+  """Writes a uint8 grid [H, W, ch] as PNG (atomically), enlarged `scale` times.
+
+  Args:
+    row_labels: one text per row of tiles of an `image_grid(..., pad)`, drawn
+      (black, PIL's default font) on a white left margin at its row's middle.
+  """
   img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if scale > 1:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+  if row_labels:
+    img = label_rows(img, row_labels, pad * scale)
   buf = io.BytesIO()
   img.save(buf, format="PNG")
   files.write_bytes(path, buf.getvalue())
+
+
+def label_rows(img: Image.Image, labels: Sequence[str], pad: int = 2) -> Image.Image:
+  """`img` (rows of equal height separated by `pad` pixels) with a white left margin
+  that holds labels[r] beside row r, vertically centred."""
+  font = ImageFont.load_default()
+  probe = ImageDraw.Draw(img)
+  width = int(max(probe.textlength(t, font=font) for t in labels)) + 2 * LABEL_MARGIN
+  out = Image.new(img.mode, (img.width + width, img.height), _white(img.mode))
+  out.paste(img, (width, 0))
+  draw = ImageDraw.Draw(out)
+  row = (img.height - pad) / len(labels)
+  for r, text in enumerate(labels):
+    top, bottom = draw.textbbox((0, 0), text, font=font)[1::2]
+    middle = pad + r * row + (row - pad) / 2
+    draw.text((LABEL_MARGIN, middle - (top + bottom) / 2), text, fill=_black(img.mode), font=font)
+  return out
+
+
+def _white(mode: str):
+  return 255 if mode == "L" else (255, 255, 255)
+
+
+def _black(mode: str):
+  return 0 if mode == "L" else (0, 0, 0)
 
 
 class SummaryWriter:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from tf_lifelong.data import transforms
+from tf_lifelong.evaluation import classifier_cache, sampling_scores
 from tf_lifelong.model import inference
 from tf_lifelong.monitor import summaries
 from tf_lifelong.state import artifacts
@@ -19,6 +23,9 @@ from tf_lifelong.train.context import GRID_COLUMNS
 
 class Recording:
   """The learner's record of an interval: progress lines, its metrics row, files, TensorBoard, grids."""
+
+  _sampling_classifier = None
+  """(stream, its classifier_cache classifier), made at the first interval that needs it."""
 
   def _announce(self, interval, ident, label, train_state) -> None:
     kind = "new" if interval.is_new else "repeat"
@@ -79,7 +86,9 @@ class Recording:
     """metrics files, TensorBoard, sample grid (chief only; the `end` checkpoint follows)."""
     ctx, workdir = self.ctx, self.workdir
     index = ctx.interval.index
-    artifacts.write_metrics(workdir, ctx.rows)
+    artifacts.write_metrics(
+      workdir, ctx.rows, (*artifacts.METRIC_COLUMNS, *sampling_scores.COLUMNS)
+    )
     artifacts.write_json(os.path.join(workdir, "neg_elbo_matrix.json"), ctx.matrix.to_dict())
     milestones.reached("record", index)
     scalars = {
@@ -87,7 +96,11 @@ class Recording:
     }
     self._writer.scalars(scalars, index, prefix="interval/")
     grid = summaries.image_grid(sample_grid(ctx.student, GRID_COLUMNS, self.config.seed))
-    summaries.write_png(os.path.join(workdir, "samples", f"interval-{index:03d}.png"), grid)
+    summaries.write_png(
+      os.path.join(workdir, "samples", f"interval-{index:03d}.png"),
+      grid,
+      row_labels=self._component_labels(row),
+    )
     self._writer.image("samples", grid, index, "rows: one-hot z_d; columns: z_c ~ N(0, I)")
     tests = [self._evaluator.images[i][:8] for i in ctx.seen if i in self._evaluator.images]
     if tests:
@@ -97,6 +110,76 @@ class Recording:
         index,
         "pairs of rows: test images of each seen distribution, reconstructions",
       )
+
+  # ------------------------------------------------------------ sampling scores
+  def _sampling_columns(self, interval, ident, row: dict) -> dict:
+    """The row's sampling scores (evaluation/sampling_scores.py; `row` holds the
+    interval's other columns, a task-free interval's truth included); {} when off."""
+    ctx, config = self.ctx, self.config
+    if not config.sampling_samples:
+      return {}
+    validation = getattr(interval.distribution, "validation", None)
+    real = None
+    if validation is not None and len(validation):
+      real = transforms.unit_float(validation.images[: config.eval_examples])
+    start = time.monotonic()
+    columns = sampling_scores.measure(
+      ctx.student,
+      config.sampling_samples,
+      truths=self._component_truths(row),
+      classifier=self._stream_classifier(),
+      real=real,
+      component=ctx.seen.index(ident) if ident is not None and ident in ctx.seen else None,
+      seed=config.seed,
+    )
+    columns["sampling_seconds"] = round(time.monotonic() - start, 3)  # the classifier's included
+    return columns
+
+  def _stream_classifier(self):
+    """The stream's classifier (classifier_cache.py); None for a learner fed from Python."""
+    stream = self.ctx.stream
+    if stream is None:
+      return None
+    if self._sampling_classifier is None or self._sampling_classifier[0] is not stream:
+      classifier = classifier_cache.stream_classifier(stream, self.workdir, write=self.ctx.chief)
+      self._sampling_classifier = (stream, classifier)
+      logging.info(
+        "sampling classifier (%s): %d classes, test accuracy %.4f, trained in %s s",
+        classifier.meta.get("source"),
+        len(classifier.class_ids),
+        classifier.test_accuracy,
+        classifier.meta.get("train_seconds"),
+      )
+    return self._sampling_classifier[1]
+
+  def _component_truths(self, row: dict) -> list:
+    """The true distribution id of each component j (None: unknown). A task-free run's
+    component j is the truth of its j-th new interval; otherwise it is `ctx.seen[j]`."""
+    ctx = self.ctx
+    j = int(ctx.student.num_categories)
+    rows = list(ctx.rows) if any(r is row for r in ctx.rows) else [*ctx.rows, row]
+    if _task_free(rows):
+      truths = [r.get("truth") for r in rows if r.get("is_new")]
+    else:
+      truths = list(ctx.seen)
+    return (truths + [None] * j)[:j]
+
+  def _component_labels(self, row: dict) -> list[str]:
+    """Row j of the sample grid: the id and name of component j's distribution (a
+    task-free run's: of its truth, where known; else the learner's own name)."""
+    ctx, stream = self.ctx, self.ctx.stream
+    free = _task_free(ctx.rows) or _task_free([row])
+    labels = []
+    for j, truth in enumerate(self._component_truths(row)):
+      if truth is None:
+        ident = ctx.seen[j] if j < len(ctx.seen) else j
+        labels.append(ctx.names.get(ident, f"component {j}"))
+        continue
+      name = ctx.names.get(truth, "") if not free else ""
+      if free and stream is not None and truth in stream.distributions:
+        name = stream.distributions[truth].name
+      labels.append(name if str(truth) in name.split() else f"{truth} {name}".strip())
+    return labels
 
 
 def sample_grid(student, columns: int, seed: int) -> np.ndarray:
@@ -116,6 +199,11 @@ def reconstruction_grid(student, images: Sequence[np.ndarray]) -> np.ndarray:
     x = x[:columns]
     rows += [x, np.asarray(inference.reconstruct(student, tf.convert_to_tensor(x)))]
   return np.stack(rows)
+
+
+def _task_free(rows: Sequence[dict]) -> bool:
+  """Whether the rows are a task-free run's (their intervals have chunks)."""
+  return any("first_chunk" in r for r in rows)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
