@@ -12,13 +12,12 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds  # an install requirement (setup.py): fail, never skip
 
 from tests import paths
 from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources, streams
 from tf_lifelong.data.sources import DataError, load_source
-
-tfds = pytest.importorskip("tensorflow_datasets")
 
 SIZES = {"train": 60, "test": 30}
 LABEL_CLASSES = 5
