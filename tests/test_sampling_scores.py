@@ -21,7 +21,9 @@ from tf_lifelong.data.streams import Distribution, Interval, Stream
 from tf_lifelong.evaluation import classifier_cache
 from tf_lifelong.evaluation import sampling_metrics as sm
 from tf_lifelong.evaluation import sampling_scores as ss
+from tf_lifelong.experiments import layout, report
 from tf_lifelong.monitor import summaries
+from tf_lifelong.state import artifacts
 from tf_lifelong.train import lifelong, recording
 
 
@@ -302,3 +304,50 @@ def test_ignoring_z_d_drops_both_scores_of_the_trained_model(tiny_run):
   assert row["sampling_own_share"] <= 0.5 + 0.05  # 1 / J
   assert row["self_consistency"] <= 0.5 + 0.05
   assert row["sampling_classes_covered"] == 1
+
+
+# ------------------------------------------------------------ bin/experiment's report
+def _fake_run(output, variant, seed, own, self_):
+  """A finished run whose rows hold the sampling scores `own` and `self_` per interval."""
+  workdir = layout.run_dir(output, variant, seed)
+  rows = [
+    {
+      "interval": i,
+      "test_neg_elbo_full": 100.0,
+      "grad_norms": [1.0],
+      "real_examples": 10,
+      "synthetic_examples": 0,
+      "sampling_own_share": o,
+      "self_consistency": c,
+    }
+    for i, (o, c) in enumerate(zip(own, self_))
+  ]
+  artifacts.write_metrics(workdir, rows, (*artifacts.METRIC_COLUMNS, *ss.COLUMNS))
+  grid = summaries.image_grid(np.full((len(own), 3, 4, 4, 1), 0.5))
+  summaries.write_png(os.path.join(workdir, "samples", f"interval-{len(own) - 1:03d}.png"), grid)
+  result = {"variant": variant, "seed": seed, "config": {}, "wall_seconds": 1.0, "command": "c"}
+  artifacts.write_json(os.path.join(workdir, layout.RESULT), result)
+
+
+def test_the_report_shows_the_own_share_per_interval_and_every_variants_grid(tmp_path):
+  output = str(tmp_path)
+  variants = ["with_consistency", "without_consistency"]
+  experiment = {"preset": "mnist_sequential", "seeds": [0, 1], "variants": variants}
+  artifacts.write_json(os.path.join(output, layout.EXPERIMENT), experiment)
+  _fake_run(output, "with_consistency", 0, [1.0, 0.8], [1.0, 0.9])
+  _fake_run(output, "with_consistency", 1, [1.0, 0.6], [1.0, 0.7])
+  _fake_run(output, "without_consistency", 0, [1.0, 0.5], [1.0, None])
+  s = report.build_report(output)
+  assert s["final_sampling_own_share"]["with_consistency"]["mean"] == pytest.approx(0.7)
+  assert s["final_self_consistency"]["without_consistency"]["n"] == 0
+  per = s["sampling_per_interval"]["with_consistency"]["sampling_own_share"]
+  assert [p["mean"] for p in per] == pytest.approx([1.0, 0.7])
+  assert os.path.getsize(os.path.join(output, s["figures"]["sampling_own_share"])) > 0
+  text = open(os.path.join(output, "report.md")).read()
+  assert "## Consistent sampling after every interval" in text
+  assert "| 1 | 0.700 (0.800) | 0.500 (-) |" in text
+  grids = text[text.index("## Sample grids") :]
+  for v in variants:
+    assert f"![samples {v}](figures/samples_{v}.png)" in grids
+    assert os.path.exists(os.path.join(output, "figures", f"samples_{v}.png"))
+  assert "0.700 +- 0.100" in text  # the final own share in the table

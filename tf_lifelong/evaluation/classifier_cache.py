@@ -89,13 +89,14 @@ def _save(classifier: sampling_metrics.Classifier, folder: str | None) -> None:
 
 
 def stream_classifier(
-  stream, workdir: str | None = None, *, write: bool = True, **changes
+  stream, workdir: str | None = None, *, folder: str | None = None, write: bool = True, **changes
 ) -> sampling_metrics.Classifier:
   """The stream's classifier: from the workdir, else the user cache, else trained (and saved).
 
   Args:
     stream: a data.streams.Stream; the classes are all of its distributions.
     workdir: the run's folder (its copy in `WORKDIR_FOLDER`); None or a URL: none.
+    folder: the local copy's folder instead of the workdir's (bin/experiment's).
     write: whether to save what was not there (False on non-chief workers).
     **changes: training settings other than `SETTINGS` (part of the key).
 
@@ -106,7 +107,7 @@ def stream_classifier(
   settings = {**SETTINGS, **changes}
   key = stream_key(stream, settings)
   local = None if workdir is None or files.is_url(workdir) else workdir
-  mine = os.path.join(local, WORKDIR_FOLDER) if local else None
+  mine = folder or (os.path.join(local, WORKDIR_FOLDER) if local else None)
   root = cache_root()
   shared = os.path.join(root, "classifiers", key) if root else None
   classifier = _load(mine, key)

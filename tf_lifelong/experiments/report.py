@@ -25,6 +25,8 @@ from tf_lifelong.experiments import detection_report, figures, layout, presets
 from tf_lifelong.state import artifacts
 
 FIGURES = "figures"
+SAMPLING_KEYS = ("sampling_own_share", "self_consistency", "real_on_component")
+"""The per-interval sampling scores of the rows (evaluation/sampling_scores.py) the report shows."""
 LIFELONG = ("with_consistency", "without_consistency", "naive")
 """Variants with one interval per scheduled distribution (the batch VAE has one)."""
 
@@ -101,6 +103,14 @@ def _transfer(run: Run) -> tuple[dict, float]:
   return matrix.forgetting(), matrix.backward_transfer()
 
 
+def _per_interval(runs: list[Run], key: str) -> list[dict]:
+  """stats over seeds of `key` after each interval (the longest run's intervals)."""
+  width = max((len(r.rows) for r in runs), default=0)
+  return [
+    stats([r.rows[i].get(key) if i < len(r.rows) else None for r in runs]) for i in range(width)
+  ]
+
+
 def _sampling(runs: list[Run]) -> dict:
   scores = [r.extras.get("consistent_sampling") for r in runs]
   scores = [s for s in scores if s]
@@ -131,8 +141,13 @@ def summarize(record: dict, runs: dict[str, list[Run]], missing: list[str]) -> d
     ("test_neg_elbo_full", "final_test_neg_elbo"),
     ("test_neg_elbo_seen", "final_test_neg_elbo_seen"),
     ("consistency", "final_consistency"),
+    ("sampling_own_share", "final_sampling_own_share"),
+    ("self_consistency", "final_self_consistency"),
   ):
     out[name] = {v: _final(rs, key) for v, rs in runs.items()}
+  out["sampling_per_interval"] = {
+    v: {key: _per_interval(rs, key) for key in SAMPLING_KEYS} for v, rs in runs.items()
+  }
   out["iwae_log_likelihood"] = {
     v: {
       **stats([r.extras.get("iwae_log_likelihood") for r in rs]),
@@ -212,6 +227,12 @@ def make_figures(output: str, preset: str, runs: dict[str, list[Run]]) -> dict[s
       f"{preset}: test -ELBO ({label} test set)",
       "-ELBO (nats)",
     )
+  for key, label in (("sampling_own_share", "own share"), ("self_consistency", "self-consistency")):
+    curves = {v: [[r.get(key) for r in run.rows] for run in rs] for v, rs in present.items()}
+    if any(x is not None for cs in curves.values() for c in cs for x in c):
+      figures.curves_figure(
+        path(f"{key}.png"), curves, f"{preset}: consistent sampling, {label}", label
+      )
   lifelong = {v: rs for v, rs in present.items() if v in LIFELONG}
   if lifelong:
     curves = {
@@ -281,8 +302,8 @@ def markdown(summary: dict) -> str:
     lines += [f"Missing runs: {', '.join(summary['missing_runs'])}.", ""]
   lines += [
     "| variant | test -ELBO (full) | test -ELBO (seen) | consistency | IWAE log p(x) "
-    "| purity | distinct classes | backward transfer |",
-    "|---" * 8 + "|",
+    "| purity | distinct classes | own share | self-consistency | backward transfer |",
+    "|---" * 10 + "|",
   ]
   for v in summary["variants"]:
     cs = summary["consistent_sampling"].get(v) or {}
@@ -292,6 +313,8 @@ def markdown(summary: dict) -> str:
       f"| {_fmt(summary['final_consistency'][v], 3)} "
       f"| {_fmt(summary['iwae_log_likelihood'][v])} | {_fmt(cs.get('mean_purity'), 3)} "
       f"| {_fmt(cs.get('distinct_majority_classes'), 1)} "
+      f"| {_fmt(summary['final_sampling_own_share'][v], 3)} "
+      f"| {_fmt(summary['final_self_consistency'][v], 3)} "
       f"| {_fmt(summary['backward_transfer'][v])} |"
     )
   accuracy = summary["classifier_test_accuracy"]
@@ -304,9 +327,67 @@ def markdown(summary: dict) -> str:
       "classes = distinct majority classes over the components.",
     ]
   lines += [""] + detection_report.markdown(summary.get("detection") or [])
+  lines += sampling_markdown(summary)
   lines += ["## Figures", ""]
-  lines += [f"### {name}\n\n![{name}]({rel})\n" for name, rel in summary["figures"].items()]
+  lines += [
+    f"### {name}\n\n![{name}]({rel})\n"
+    for name, rel in summary["figures"].items()
+    if not name.startswith("samples_")
+  ]
   lines += ["## Commands", "", "```"] + summary["commands"]["experiment"] + ["```", ""]
   lines += ["Each run again alone:", "", "```"]
   lines += list(summary["commands"]["runs"].values()) + ["```", ""]
   return "\n".join(lines)
+
+
+def sampling_markdown(summary: dict) -> list[str]:
+  """report.md's sections on consistent sampling: the own share after every interval
+  (mean over seeds, self-consistency in brackets) and each variant's final sample grid."""
+  per = summary.get("sampling_per_interval") or {}
+  variants = [
+    v
+    for v in summary["variants"]
+    if any(st["n"] for st in per.get(v, {}).get("self_consistency", []))
+  ]
+  lines = []
+  if variants:
+    lines += [
+      "## Consistent sampling after every interval",
+      "",
+      "Own share: the share of component j's samples that the classifier puts in j's own "
+      "distribution, mean over j (docs/outputs.md, `sampling_own_share`); in brackets the "
+      "label-free self-consistency (`self_consistency`). Mean over seeds.",
+      "",
+      "| interval | " + " | ".join(variants) + " |",
+      "|---" * (len(variants) + 1) + "|",
+    ]
+    width = max(len(per[v]["self_consistency"]) for v in variants)
+    for i in range(width):
+      cells = []
+      for v in variants:
+        own, self_ = (
+          per[v][k][i] if i < len(per[v][k]) else None
+          for k in ("sampling_own_share", "self_consistency")
+        )
+        cells.append(f"{_mean(own)} ({_mean(self_)})")
+      lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    lines.append("")
+  grids = [
+    (v, summary["figures"][f"samples_{v}"])
+    for v in summary["variants"]
+    if f"samples_{v}" in summary["figures"]
+  ]
+  if grids:
+    lines += [
+      "## Sample grids",
+      "",
+      "The last interval's samples of each variant (its first seed): row j decodes the "
+      "one-hot z_d = j; the left margin names the distribution row j should draw.",
+      "",
+    ]
+    lines += [f"### {v}\n\n![samples {v}]({rel})\n" for v, rel in grids]
+  return lines
+
+
+def _mean(s: dict | None) -> str:
+  return "-" if not s or s.get("mean") is None else f"{s['mean']:.3f}"

@@ -189,25 +189,26 @@ def run_one(spec: RunSpec, out=None) -> dict:
 def ensure_classifier(
   base: config_lib.Config, output: str, options: ExtrasOptions, out=None
 ) -> str:
-  """Trains (once) the sampling classifier over all of the stream's distributions."""
+  """The sampling classifier over all of the stream's distributions in OUT/runs/classifier:
+  trained once (classifier_cache.py: also kept in the user cache, where the runs'
+  per-interval scores find it when `options` train it as they do)."""
   from tf_lifelong.data import streams  # noqa: PLC0415
-  from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
+  from tf_lifelong.evaluation import classifier_cache  # noqa: PLC0415
 
   folder = os.path.join(output, CLASSIFIER)
   stream = streams.build_stream(base)
-  ids = tuple(sorted(stream.distributions))
-  if sampling_metrics.Classifier.exists(folder):
-    if sampling_metrics.Classifier.load(folder).class_ids == ids:
-      return folder
-  _say(out, f"training the sampling classifier on {len(ids)} distributions")
-  classifier = sampling_metrics.train_classifier(
+  classifier = classifier_cache.stream_classifier(
     stream,
-    ids,
+    folder=folder,
     epochs=options.classifier_epochs,
     max_per_class=options.classifier_max_per_class,
-    seed=base.seed,
   )
-  classifier.save(folder)
+  if classifier.meta["source"] == "trained":
+    _say(
+      out,
+      f"trained the sampling classifier on {len(classifier.class_ids)} distributions in "
+      f"{classifier.meta['train_seconds']:.1f} s",
+    )
   _say(out, f"classifier test accuracy {classifier.test_accuracy:.4f}")
   return folder
 
