@@ -198,6 +198,8 @@ def _time(row: dict, start: float, handed_over: float, trained: float) -> None:
     "train": round(trained - handed_over, 2),
     "evaluate": round(end - trained, 2),
   }
+  if "sampling_seconds" in row:  # the sampling scores' share of `evaluate` (recording.py)
+    row["phase_seconds"]["sampling"] = round(row.pop("sampling_seconds"), 3)
 
 
 def _reseed(config: config_lib.Config, index: int) -> None:
