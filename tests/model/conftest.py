@@ -23,11 +23,13 @@ def make_config(**overrides) -> Config:
   replay_weight 1 (every distribution seen has the same share, pi = k / (k + 1)):
   the tests count a batch's rows with that formula; test_student.py's replay-weight
   test sets others. decoder_distillation 0: the loss is method.md's, which the tests
-  rebuild from its logged terms; the distillation tests set it.
+  rebuild from its logged terms; the distillation tests set it. anchor_weight 0 for the
+  same reason; the anchor's tests set it.
   """
   values = dict(
     replay_weight=1.0,
     decoder_distillation=0.0,
+    anchor_weight=0.0,
     continuous_dim=4,
     hidden_units=9,
     conv_filters=4,

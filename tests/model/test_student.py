@@ -381,3 +381,31 @@ def test_discrete_prior_is_checked_and_old_specs_still_load():
   saved = spec.to_dict()
   del saved["discrete_prior"]  # a model saved before the option existed
   assert student_objective.ObjectiveSpec.from_dict(saved).discrete_prior == "uniform"
+
+
+def test_component_anchor_targets_the_interval_and_the_making_component(rng):
+  """Real rows: -log q(z_d = anchor_component | x); synthetic rows: -log q(z_d = j | x) with
+  j the one-hot that made them; the loss adds alpha times it on every row."""
+  config = make_config(anchor_weight=0.5)
+  model = make_student(config, J, rng, teacher_categories=J_T)
+  model.anchor_component.assign(2)
+  real = rng.uniform(size=(2, *IMAGE_SHAPE)).astype(np.float32)
+  x, omega, made = model.replay_batch(real, tf.constant([3, 4], tf.int64), with_latents=True)
+  noise = model.draw_noise(B, tf.constant([1, 2], tf.int64))
+  got = model.per_example_terms(x, omega, noise, training=False, num_real=2, replay=made)
+  logits, _, _ = numpy_mlp_encoder(model.encoder, x.numpy())
+  log_q = log_softmax(logits)
+  making = np.argmax(made["z"].numpy()[:, :J_T], -1)
+  expected = -np.concatenate([log_q[:2, 2], log_q[np.arange(2, B), making]])
+  np.testing.assert_allclose(got["anchor"].numpy(), expected, rtol=1e-4, atol=1e-4)
+  off = make_student(make_config(), J, rng, teacher_categories=J_T)
+  off.set_weights(model.get_weights())
+  plain = off.per_example_terms(x, omega, noise, training=False, num_real=2, replay=made)
+  np.testing.assert_array_equal(plain["anchor"].numpy(), 0.0)
+  np.testing.assert_allclose(
+    got["loss"].numpy(), plain["loss"].numpy() + 0.5 * expected, rtol=1e-4, atol=1e-3
+  )
+  model.anchor_component.assign(-1)  # no component: real rows carry no anchor
+  none = model.per_example_terms(x, omega, noise, training=False, num_real=2, replay=made)
+  np.testing.assert_allclose(none["anchor"].numpy()[:2], 0.0)
+  np.testing.assert_allclose(none["anchor"].numpy()[2:], expected[2:], rtol=1e-4, atol=1e-4)

@@ -8,7 +8,6 @@ checks.py, serialization.py (JSON), profiles.py (the named profiles).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from tf_lifelong.config.checks import ConfigError, validate  # noqa: F401
 from tf_lifelong.config.fields import (  # noqa: F401
@@ -28,8 +27,14 @@ from tf_lifelong.config.fields import (  # noqa: F401
   STRATEGIES,
   setting,
 )
-from tf_lifelong.config.profiles import PAPER_PROFILE, PROFILES, profile_values  # noqa: F401
-from tf_lifelong.config.serialization import JsonFields, refuse_unknown
+from tf_lifelong.config.profiles import (  # noqa: F401
+  PAPER_PROFILE,
+  PROFILES,
+  fields_with_role,
+  profile,
+  profile_values,
+)
+from tf_lifelong.config.serialization import JsonFields, refuse_unknown  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +170,13 @@ class Config(JsonFields):
     "0: off (method.md, --profile=paper).",
     section="objective",
   )
+  anchor_weight: float = setting(
+    0.0,
+    "Weight of the component anchor (an extension; docs/model.md): the cross-entropy "
+    "-log q(z_d = j | x) of each real row with j the interval's component, and of each "
+    "synthetic row with j the component that made it. 0: off (method.md).",
+    section="objective",
+  )
   discrete_prior: str = setting(
     "uniform",
     "p(z_d) in the training -ELBO: uniform (method.md); mix: each category's share of the "
@@ -260,6 +272,13 @@ class Config(JsonFields):
     None,
     "Cap on the examples per distribution evaluated after each interval (default: all).",
     section="training",
+  )
+  sampling_samples: int = setting(
+    100,
+    "Samples per component for the consistent-sampling score after each interval "
+    "(metrics.csv, TensorBoard; docs/outputs.md); 0: off.",
+    section="training",
+    role="runtime",
   )
   eval_split: str = setting(
     "test",
@@ -375,25 +394,3 @@ class Config(JsonFields):
   def resolved_arch(self) -> str:
     conv = self.dataset in ("svhn_mnist", "fashion_mnist_mnist")
     return self.arch if self.arch is not None else ("conv" if conv else "mlp")
-
-
-def profile(name: str = "default", **changes: Any) -> Config:
-  """The Config of a named profile with `changes` on top.
-
-  Args:
-    name: "default" (Config's defaults: the best settings measured on validation runs,
-      docs/results/README.md) or "paper" (method.md's specification: PAPER_PROFILE).
-    **changes: fields set on top of the profile.
-
-  Raises:
-    ConfigError: an unknown profile or field, or an impossible configuration.
-  """
-  base = {**Config().to_dict(), **profile_values(name)}
-  refuse_unknown(changes, base)
-  return Config.from_dict({**base, **changes})
-
-
-def fields_with_role(role: str) -> tuple[str, ...]:
-  """The names of Config's fields of one role (see ROLES), in declaration order."""
-  assert role in ROLES, role
-  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] == role)

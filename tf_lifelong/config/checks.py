@@ -65,6 +65,8 @@ _NOT_NEGATIVE = (
   "validation_synthetic_examples",
   "lr_plateau_decays",
   "decoder_distillation",
+  "anchor_weight",
+  "sampling_samples",
 )
 
 

@@ -37,3 +37,33 @@ def profile_values(name: str) -> dict[str, Any]:
   if name not in PROFILES:
     raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
   return dict(PAPER_PROFILE) if name == "paper" else {}
+
+
+def profile(name: str = "default", **changes: Any):
+  """The Config of a named profile with `changes` on top.
+
+  Args:
+    name: "default" (Config's defaults: the best settings measured on validation runs,
+      docs/results/README.md) or "paper" (method.md's specification: PAPER_PROFILE).
+    **changes: fields set on top of the profile.
+
+  Raises:
+    ConfigError: an unknown profile or field, or an impossible configuration.
+  """
+  from tf_lifelong.config import Config  # noqa: PLC0415 (config/__init__ imports this module)
+  from tf_lifelong.config.serialization import refuse_unknown  # noqa: PLC0415
+
+  base = {**Config().to_dict(), **profile_values(name)}
+  refuse_unknown(changes, base)
+  return Config.from_dict({**base, **changes})
+
+
+def fields_with_role(role: str) -> tuple[str, ...]:
+  """The names of Config's fields of one role (see ROLES), in declaration order."""
+  import dataclasses  # noqa: PLC0415
+
+  from tf_lifelong.config import Config  # noqa: PLC0415 (config/__init__ imports this module)
+  from tf_lifelong.config.fields import ROLES  # noqa: PLC0415
+
+  assert role in ROLES, role
+  return tuple(f.name for f in dataclasses.fields(Config) if f.metadata["role"] == role)

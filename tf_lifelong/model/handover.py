@@ -147,4 +147,5 @@ def handover(student: LifelongVAE, *, is_new: bool, config) -> LifelongVAE:
     config, encoder, decoder, j, student.image_shape, teacher=teacher, num_seen=j_teacher
   )
   model.seed_generator.state.assign(student.seed_generator.state.value)
+  model.anchor_component.assign(j_teacher if is_new else -1)  # a repeat's: the caller's
   return compile_student(model, config)

@@ -45,6 +45,7 @@ TERMS = (
   "consistency",
   "mutual_information",
   "decoder_distillation",
+  "anchor",
 )
 """Per-example terms reported by the training step (global means)."""
 
@@ -87,6 +88,9 @@ class LifelongVAE(keras.Model):
     num_seen: k, distinct distributions seen before the current interval
       (0 for the first student); the synthetic fraction is k / (k + 1).
     student_step: this student's training steps (drives the temperature).
+    anchor_component: int32 variable, the component the interval's real rows
+      belong to, the target of the component anchor on them (-1: none;
+      set by the hand-over's caller, saved in checkpoints).
   """
 
   def __init__(
@@ -128,6 +132,14 @@ class LifelongVAE(keras.Model):
       initializer="zeros",
       trainable=False,
       name="student_step",
+      aggregation="only_first_replica",
+    )
+    self.anchor_component = self.add_weight(
+      shape=(),
+      dtype="int32",
+      initializer=keras.initializers.Constant(-1),
+      trainable=False,
+      name="anchor_component",
       aggregation="only_first_replica",
     )
     self.trackers = {
@@ -292,8 +304,8 @@ class LifelongVAE(keras.Model):
     )
     real = _images(data)
     num_real = real.shape[0] if real.shape[0] is not None else tf.shape(real)[0]
-    distill = self.objective.decoder_distillation > 0
-    x, omega, *made = self.replay_batch(real, seed_replay, with_latents=distill)
+    latents_needed = self.objective.decoder_distillation > 0 or self.objective.anchor_weight > 0
+    x, omega, *made = self.replay_batch(real, seed_replay, with_latents=latents_needed)
     if self.replay.binarize:
       x = replay_mix.binarize(x, seed_bin)
     noise = self.draw_noise(tf.shape(x)[0], seed_noise)

@@ -218,9 +218,12 @@ def student_loss(
   lam: float,
   distillation=None,
   delta: float = 0.0,
+  anchor=None,
+  alpha: float = 0.0,
 ) -> tf.Tensor:
   """loss_b = -ELBO_b + gamma [omega_b == 0] consistency_b - lambda mi_b (method.md section 4)
-  + delta [omega_b == 0] distillation_b (the decoder distillation option, if given).
+  + delta [omega_b == 0] distillation_b (the decoder distillation option, if given)
+  + alpha anchor_b (the component anchor option, if given; on every row).
 
   All arguments [B]; omega is 1 for real rows and 0 for synthetic ones.
   Returns [B].
@@ -228,6 +231,8 @@ def student_loss(
   loss = neg_elbo + gamma * masked_consistency(consistency, omega) - lam * mutual_information
   if distillation is not None and delta:
     loss += delta * masked_consistency(distillation, omega)
+  if anchor is not None and alpha:
+    loss += alpha * anchor
   return loss
 
 
@@ -252,6 +257,25 @@ def decoder_distillation(teacher_logits: tf.Tensor, student_logits: tf.Tensor) -
   return reconstruction_nll(teacher_mean, student_logits) - reconstruction_nll(
     teacher_mean, teacher_logits
   )
+
+
+def component_anchor(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+  """-sum_j t_j log q(z_d = j | x): the cross-entropy of q(z_d|x) to a target, per example.
+
+  The component anchor (an option beyond method.md, docs/model.md): t is the
+  one-hot component a row belongs to (a real row: the interval's component; a
+  synthetic row: the one-hot z_d that made it), or all zeros where a row has
+  no target (the term is then 0). It is log J_eff >= 0 away from 0 exactly
+  when q puts mass outside the target.
+
+  Args:
+    logits: encoder logits l(x) [B, J].
+    target: [B, J], rows one-hot or zero.
+
+  Returns:
+    [B], >= 0.
+  """
+  return -tf.reduce_sum(target * tf.nn.log_softmax(logits, axis=-1), axis=-1)
 
 
 def masked_consistency(consistency, omega) -> tf.Tensor:

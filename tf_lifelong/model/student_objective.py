@@ -7,7 +7,12 @@ z_d at temperature tau(t), t the student's own step counter) and the frozen
 teacher's posterior on the synthetic rows:
 
   loss_b = -ELBO_b + gamma [omega_b = 0] KL(q_S(z_d|x_b) || q_T(z_d|x_b))
-           - lambda mi_b (+ delta [omega_b = 0] decoder distillation_b),
+           - lambda mi_b (+ delta [omega_b = 0] decoder distillation_b)
+           (+ alpha anchor_b, anchor_b = -log q_S(z_d = c_b | x_b)),
+
+where c_b is the row's component: the interval's (`LifelongVAE.anchor_component`)
+on a real row, the one-hot z_d that made it on a synthetic row (an option beyond
+method.md, `objectives.component_anchor`), and
 
 where -ELBO_b's p(z_d) is uniform (method.md) or, with ObjectiveSpec.discrete_prior
 = mix, the replay mix's categories' shares (`objectives.mix_log_prior`),
@@ -53,6 +58,8 @@ class ObjectiveSpec:
   """The Gumbel-softmax temperature of the relaxed z_d sample."""
   discrete_prior: str = "uniform"
   """p(z_d) in the training -ELBO: uniform (method.md) or mix (`objectives.mix_log_prior`)."""
+  anchor_weight: float = 0.0
+  """alpha, the weight of the component anchor (0: off, method.md)."""
 
   @classmethod
   def of(cls, config) -> ObjectiveSpec:
@@ -66,6 +73,7 @@ class ObjectiveSpec:
       teacher_pad_eps=float(config.teacher_pad_eps),
       temperature=latents.TemperatureSchedule.of(config),
       discrete_prior=str(config.discrete_prior),
+      anchor_weight=float(config.anchor_weight),
     )
 
   def to_dict(self) -> dict:
@@ -77,6 +85,7 @@ class ObjectiveSpec:
     """The spec `to_dict` gave."""
     values = dict(values)
     values["temperature"] = latents.TemperatureSchedule(**values["temperature"])
+    values.setdefault("anchor_weight", 0.0)  # specs saved before the anchor existed
     return cls(**values)
 
 
@@ -107,19 +116,23 @@ def per_example_terms(student, x, omega, noise, training=True, num_real=None, re
       [num_real, B) (needs num_real): then the decoder also runs, in the same
       pass, on their latents z, and `decoder_distillation` holds
       objectives.decoder_distillation on those rows (an option beyond
-      method.md, weighted by ObjectiveSpec.decoder_distillation in the loss).
+      method.md, weighted by ObjectiveSpec.decoder_distillation in the loss);
+      its one-hot z_d are the synthetic rows' targets of the component anchor.
 
   Returns:
     dict of [B]: reconstruction, kl_continuous, kl_discrete, neg_elbo,
     consistency (0 on real rows), mutual_information, conditional_entropy,
     decoder_distillation (0 on real rows, or everywhere without `replay`),
-    loss. The marginal of the MI term is the global batch's.
+    anchor (0 with anchor_weight 0, on real rows without an interval
+    component, and on synthetic rows without `replay`), loss. The marginal of the MI term is the global batch's.
   """
   encoded = student.encoder(x, training=training)
   if replay is not None and num_real is None:
     raise ValueError("per_example_terms: `replay` needs `num_real`")
-  dec, distill = _decode(student, _relaxed_latents(student, encoded, noise), training, replay)
-  if replay is None:
+  z = _relaxed_latents(student, encoded, noise)
+  distilled = replay if student.objective.decoder_distillation > 0 else None
+  dec, distill = _decode(student, z, training, distilled)
+  if distilled is None:
     distill = tf.zeros(tf.shape(x)[:1])
   else:
     distill = tf.concat([tf.zeros([num_real], distill.dtype), distill], 0)
@@ -131,6 +144,7 @@ def per_example_terms(student, x, omega, noise, training=True, num_real=None, re
   marginal = replicas.all_reduce_sum(objectives.batch_marginal_sum(logits)) / count
   terms.update(objectives.mutual_information_terms(logits, marginal))
   terms["consistency"] = _consistency(student, x, encoded, omega, num_real)
+  terms["anchor"] = _anchor(student, logits, omega, num_real, replay)
   terms["loss"] = _loss(student.objective, terms, omega)
   return terms
 
@@ -193,6 +207,24 @@ def _consistency(student, x, encoded, omega, num_real):
   return objectives.masked_consistency(cons, omega)
 
 
+def _anchor(student, logits, omega, num_real, replay):
+  """The component anchor [B] (objectives.component_anchor); zeros when its weight is 0.
+
+  Targets: on real rows (omega 1) one_hot(student.anchor_component), none where it
+  is negative; on the synthetic rows [num_real, B) the one-hot z_d of `replay`'s
+  latents, none without `replay`.
+  """
+  if not student.objective.anchor_weight:
+    return tf.zeros(tf.shape(logits)[:1], logits.dtype)
+  j = student.num_categories
+  real = tf.one_hot(student.anchor_component, j, dtype=logits.dtype)  # zeros when < 0
+  target = omega[:, tf.newaxis] * real[tf.newaxis, :]
+  if replay is not None and num_real is not None:
+    made = tf.cast(replay["z"][:, :j], logits.dtype)
+    target = tf.concat([target[:num_real], made], 0)
+  return objectives.component_anchor(logits, target)
+
+
 def _loss(spec: ObjectiveSpec, terms, omega) -> tf.Tensor:
   """loss_b [B] from the terms, weighted by the spec (objectives.student_loss)."""
   return objectives.student_loss(
@@ -204,6 +236,8 @@ def _loss(spec: ObjectiveSpec, terms, omega) -> tf.Tensor:
     lam=spec.mi_weight,
     distillation=terms["decoder_distillation"],
     delta=spec.decoder_distillation,
+    anchor=terms["anchor"],
+    alpha=spec.anchor_weight,
   )
 
 

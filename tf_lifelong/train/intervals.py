@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tf_lifelong import config as config_lib
 from tf_lifelong import runtime
@@ -55,6 +56,7 @@ class Intervals:
     teacher_seen = list(ctx.seen)
     with self._strategy.scope():
       ctx.student = self._next_student(interval)
+    ctx.student.anchor_component.assign(self._component(interval, ident))
     if interval.is_new:
       for member in interval.distribution.members or (ident,):
         ctx.seen.append(member)
@@ -162,6 +164,27 @@ class Intervals:
     if config.baseline == "naive":
       student = student_lib.without_teacher(student, config)
     return student
+
+  def _component(self, interval: streams.Interval, ident: int | None) -> int:
+    """The component of z_d the interval's real data belong to (-1: none, the batch VAE's).
+
+    A new distribution's is the category it adds (J - 1). A repeat's is the
+    component of its name (the j-th distribution seen), or, unnamed, the
+    teacher's vote: argmax_j of the mean q_T(z_d = j | x) over up to 1000 of
+    its training images.
+    """
+    student, ctx = self.ctx.student, self.ctx
+    if len(interval.distribution.member_ids) > 1:
+      return -1
+    if interval.is_new:
+      return student.num_categories - 1
+    if ident is not None and ident in ctx.seen:
+      return ctx.seen.index(ident)
+    images = transforms.unit_float(interval.distribution.train.images[:1000])
+    votes = batching.batch_map(
+      lambda x, _: tf.nn.softmax(student.teacher.encode(x)[0], axis=-1), images, 500
+    )
+    return int(np.argmax(np.mean(votes, axis=0)))
 
   def _validation_fn(self, dist: streams.Distribution):
     """The validation -ELBO of the training mix: (1 - pi) real + pi synthetic."""
