@@ -191,7 +191,8 @@ def ensure_classifier(
 ) -> str:
   """The sampling classifier over all of the stream's distributions in OUT/runs/classifier:
   trained once (classifier_cache.py: also kept in the user cache, where the runs'
-  per-interval scores find it when `options` train it as they do)."""
+  per-interval scores find it when `options` train it as they do; otherwise the
+  default one is put there too)."""
   from tf_lifelong.data import streams  # noqa: PLC0415
   from tf_lifelong.evaluation import classifier_cache  # noqa: PLC0415
 
@@ -210,6 +211,10 @@ def ensure_classifier(
       f"{classifier.meta['train_seconds']:.1f} s",
     )
   _say(out, f"classifier test accuracy {classifier.test_accuracy:.4f}")
+  if classifier.meta["key"] != classifier_cache.stream_key(stream, classifier_cache.SETTINGS):
+    # The runs' per-interval scores use the default classifier: trained here once, into
+    # the user cache, rather than by every run at once.
+    classifier_cache.stream_classifier(stream)
   return folder
 
 
