@@ -106,7 +106,8 @@ def test_rows_split_the_interval_time_into_phases(dry_run):
   times = [t for _, t in watch.clock]
   for i, row in enumerate(rows):
     phases = row["phase_seconds"]
-    assert set(phases) == {"handover", "train", "evaluate"}
+    assert set(phases) == {"handover", "train", "evaluate", "sampling"}
+    assert 0 < phases["sampling"] <= phases["evaluate"] + 0.01  # a share of evaluate (rounded)
     assert all(v >= 0 for v in phases.values()) and phases["train"] > 0
     before, after = times[2 * i], times[2 * i + 1]
     assert phases["train"] + phases["evaluate"] == pytest.approx(after - before, abs=0.1)

@@ -273,7 +273,8 @@ def test_the_columns_are_in_every_row_of_metrics_csv(tiny_run):
     assert 0.0 <= float(line["self_consistency"]) <= 1.0
   assert [r["sampling_truth"] for r in rows] == [[3], [3, 7]]
   assert len(rows[1]["sampling_own_shares"]) == 2 and len(rows[1]["sampling_majority"]) == 2
-  assert all(0 < r["phase_seconds"]["sampling"] <= r["phase_seconds"]["evaluate"] for r in rows)
+  phases = [r["phase_seconds"] for r in rows]
+  assert all(0 < p["sampling"] <= p["evaluate"] + 0.01 for p in phases)  # rounded
   assert "sampling_seconds" not in rows[0]  # moved into phase_seconds
   lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
   assert lines[1]["self_consistency_per_component"] == rows[1]["self_consistency_per_component"]
