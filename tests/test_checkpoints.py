@@ -9,6 +9,7 @@ restored at all, shows. No training is needed.
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from tests import paths
 from tf_lifelong import config as config_lib
 from tf_lifelong.model import handover
 from tf_lifelong.model import student as student_lib
-from tf_lifelong.state import checkpoints
+from tf_lifelong.state import checkpoints, integrity, recovery
 
 SHAPE = (28, 28, 1)
 CONFIG = config_lib.Config(dataset="mnist", hidden_units=16, continuous_dim=3, batch_size=8, seed=5)
@@ -259,3 +260,89 @@ def test_bin_export_errors_are_one_line(workdir, args, words):
   lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert "Traceback" not in result.stderr and words in lines[0], result.stderr
   assert lines[0].startswith("export: error:")
+
+
+# ------------------------------------------------------------ damage (state/integrity.py)
+def _damaged_copy(workdir, tmp_path, kind: str) -> str:
+  """A copy of the workdir whose newest checkpoint (interval-002) is damaged one way."""
+  path, _, _ = workdir
+  copy = str(tmp_path / "w")
+  shutil.copytree(path, copy)
+  folder = os.path.join(copy, "checkpoints")
+  data = next(n for n in os.listdir(folder) if n.startswith("interval-002.data-"))
+  target = os.path.join(folder, "interval-002.index" if kind == "index" else data)
+  if kind in ("data", "index"):
+    with open(target, "r+b") as f:
+      f.truncate(os.path.getsize(target) // 2)
+  elif kind == "missing":
+    os.remove(target)
+  elif kind == "record":
+    with open(os.path.join(folder, "interval-002.json"), "w") as f:
+      f.write('{"checkpoint": "interval-002", "interval": 2')  # A torn JSON record.
+  return copy
+
+
+def test_each_record_lists_its_files_with_size_and_checksum(workdir):
+  path, _, _ = workdir
+  folder = checkpoints.folder(path)
+  state = checkpoints.read_state(path)
+  assert sorted(state[integrity.FILES]) == sorted(
+    n for n in os.listdir(folder) if n.startswith("interval-002.") and not n.endswith(".json")
+  )
+  for name, expected in state[integrity.FILES].items():
+    assert expected == integrity.digest(os.path.join(folder, name))
+    assert expected["size"] == os.path.getsize(os.path.join(folder, name)) > 0
+  assert integrity.damage(folder, state) is None
+
+
+@pytest.mark.parametrize(
+  "kind,why",
+  [
+    ("data", r"interval-002\.data-00000-of-00001 has \d+ bytes, its record says \d+"),
+    ("index", r"interval-002\.index has \d+ bytes, its record says \d+"),
+    ("missing", r"interval-002\.data-00000-of-00001 is missing"),
+    ("record", r"cannot read interval-002\.json"),
+  ],
+)
+def test_a_damaged_newest_checkpoint_is_passed_over_for_the_newest_sound_one(
+  workdir, tmp_path, kind, why
+):
+  copy = _damaged_copy(workdir, tmp_path, kind)
+  found = recovery.newest_sound(copy)
+  assert found.state["checkpoint"] == "interval-000"
+  assert re.fullmatch(
+    rf"damaged: interval-002 \({why}.*\); going on from interval-000, the newest sound "
+    r"checkpoint \(the work since it is done again\)",
+    found.note,
+  ), found.note
+  if kind != "record":  # A restore by name verifies too: refused in one line.
+    with pytest.raises(checkpoints.CheckpointError, match=f"is damaged: {why}"):
+      checkpoints.restore_student(copy, "interval-002")
+  recovery.set_aside(copy, found)
+  assert checkpoints.read_state(copy)["checkpoint"] == "interval-000"
+  assert recovery.newest_sound(copy).skipped == []
+
+
+def test_a_changed_byte_breaks_the_checksum(workdir, tmp_path):
+  copy = _damaged_copy(workdir, tmp_path, "none")
+  index = os.path.join(copy, "checkpoints", "interval-002.index")
+  with open(index, "r+b") as f:
+    f.seek(3)
+    byte = f.read(1)
+    f.seek(3)
+    f.write(bytes([byte[0] ^ 0xFF]))
+  assert recovery.newest_sound(copy).skipped == [
+    ("interval-002", "interval-002.index does not match its checksum")
+  ]
+
+
+def test_bin_export_from_a_damaged_checkpoint_is_one_line(workdir, tmp_path):
+  copy = _damaged_copy(workdir, tmp_path, "data")
+  result = _export(f"--workdir={copy}", f"--output={tmp_path / 'served'}")
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+  assert lines[0].startswith(
+    f"export: error: checkpoint {copy}/checkpoints/interval-002 is damaged: "
+    "interval-002.data-00000-of-00001 has "
+  ), lines[0]
+  assert not os.path.exists(tmp_path / "served")

@@ -39,6 +39,9 @@ following `latest.json` always finds a complete checkpoint):
 - `arch`, `image_shape`, `continuous_dim`, `optimizer_built` (whether the
   optimizer's slots exist and are saved); any other key the caller put in
   `state` (e.g. `phase`, `distribution_names`);
+- `files`: the size and SHA-256 of each file of the checkpoint (integrity.py),
+  checked before any restore: a damaged checkpoint is refused (a resume goes on
+  from the newest sound one instead, recovery.py);
 - `finished`: true in `latest.json` once the run has exported its model
   (`mark_finished`).
 
@@ -63,7 +66,7 @@ import numpy as np
 
 from tf_lifelong import __version__
 from tf_lifelong import config as config_lib
-from tf_lifelong.state import artifacts, files
+from tf_lifelong.state import artifacts, files, integrity
 
 FOLDER = "checkpoints"
 LATEST = "latest.json"
@@ -154,6 +157,7 @@ def save(
     buf = io.BytesIO()
     np.savez(buf, *best_weights)
     files.write_bytes(os.path.join(folder(workdir), record["best_weights"]), buf.getvalue())
+  record[integrity.FILES] = integrity.file_records(folder(workdir), name)
   # The records last: a checkpoint counts once its record (and latest.json) name it.
   artifacts.write_json(os.path.join(folder(workdir), f"{name}.json"), record)
   artifacts.write_json(os.path.join(folder(workdir), LATEST), record)
@@ -295,8 +299,10 @@ def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
       f"{state['continuous_dim']}, config.json {config.continuous_dim}"
     )
   prefix = os.path.join(folder(workdir), state["checkpoint"])
-  if not files.exists(prefix + ".index"):
-    raise CheckpointError(f"checkpoint files {prefix}.* are missing")
+  damage = integrity.damage(folder(workdir), state)
+  if damage is not None:
+    names = ", ".join(available(workdir)) or "none"
+    raise CheckpointError(f"checkpoint {prefix} is damaged: {damage} (checkpoints: {names})")
   import tensorflow as tf  # noqa: PLC0415 - reading records needs no TensorFlow.
 
   student = build_student(config, state)
@@ -306,7 +312,7 @@ def restore(workdir: str, state: dict[str, Any], config: config_lib.Config):
     status = tf.train.Checkpoint(**_trackables(student)).read(prefix)
     status.expect_partial()  # Adam's slots, if the checkpoint was taken before the first step.
     status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
+  except (AssertionError, ValueError, IndexError, OSError, tf.errors.OpError) as e:
     raise CheckpointError(
       f"checkpoint {prefix} does not fit the model of {workdir}/config.json: {_first_sentence(e)}"
     ) from None

@@ -24,7 +24,7 @@ import shutil
 from typing import Any
 
 from tf_lifelong import config as config_lib
-from tf_lifelong.state import artifacts, checkpoints, files
+from tf_lifelong.state import artifacts, checkpoints, files, recovery
 
 INVOCATIONS = "invocations.jsonl"
 """One line per invocation of a workdir's learner: its index, first interval and config."""
@@ -69,6 +69,8 @@ class Start:
   for each `--continue`), see `prepare_continuation`."""
   first_interval: int = 0
   """The index of this invocation's first interval."""
+  note: str | None = None
+  """One line when damaged checkpoints were passed over for `state` (recovery.py)."""
 
   @property
   def phase(self) -> str | None:
@@ -104,10 +106,10 @@ def prepare(
   try:
     if chief:
       files.makedirs(workdir)
-    state = None if overwrite else _latest(workdir)
-    if state is not None:
+    found = None if overwrite else _latest(workdir)
+    if found is not None:
       _check_same_config(config, workdir)
-      return _resume_point(workdir, state, chief)
+      return _resume_point(workdir, found, chief)
     if chief:
       clear(workdir)
       artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
@@ -118,8 +120,9 @@ def prepare(
 
 
 def has_checkpoint(workdir: str) -> bool:
-  """Whether `workdir` holds a learner (a latest checkpoint record)."""
-  return files.exists(os.path.join(checkpoints.folder(workdir), checkpoints.LATEST))
+  """Whether `workdir` holds a learner (a checkpoint record, sound or not)."""
+  latest = files.exists(os.path.join(checkpoints.folder(workdir), checkpoints.LATEST))
+  return latest or bool(recovery.records(workdir))
 
 
 def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = True) -> Start:
@@ -140,11 +143,12 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
     WorkdirError: nothing to continue, another model, or an unfinished
       invocation of another configuration.
   """
-  state = _latest(workdir)
-  if state is None:
+  found = _latest(workdir)
+  if found is None:
     raise WorkdirError(
       f"{workdir} holds no learner to continue (no checkpoint); run bin/train without --continue"
     )
+  state = found.state
   previous = _stored_config(workdir)
   model = _model_changes(previous, config)
   if model:
@@ -154,14 +158,15 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
     )
   invocations = read_invocations(workdir)
   if not _differs(previous, json.loads(config.to_json())):
-    return _resume_point(workdir, state, chief)
+    return _resume_point(workdir, found, chief)
   if not state.get("finished"):
     raise WorkdirError(
       f"{workdir} holds an unfinished run with another configuration "
       f"({_diff_text(previous, json.loads(config.to_json()))}); resume it first with "
       f"bin/train --workdir={workdir}, then continue"
     )
-  start = _resume_point(workdir, {**state, "finished": False}, chief)
+  found.state = {**state, "finished": False}
+  start = _resume_point(workdir, found, chief)
   start.invocation = (invocations[-1]["invocation"] + 1) if invocations else 1
   start.first_interval = len(start.rows)
   if chief:
@@ -181,8 +186,8 @@ def open_learner(config: config_lib.Config, workdir: str, chief: bool = True) ->
   Raises:
     WorkdirError: no learner in `workdir`, or a change of the model's fields.
   """
-  state = _latest(workdir)
-  if state is None:
+  found = _latest(workdir)
+  if found is None:
     raise WorkdirError(f"{workdir} holds no learner (no checkpoint); start one with Learner(...)")
   previous, current = _stored_config(workdir), json.loads(config.to_json())
   changed = _model_changes(previous, config)
@@ -190,7 +195,7 @@ def open_learner(config: config_lib.Config, workdir: str, chief: bool = True) ->
     raise WorkdirError(f"the model of {workdir} cannot change: {'; '.join(changed)}")
   if previous != current and chief:
     artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
-  start = _resume_point(workdir, state, chief)
+  start = _resume_point(workdir, found, chief)
   start.finished = False
   return start
 
@@ -232,14 +237,18 @@ def finished_message(workdir: str, start: Start) -> str:
   )
 
 
-def _latest(workdir: str) -> dict[str, Any] | None:
-  """The latest checkpoint's record, None if the workdir holds none."""
+def _latest(workdir: str) -> recovery.Found | None:
+  """The newest sound checkpoint (recovery.py), None if the workdir holds none.
+
+  Raises:
+    WorkdirError: checkpoints, but none of them sound (never afresh by itself).
+  """
   if not has_checkpoint(workdir):
     return None
-  try:
-    return checkpoints.read_state(workdir)
-  except checkpoints.CheckpointError as e:
-    raise WorkdirError(f"{e}; pass --overwrite to start afresh") from None
+  found = recovery.newest_sound(workdir)
+  if found.state is None:
+    raise WorkdirError(found.refusal(workdir))
+  return found
 
 
 RUNTIME_ONLY = frozenset(config_lib.fields_with_role("runtime"))
@@ -291,8 +300,11 @@ def _check_same_config(config: config_lib.Config, workdir: str) -> None:
   )
 
 
-def _resume_point(workdir: str, state: dict[str, Any], chief: bool) -> Start:
-  start = Start(state=state, finished=bool(state.get("finished")))
+def _resume_point(workdir: str, found: recovery.Found, chief: bool) -> Start:
+  state = found.state
+  start = Start(state=state, finished=bool(state.get("finished")), note=found.note)
+  if chief:
+    recovery.set_aside(workdir, found)  # The damaged ones no longer count.
   invocations = read_invocations(workdir)
   if invocations:
     start.invocation = invocations[-1]["invocation"]

@@ -115,7 +115,6 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
         "or pass overwrite=True to start afresh"
       )
     strategy, chief = setup_runtime(config)
-    self._owns_lock = True
     with self._holding(workdir, chief):  # A WorkdirError becomes a RunError.
       start = resume.prepare(config, workdir, overwrite=True, chief=chief)
       self._setup(config, workdir, start, strategy, chief, hooks, out)
@@ -145,8 +144,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
     strategy, chief = setup_runtime(config)
     chief = chief and not read_only
     learner = cls.__new__(cls)
-    learner._owns_lock, learner._read_only = not read_only, read_only
-    with learner._holding(workdir, chief):
+    with learner._holding(workdir, chief, read_only=read_only):
       start = resume.open_learner(config, workdir, chief=chief)
       learner._setup(config, workdir, start, strategy, chief, hooks, out)
     return learner
@@ -193,6 +191,8 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
       summaries.drop_events(logdir, keep)
     self._writer = summaries.SummaryWriter(logdir, enabled=chief)
     self._progress = progress.Progress(None, config.max_steps_per_interval, out, enabled=chief)
+    if start.note:  # Damaged checkpoints passed over for the newest sound one.
+      self._progress.message(start.note)
     self._pending = self._restore(start) if start.state is not None else None
     self._task_free = task_free.TaskFree(self)
     if start.state is not None and start.state.get("detect"):

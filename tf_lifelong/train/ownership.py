@@ -35,9 +35,10 @@ class Ownership:
   _read_only = False
 
   @contextlib.contextmanager
-  def _holding(self, workdir: str, chief: bool):
-    """Takes `workdir`'s lock for the body (a chief owning its lock), kept on success; a
-    WorkdirError in the body (resume.py) becomes a RunError."""
+  def _holding(self, workdir: str, chief: bool, read_only: bool = False):
+    """Takes `workdir`'s lock for the body (a chief, unless `read_only`), kept on success;
+    a WorkdirError in the body (resume.py) becomes a RunError."""
+    self._owns_lock, self._read_only = not read_only, read_only
     held = take_lock(workdir) if chief and self._owns_lock else None
     try:
       yield
