@@ -171,10 +171,10 @@ class Config(JsonFields):
     section="objective",
   )
   anchor_weight: float = setting(
-    0.0,
+    1.0,
     "Weight of the component anchor (an extension; docs/model.md): the cross-entropy "
     "-log q(z_d = j | x) of each real row with j the interval's component, and of each "
-    "synthetic row with j the component that made it. 0: off (method.md).",
+    "synthetic row with j the component that made it. 0: off (method.md, --profile=paper).",
     section="objective",
   )
   discrete_prior: str = setting(

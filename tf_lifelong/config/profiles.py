@@ -17,12 +17,13 @@ PAPER_PROFILE = {
   "lr_schedule": "constant",
   "replay_weight": 1.0,
   "decoder_distillation": 0.0,
+  "anchor_weight": 0.0,
 }
 """The fields where method.md's specification differs from the defaults, with its values:
 `profile("paper")` is the specification exactly (section 2: Glorot re-initialisation of
 the grown layers; section 5: a fresh Adam at lr 1e-4 and replayed Bernoulli means; section 6: plain early
 stopping at a constant learning rate; every distribution seen has the same share of a batch;
-no decoder distillation, an extension).
+no decoder distillation or component anchor, extensions).
 The defaults are the best settings measured on the validation splits (docs/results/)."""
 
 PROFILES = ("default", "paper")
