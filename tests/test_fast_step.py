@@ -68,21 +68,34 @@ def test_teacher_on_synthetic_rows_only_gives_the_same_terms():
   assert np.all(fast["consistency"].numpy()[:n_real] == 0)
 
 
-def test_fused_adam_step_equals_keras_adam_step():
+def test_fused_adam_step_equals_keras_adam_step(monkeypatch):
   import keras
   import tensorflow as tf
 
   class KerasAdam(keras.optimizers.Adam):
     """A subclass: the step then uses Keras' own Adam."""
 
+  kernel = tf.raw_ops.ResourceApplyAdam
+  built = []  # the variable each ResourceApplyAdam op was made for (when fit traces the step)
+
+  def counted(**kwargs):
+    built.append(kwargs["var"])
+    return kernel(**kwargs)
+
+  monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", counted)
   fused = _student()
   reference = _student(optimizer=KerasAdam(1e-3))
   x = np.random.default_rng(1).uniform(size=(fused.real_batch_size(10), 4, 5, 1))
   data = tf.data.Dataset.from_tensors(x.astype(np.float32)).repeat()
-  logs = {}
+  logs, kernels = {}, {}
   for name, model in (("fused", fused), ("keras", reference)):
+    before = len(built)
     history = model.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history
     logs[name] = {k: v[0] for k, v in history.items()}
+    kernels[name] = len(built) - before
+  # One fused kernel per student variable in the traced step; none with Keras' Adam.
+  n = len(fused.student_variables)
+  assert kernels["fused"] > 0 and kernels["fused"] % n == 0 and kernels["keras"] == 0, kernels
   assert int(fused.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 1
   for a, b in zip(fused.student_variables, reference.student_variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-6, atol=2e-7, err_msg=a.path)
