@@ -42,8 +42,33 @@ def mnist():
   return load_source("mnist", paths.DATA_ROOT)
 
 
+FASHION_FILES = (
+  "train-images-idx3-ubyte.gz",
+  "train-labels-idx1-ubyte.gz",
+  "t10k-images-idx3-ubyte.gz",
+  "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def _debian_fashion(name: str) -> np.ndarray:
+  """The bytes after the IDX header of one of Debian's Fashion-MNIST files, read here.
+
+  Debian's package is part of the test environment (scripts/setup installs it): without
+  it the tests fail, rather than read whatever TFDS has prepared.
+  """
+  assert sources.DEBIAN_FASHION_DIR == paths.FASHION_DIR
+  path = os.path.join(paths.FASHION_DIR, name)
+  assert os.path.isfile(path), f"{path} is missing: apt-get install dataset-fashion-mnist"
+  with gzip.open(path) as f:
+    data = f.read()
+  header = 16 if "images" in name else 8
+  return np.frombuffer(data[header:], np.uint8)
+
+
 @pytest.fixture(scope="module")
 def fashion():
+  for name in FASHION_FILES:
+    _debian_fashion(name)  # the package is there
   return load_source("fashion_mnist")  # no flag: the Debian package path
 
 
@@ -65,11 +90,16 @@ def test_fashion_from_debian_path_has_the_official_counts(fashion):
   assert tuple(np.bincount(fashion.test.labels)) == (1000,) * 10
   assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[9] == "Ankle boot"
   assert 0 < fashion.train.images.mean() < 255
+  # The very files of Debian's package, in their order.
+  np.testing.assert_array_equal(fashion.test.labels, _debian_fashion(FASHION_FILES[3]))
+  np.testing.assert_array_equal(fashion.train.images.reshape(-1), _debian_fashion(FASHION_FILES[0]))
 
 
 @needs_fashion
 def test_data_dir_is_preferred_over_the_debian_path(tmp_path):
+  debian_labels = _debian_fashion(FASHION_FILES[3])  # both are there: a real choice
   arrays = write_idx_dir(tmp_path / "fashion_mnist")
+  assert len(arrays["test"][1]) != len(debian_labels)
   data = load_source("fashion_mnist", str(tmp_path))
   np.testing.assert_array_equal(data.train.images[..., 0], arrays["train"][0])
   np.testing.assert_array_equal(data.test.labels, arrays["test"][1])
