@@ -70,13 +70,17 @@ class Stub:
 
   num_categories = 3
 
-  def __init__(self, sends=(0, 1, 2), ignore_z_d=False):
+  def __init__(self, sends=(0, 1, 2), ignore_z_d=None):
     self.sends = sends
     self.ignore_z_d = ignore_z_d
+    """None: component j draws kind j; "mixture": every component draws the same mixture
+    of the three kinds; "collapsed": every component draws kind 1."""
 
   def sample(self, n, component=None, seed=None):
-    if self.ignore_z_d:  # the same mixture of all three kinds for every component
+    if self.ignore_z_d == "mixture":
       values = np.random.default_rng(seed - component).choice(VALUES, n)
+    elif self.ignore_z_d == "collapsed":
+      values = np.full(n, VALUES[1])
     else:
       values = np.full(n, VALUES[component])
     return tf.constant(np.broadcast_to(values[:, None, None, None], (n, 2, 2, 1)), tf.float32)
@@ -132,11 +136,12 @@ def test_without_classifier_the_label_free_proxies_remain():
 def test_a_model_that_ignores_z_d_scores_low_on_both():
   good = ss.measure(Stub(), 300, truths=[4, 6, 8], classifier=StubClassifier())
   assert good["sampling_own_share"] == 1.0 and good["self_consistency"] == 1.0
-  blind = ss.measure(Stub(ignore_z_d=True), 300, truths=[4, 6, 8], classifier=StubClassifier())
-  # Every row is the same mixture: at most 1 / J in expectation on both scores.
-  assert blind["sampling_own_share"] < 1 / 3 + 0.06
-  assert blind["self_consistency"] < 1 / 3 + 0.06
-  assert blind["sampling_majority_own"] <= 1
+  for kind in ("mixture", "collapsed"):
+    blind = ss.measure(Stub(ignore_z_d=kind), 300, truths=[4, 6, 8], classifier=StubClassifier())
+    # Every row draws the same images: at most 1 / J in expectation on both scores.
+    assert blind["sampling_own_share"] < 1 / 3 + 0.06, kind
+    assert blind["self_consistency"] < 1 / 3 + 0.06, kind
+    assert blind["sampling_majority_own"] <= 1, kind
 
 
 # ------------------------------------------------------------ the classifier cache
