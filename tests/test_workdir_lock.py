@@ -8,6 +8,7 @@ and bin/export refused where it would write into a held workdir.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -180,7 +181,8 @@ def test_bin_train_takes_over_a_lock_left_by_a_killed_process(tmp_path):
 
 
 def test_bin_export_into_a_held_workdir_is_refused_elsewhere_it_reads(tmp_path_factory, tmp_path):
-  reference = th.reference_run(tmp_path_factory)
+  reference = str(tmp_path / "w")  # A copy: other tests use the shared reference run.
+  shutil.copytree(th.reference_run(tmp_path_factory), reference)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=paths.REPO)
   export = [sys.executable, os.path.join(paths.REPO, "bin", "export"), f"--workdir={reference}"]
   with lock.acquire(reference):

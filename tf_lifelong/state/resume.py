@@ -15,6 +15,7 @@ without a checkpoint has nothing to lose and starts afresh.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -106,10 +107,9 @@ def prepare(
   try:
     if chief:
       files.makedirs(workdir)
-    found = None if overwrite else _latest(workdir)
-    if found is not None:
+    if not overwrite and has_checkpoint(workdir):
       _check_same_config(config, workdir)
-      return _resume_point(workdir, found, chief)
+      return _resume_point(workdir, _latest(workdir, finished_ok=True), chief)
     if chief:
       clear(workdir)
       artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
@@ -237,14 +237,20 @@ def finished_message(workdir: str, start: Start) -> str:
   )
 
 
-def _latest(workdir: str) -> recovery.Found | None:
-  """The newest sound checkpoint (recovery.py), None if the workdir holds none.
+def _latest(workdir: str, finished_ok: bool = False) -> recovery.Found | None:
+  """The newest sound checkpoint (recovery.py), None if the workdir holds none. With
+  `finished_ok`, a finished run's latest.json as it is (nothing will be restored).
 
   Raises:
     WorkdirError: checkpoints, but none of them sound (never afresh by itself).
   """
   if not has_checkpoint(workdir):
     return None
+  if finished_ok:
+    with contextlib.suppress(checkpoints.CheckpointError):
+      latest = checkpoints.read_state(workdir)
+      if latest.get("finished"):
+        return recovery.Found(latest, [])
   found = recovery.newest_sound(workdir)
   if found.state is None:
     raise WorkdirError(found.refusal(workdir))
