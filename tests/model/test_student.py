@@ -409,3 +409,26 @@ def test_component_anchor_targets_the_interval_and_the_making_component(rng):
   none = model.per_example_terms(x, omega, noise, training=False, num_real=2, replay=made)
   np.testing.assert_allclose(none["anchor"].numpy()[:2], 0.0)
   np.testing.assert_allclose(none["anchor"].numpy()[2:], expected[2:], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("binarize", [False, True])
+def test_test_step_scores_the_pixels_as_given_binarize_or_not(rng, binarize):
+  """One rule (docs/model.md): --binarize binarises the training batches; every score,
+  Keras' evaluate (test_step) as Learner.evaluate and the run's evaluation, takes grey
+  pixels as the Bernoulli targets. Same seed, same images: the same -ELBO."""
+  from tf_lifelong.model import inference
+
+  model = make_student(make_config(binarize=binarize), J, rng)
+  x = rng.uniform(0.2, 0.8, size=(B, *IMAGE_SHAPE)).astype(np.float32)
+  state = model.seed_generator.state.numpy()
+  logs = model.evaluate(x, batch_size=B, verbose=0, return_dict=True)
+  model.seed_generator.state.assign(state)  # the step's seed again, as test_step draws it
+  step_seed = tf.random.experimental.stateless_fold_in(
+    tf.cast(model.seed_generator.next(), tf.int64), 0
+  )
+  seed_bin, seed = tf.unstack(tf.random.experimental.stateless_split(step_seed, 2))
+  given = float(tf.reduce_mean(inference.neg_elbo(model, x, "sample", seed)))
+  assert logs["neg_elbo"] == pytest.approx(given, rel=1e-5)
+  binary = replay_mix.binarize(tf.constant(x), seed_bin)
+  as_binary = float(tf.reduce_mean(inference.neg_elbo(model, binary, "sample", seed)))
+  assert abs(as_binary - given) > 1e-3 * abs(given)  # the rule is visible in the number

@@ -98,7 +98,9 @@ class Config(JsonFields):
   )
   binarize: bool = setting(
     False,
-    "Dynamically binarise the Bernoulli targets (off: continuous pixels, the paper's way).",
+    "Dynamically binarise the training batches' Bernoulli targets (off: continuous pixels, "
+    "the paper's way). Scores (validation, test, Learner.evaluate, the export) take the "
+    "pixels as given either way.",
     section="data",
   )
 

@@ -323,11 +323,13 @@ class LifelongVAE(keras.Model):
     return replicas.step_logs(self.metrics)
 
   def test_step(self, data):
-    """-ELBO with a hard z_d on real rows (method.md section 3); updates the ELBO trackers."""
-    seed_bin, seed = tf.unstack(tf.random.experimental.stateless_split(self._step_seed(), 2))
+    """-ELBO with a hard z_d on real rows (method.md section 3); updates the ELBO trackers.
+
+    The pixels are the Bernoulli targets as given, binarize or not: like every score
+    (validation, test, Learner.evaluate, the export); --binarize binarises training batches.
+    """
+    _, seed = tf.unstack(tf.random.experimental.stateless_split(self._step_seed(), 2))
     x = _images(data)
-    if self.replay.binarize:
-      x = replay_mix.binarize(x, seed_bin)
     terms = inference.neg_elbo_terms(self, x, "sample", seed)
     means = self._track_means(_TEST_TERMS, terms, replicas.global_rows(x))
     self.trackers["loss"].update_state(means[0])

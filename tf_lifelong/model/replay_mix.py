@@ -38,7 +38,8 @@ class ReplaySpec:
   sample_pixels: bool
   """Synthetic pixels x ~ Bernoulli(teacher mean) rather than the mean (replay_sample_pixels)."""
   binarize: bool
-  """Dynamic binarisation of every batch, training and test steps (config.binarize)."""
+  """Dynamic binarisation of every training batch (config.binarize); scores take the
+  pixels as given (test_step, validation, test, Learner.evaluate, the export)."""
   weight: float = 1.0
   """r, each old distribution's share of the mix relative to the new one's (replay_weight)."""
   fraction: float = 0.0
