@@ -395,5 +395,5 @@ def export_checkpoint(
       metadata=export_metadata(config, state),
       path=output or os.path.join(workdir, "export"),
     )
-  except OSError as e:
-    raise CheckpointError(f"cannot write the export: {e}") from None
+  except files.write_errors() as e:  # A full disk among them: the old export stays.
+    raise CheckpointError(f"cannot write the export: {_first_sentence(e)}") from None

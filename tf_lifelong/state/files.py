@@ -14,6 +14,7 @@ need no TensorFlow, so that the CLI answers at once), URLs go through
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -129,6 +130,27 @@ def read_bytes(path: str) -> bytes:
 
 def read_text(path: str) -> str:
   return read_bytes(path).decode("utf-8")
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The errnos of a full disk (or quota)."""
+
+
+def no_space(error: BaseException) -> bool:
+  """Whether `error` is a full disk: an OSError with ENOSPC / EDQUOT, or TensorFlow's error
+  (ResourceExhaustedError on a POSIX file system) whose message says so."""
+  if isinstance(error, OSError):
+    return error.errno in NO_SPACE
+  return any(os.strerror(code) in str(error) for code in NO_SPACE)
+
+
+def write_errors() -> tuple[type[BaseException], ...]:
+  """The errors a failed write raises: OSError, and where TensorFlow is loaded its
+  ResourceExhaustedError (a full disk under TensorFlow's own writers)."""
+  import sys  # noqa: PLC0415
+
+  tf = sys.modules.get("tensorflow")
+  return (OSError,) if tf is None else (OSError, tf.errors.ResourceExhaustedError)
 
 
 def not_found() -> type[BaseException]:

@@ -40,7 +40,7 @@ from tf_lifelong import config as config_lib
 from tf_lifelong.data import sources, streams
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.monitor import progress
-from tf_lifelong.state import resume
+from tf_lifelong.state import checkpoints, files, resume
 from tf_lifelong.train import ownership, task_free, watchdog
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.learner import Learner, setup_runtime
@@ -90,8 +90,29 @@ def run(
   """
   strategy, chief = setup_runtime(config)
   _check_request(config, overwrite, continue_run)
-  with _holding(workdir, chief and lock is None, out):
+  with _holding(workdir, chief and lock is None, out), _disk_full(workdir):
     return _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out)
+
+
+@contextlib.contextmanager
+def _disk_full(workdir: str):
+  """A full disk (ENOSPC through os or TensorFlow) while writing a checkpoint, the metrics,
+  a sample grid or the export: one line; every write is atomic, so the last checkpoint
+  stays and the same command resumes from it once there is space."""
+  try:
+    yield
+  except files.write_errors() as e:
+    if not files.no_space(e):
+      raise
+    try:
+      last = f"its last checkpoint, {checkpoints.read_state(workdir)['checkpoint']}, stays"
+    except checkpoints.CheckpointError:
+      last = "it had written no checkpoint yet"
+    where = getattr(e, "filename", None) or str(e).split(";")[0].split("}} ")[-1]
+    raise RunError(
+      f"no space left on the device of {workdir} (writing {where}); the run stopped and "
+      f"{last}: free some space and run the same command to resume"
+    ) from None
 
 
 @contextlib.contextmanager
