@@ -39,6 +39,7 @@ def test_classifier_columns_by_hand():
   assert row["sampling_majority_own"] == 1  # component 0 only
   assert row["sampling_classes_covered"] == 2  # {3, 5}
   assert row["sampling_truth"] == [3, 7, None]
+  assert ss.classifier_columns(score, [3, 3, None])["sampling_majority_own"] == 2
   # A truth the classifier cannot predict is unknown; no known truth: NaN and None.
   assert ss.own_shares(score, [9, 5, 3]) == [None, 0.0, 0.0]
   row = ss.classifier_columns(score, [None, None, 11])
