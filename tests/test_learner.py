@@ -86,11 +86,14 @@ def fed(digits, tmp_path_factory):
   three, seven = digits[3][0], digits[7][0]
   learner.learn(three, name="three", callbacks=[counter])
   categories.append(learner.num_categories)
+  anchors = [int(learner.ctx.student.anchor_component.numpy())]
   data = tf.data.Dataset.from_tensor_slices((seven, np.full(len(seven), 7))).batch(50)
   learner.learn(data, name="seven", callbacks=[counter])
   categories.append(learner.num_categories)
+  anchors.append(int(learner.ctx.student.anchor_component.numpy()))
   learner.learn(three[:200, ..., 0].astype(np.float32) / 255.0, name="three", callbacks=[counter])
   categories.append(learner.num_categories)
+  counter.anchors = [*anchors, int(learner.ctx.student.anchor_component.numpy())]
   return learner, workdir, categories, counter
 
 
@@ -103,6 +106,12 @@ def test_categories_grow_by_name(fed):
   assert [r["name"] for r in rows] == ["three", "seven", "three"]
   assert [r["distribution"] for r in rows] == [0, 1, 0]
   assert all(r["steps"] == 20 for r in rows)
+
+
+def test_each_interval_anchors_its_component(fed):
+  """The component anchor's target for real rows: a new name's category (J - 1), a repeated
+  name's own (three: 0)."""
+  assert fed[3].anchors == [0, 1, 0]
 
 
 def test_a_user_callback_sees_every_interval(fed):
@@ -178,6 +187,11 @@ def test_load_goes_on_and_keeps_the_disk_bounded(fed, digits):
   assert len(learner.history) == 3
   row = learner.learn(digits[7][0][:200], new=False)  # A repeat with no name.
   assert row["interval"] == 3 and not row["is_new"] and learner.num_categories == 2
+  # Its component is the teacher's vote: the argmax of its mean posterior on the interval's
+  # training images (up to 1000).
+  teacher, train = learner.ctx.student.teacher, learner.ctx.interval.distribution.train
+  vote = tf.nn.softmax(teacher.encode(train.images[:1000] / 255.0)[0]).numpy().mean(0)
+  assert int(learner.ctx.student.anchor_component.numpy()) == int(np.argmax(vote))
   ends = [n for n in checkpoints.available(workdir) if re.fullmatch(r"interval-\d+", n)]
   assert ends == ["interval-002", "interval-003"]  # keep_checkpoints=2
   assert checkpoints.read_state(workdir)["checkpoint"] == "interval-003"

@@ -44,7 +44,8 @@ def test_teacher_is_a_frozen_copy_in_new_variables(old):
   teacher = new.teacher
   assert teacher.teacher is None and teacher.num_categories == J_T
   assert not teacher.trainable and not teacher.trainable_weights
-  assert len(teacher.weights) == len(old.encoder.weights) + len(old.decoder.weights) + 1
+  # The networks' weights, then the counters student_step and anchor_component.
+  assert len(teacher.weights) == len(old.encoder.weights) + len(old.decoder.weights) + 2
   for a, b in zip(
     old.encoder.weights + old.decoder.weights, teacher.encoder.weights + teacher.decoder.weights
   ):
