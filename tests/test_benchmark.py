@@ -2,8 +2,9 @@
 FLOP count of the step (docs/performance.md), float32 and bfloat16 side by side, and the child
 processes the benchmarks run.
 
-The quick run takes about 50 s on an idle 2-core machine: ten compiled steps
-(two with XLA; two in bfloat16; two conv) and three one-interval lifelong runs (one with XLA).
+The quick run takes about 50 s on an idle 2-core machine: eleven compiled steps
+(two with XLA; two in bfloat16; two conv; the default student without decoder distillation)
+and three one-interval lifelong runs (one with XLA).
 """
 
 import json
@@ -73,7 +74,6 @@ def test_writes_every_key_with_positive_finite_numbers(quick):
     for key in (
       *steps.REQUIRED_KEYS,
       "estimated_run",
-      "lgm_over_pytorch_reference",
       "benchmark_seconds",
     )
   }
@@ -107,6 +107,22 @@ def test_command_and_summary(quick):
   assert result["command"].startswith("bin/benchmark --quick")
   assert "matmul bound" in stderr and "Traceback" not in stderr
   assert result["flops"]["synthetic_rows"] + result["flops"]["real_rows"] == 32
+  assert "pytorch_reference_rows_per_sec" not in result  # nothing not measured in this run
+
+
+def test_replay_overhead_with_and_without_distillation_side_by_side(quick):
+  result, stderr = quick
+  for clock in (result["replay_overhead"], result["cpu_time"]["replay_overhead"]):
+    assert clock["decoder_distillation"] == config_lib.Config().decoder_distillation
+    for key in ("default_objective", "without_distillation", "distillation_step_time"):
+      assert math.isfinite(clock[key]) and clock[key] > 0, key
+  overhead = result["replay_overhead"]
+  assert overhead["default_objective"] == result["lgm_over_plain_step_time"]
+  # The bound of each step is its own: the distilled decoder rows add FLOPs.
+  with_rows = result["flops"]["lgm"]["per_step"]
+  assert with_rows > result["flops"]["lgm_without_distillation"]["per_step"]
+  assert result["flops_per_example"] == result["flops"]["lgm"]["per_example"]
+  assert "without decoder distillation" in stderr
 
 
 def test_flop_count_by_hand():
@@ -129,6 +145,29 @@ def test_flop_count_by_hand():
   assert summary["per_example_by_part"] == {"student": student / b, "teacher": teacher / b}
   plain = flops.matmul_step_plan(d, w, j, f, b, 0, None)
   assert flops.flop_summary(plain, b)["per_step"] == student
+  # Decoder distillation: the student's decoder also runs, forward and backward, on the
+  # synthetic rows' latents.
+  distilled = flops.matmul_step_plan(d, w, j, f, b, syn, jt, distilled_rows=syn)
+  decoder_rows = 6 * syn * (j + f) * w + 6 * syn * w * w + 6 * syn * w * d
+  assert flops.flop_summary(distilled, b)["per_step"] == student + teacher + decoder_rows
+
+
+def test_the_flop_plan_follows_the_objective_that_runs():
+  """flops.step_plan counts the step a config trains: distillation on, the count grows."""
+  import dataclasses
+
+  config = config_lib.Config(batch_size=16, hidden_units=8, continuous_dim=3)
+  assert config.decoder_distillation > 0  # the default objective distils
+  off = dataclasses.replace(config, decoder_distillation=0.0)
+  on_plan, off_plan = flops.step_plan(config, 20, 4, 6), flops.step_plan(off, 20, 4, 6)
+  rows = {m.name: m.m for m in on_plan if m.name.startswith("decoder/") and "forward" in m.name}
+  assert set(rows.values()) == {16 + 6}  # B + the synthetic rows
+  on, off_sum = flops.flop_summary(on_plan, 16), flops.flop_summary(off_plan, 16)
+  assert on["per_step"] > off_sum["per_step"]
+  assert on["per_example_by_part"]["teacher"] == off_sum["per_example_by_part"]["teacher"]
+  assert off_plan == flops.matmul_step_plan(20, 8, 4, 3, 16, 6, 3)
+  # Without a teacher nothing is distilled: the plain VAE's plan either way.
+  assert flops.step_plan(config, 20, 4, 0) == flops.step_plan(off, 20, 4, 0)
 
 
 def test_child_process_returns_the_json_result():

@@ -6,10 +6,13 @@ named as `burst_name` says, which is how step_results.py finds them again:
 
 - `variant_bursts`: the student with replay and the plain VAE, each variant;
 - `k1_burst`: the student at k = 1 (to scale the interval benchmark);
+- `no_distillation_burst`: the default student step with decoder distillation off (the
+  replay overhead of the default objective and without the distillation, side by side);
 - `keras_adam_bursts`: both steps with Keras' own Adam update;
 - `precision_bursts`, `conv_bursts`: the steps in the other precisions, and
   the conv plain VAE step in every precision;
-- `matmul_bursts`: the step's matmuls alone (the matmul bound), per precision;
+- `matmul_bursts`: the step's matmuls alone (the matmul bound), per precision, and those
+  of the step without distillation;
 - `pipeline_bursts`: the input pipeline alone, at both steps' batch sizes.
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from tf_lifelong import config as config_lib
 from tf_lifelong.benchmarks import bursts, measuring
-from tf_lifelong.benchmarks.flops import Matmul, matmul_step_plan
+from tf_lifelong.benchmarks.flops import Matmul, step_plan
 from tf_lifelong.benchmarks.settings import Settings
 
 CONV_IMAGE_SHAPE = (32, 32, 3)
@@ -137,6 +140,21 @@ def k1_burst(settings: Settings, variants: StepVariants, split, image_shape) -> 
   return _train_burst("lgm_k1/default", lgm_k1, split, real_batch, settings)
 
 
+def no_distillation_config(settings: Settings, variants: StepVariants) -> config_lib.Config:
+  """The default variant's config with decoder distillation off (the rest as it is)."""
+  return dataclasses.replace(variants.default_config(settings), decoder_distillation=0.0)
+
+
+def no_distillation_burst(
+  settings: Settings, variants: StepVariants, split, image_shape
+) -> measuring.Burst:
+  """The default student step without decoder distillation: "lgm_no_distillation/default"."""
+  config = no_distillation_config(settings, variants)
+  lgm, _ = bursts.students(config, image_shape, settings.num_categories)
+  real_batch = lgm.real_batch_size(settings.batch_size)
+  return _train_burst("lgm_no_distillation/default", lgm, split, real_batch, settings)
+
+
 def keras_adam_bursts(settings: Settings, variants: StepVariants, split, image_shape) -> list:
   """Both steps of the default variant with Keras' own Adam update instead of the fused one."""
   names = ("lgm_keras_adam/default", "plain_keras_adam/default")
@@ -182,21 +200,32 @@ def conv_bursts(settings: Settings, variants: StepVariants, log) -> list:
   return timed
 
 
-def matmul_plans(settings: Settings, image_shape, synthetic_rows: int):
-  """The matmuls of the student's step (with `synthetic_rows` teacher rows) and the plain VAE's."""
+def matmul_plans(settings: Settings, variants: StepVariants, image_shape, synthetic_rows: int):
+  """The matmuls of the steps that run (flops.step_plan): the student's with `synthetic_rows`
+  teacher rows and the default objective, the plain VAE's, and the student's without
+  decoder distillation."""
   pixels = int(np.prod(image_shape))
-  sizes = (pixels, settings.hidden_units, settings.num_categories, settings.continuous_dim)
-  b = settings.batch_size
-  plan = matmul_step_plan(*sizes, b, synthetic_rows, settings.num_categories - 1)
-  plain_plan = matmul_step_plan(*sizes, b, 0, None)
-  return plan, plain_plan
+  j = settings.num_categories
+  config = variants.default_config(settings)
+  plan = step_plan(config, pixels, j, synthetic_rows)
+  plain_plan = step_plan(config, pixels, j, 0)
+  plain = step_plan(no_distillation_config(settings, variants), pixels, j, synthetic_rows)
+  return plan, plain_plan, plain
 
 
-def matmul_bursts(settings: Settings, variants: StepVariants, plan: list[Matmul]) -> list:
-  """The student step's matmuls alone: "matmul" in float32, "matmul/<p>" in each other one."""
+def matmul_bursts(
+  settings: Settings, variants: StepVariants, plan: list[Matmul], no_distillation: list[Matmul]
+) -> list:
+  """The student step's matmuls alone: "matmul" in float32, "matmul/<p>" in each other one;
+  those of the step without distillation, "matmul_no_distillation" (float32)."""
   import keras  # noqa: PLC0415
 
-  timed = [bursts.matmul_burst(plan, settings.steps, settings.seed)]
+  timed = [
+    bursts.matmul_burst(plan, settings.steps, settings.seed),
+    bursts.matmul_burst(
+      no_distillation, settings.steps, settings.seed, name="matmul_no_distillation"
+    ),
+  ]
   for precision in variants.precisions:
     dtype = keras.DTypePolicy(precision).compute_dtype
     timed.append(

@@ -18,7 +18,7 @@ def results(
   timed: list,
   variants: StepVariants,
   settings: Settings,
-  plans: tuple[list[Matmul], list[Matmul]],
+  plans: tuple[list[Matmul], list[Matmul], list[Matmul]],
   synthetic_rows: int,
 ) -> dict:
   """The step benchmark's part of the result, from its bursts after measuring.round_robin.
@@ -27,20 +27,27 @@ def results(
     timed: every burst of the step benchmark, timed.
     variants: the variants they time.
     settings: the benchmark settings.
-    plans: the matmuls of the student's step and of the plain VAE's (step_bursts.matmul_plans).
+    plans: the matmuls of the student's step, of the plain VAE's and of the student's
+      without decoder distillation (step_bursts.matmul_plans).
     synthetic_rows: the teacher's rows in the student's batch.
   """
   b = settings.batch_size
   by_name = {burst.name: burst for burst in timed}
   flops = flop_summary(plans[0], b)
   result = step_results(by_name, "wall", variants, settings, flops)
+  weight = variants.default_config(settings).decoder_distillation
+  result["replay_overhead"] = replay_overhead(by_name, "wall", variants, b, weight)
   result.update(
     {
-      "cpu_time": step_results(by_name, "cpu", variants, settings, flops),
+      "cpu_time": {
+        **step_results(by_name, "cpu", variants, settings, flops),
+        "replay_overhead": replay_overhead(by_name, "cpu", variants, b, weight),
+      },
       "flops_per_example": flops["per_example"],
       "flops": {
         "lgm": flops,
         "plain_vae": flop_summary(plans[1], b),
+        "lgm_without_distillation": flop_summary(plans[2], b),
         "synthetic_rows": synthetic_rows,
         "real_rows": b - synthetic_rows,
       },
@@ -92,6 +99,23 @@ def _variant_results(by_name: dict, clock: str, variants: StepVariants, b: int) 
       "lgm_fraction_of_matmul_bound": ratio(f"lgm/{name}", "matmul"),
     }
   return out
+
+
+def replay_overhead(by_name: dict, clock: str, variants: StepVariants, b: int, weight) -> dict:
+  """The student's step time over the plain VAE's (the default variant), with the default
+  objective (decoder distillation at `weight`) and without the distillation, side by side;
+  their quotient is the distillation's own cost. Medians of per-round ratios."""
+  per_sec, ratio = _rate_fns(by_name, clock)
+  name = variants.default_name
+  off = "lgm_no_distillation/default"
+  return {
+    "decoder_distillation": weight,
+    "default_objective": ratio(f"plain/{name}", f"lgm/{name}"),
+    "without_distillation": ratio(f"plain/{name}", off),
+    "distillation_step_time": ratio(off, f"lgm/{name}"),
+    "lgm_without_distillation_examples_per_sec": per_sec(off) * b,
+    "lgm_without_distillation_fraction_of_matmul_bound": ratio(off, "matmul_no_distillation"),
+  }
 
 
 def _keras_adam_results(by_name: dict, clock: str, name: str, b: int) -> dict:

@@ -8,9 +8,13 @@
 - the student step with replay (`LifelongVAE.train_step`; k = J - 1 = 9
   distributions seen, so 115 of 128 rows are the teacher's) and a plain VAE
   step (the same networks, no teacher), each for every combination of XLA
-  (`jit_compile`) and `steps_per_execution`, plus the student at k = 1;
+  (`jit_compile`) and `steps_per_execution`, plus the student at k = 1 and the
+  default student step with decoder distillation off (`replay_overhead`: the
+  student's step time over the plain VAE's with the default objective and without
+  the distillation, side by side);
 - the step's matmuls, timed alone with `tf.matmul` at the step's shapes: the
-  matmul-bound rate (flops.matmul_step_plan counts the step's FLOPs);
+  matmul-bound rate (flops.step_plan counts the FLOPs of the step that runs, the
+  distillation's decoder rows included);
 - the input pipeline alone (`streams.as_dataset`, as training builds it);
 - the same steps and matmuls in each other precision of `settings.precisions`
   (config.precision, e.g. mixed_bfloat16), and the conv plain VAE step in every
@@ -47,16 +51,13 @@ import time
 from tf_lifelong.benchmarks import bursts, interval, measuring, profile, step_bursts, step_results
 from tf_lifelong.benchmarks.settings import Settings  # Also tf_lifelong.benchmarks.steps.Settings.
 
-PYTORCH_REFERENCE_ROWS_PER_SEC = (4450.0, 4950.0)
-"""The authors' PyTorch code, student with teacher, dense, batch 128, 2 threads, on
-this kind of machine (../shared/docs/stack-notes.md); a reference, not measured here."""
-
 REQUIRED_KEYS = (
   "lgm_examples_per_sec",
   "plain_vae_examples_per_sec",
   "matmul_bound_examples_per_sec",
   "pipeline_examples_per_sec",
   "lgm_over_plain_step_time",
+  "replay_overhead",
   "lgm_fraction_of_matmul_bound",
   "pipeline_over_plain_vae",
   "pipeline_over_lgm_batches",
@@ -79,14 +80,15 @@ def measure_steps(settings: Settings, split, image_shape, log=print) -> dict:
   timed, lgm = step_bursts.variant_bursts(settings, variants, split, image_shape, log)
   if settings.student_k1:
     timed.append(step_bursts.k1_burst(settings, variants, split, image_shape))
+  timed.append(step_bursts.no_distillation_burst(settings, variants, split, image_shape))
   if settings.compare_keras_adam:
     timed += step_bursts.keras_adam_bursts(settings, variants, split, image_shape)
   timed += step_bursts.precision_bursts(settings, variants, split, image_shape, log)
   if settings.precision_conv:
     timed += step_bursts.conv_bursts(settings, variants, log)
   synthetic_rows = lgm.synthetic_batch_size(settings.batch_size)
-  plans = step_bursts.matmul_plans(settings, image_shape, synthetic_rows)
-  timed += step_bursts.matmul_bursts(settings, variants, plans[0])
+  plans = step_bursts.matmul_plans(settings, variants, image_shape, synthetic_rows)
+  timed += step_bursts.matmul_bursts(settings, variants, plans[0], plans[2])
   timed += step_bursts.pipeline_bursts(settings, split, lgm.real_batch_size(settings.batch_size))
 
   log(f"timing {len(timed)} bursts x {settings.rounds} rounds")
@@ -150,10 +152,6 @@ def run(settings: Settings, log=print) -> dict:
     data = bursts.real_rows(first.train, lgm.real_batch_size(settings.batch_size), settings.seed)
     with tempfile.TemporaryDirectory(prefix="tf_lifelong_profile_") as logdir:
       result["profile"] = profile.profile_step(lgm, data, settings.profile_steps, logdir)
-  result["pytorch_reference_rows_per_sec"] = list(PYTORCH_REFERENCE_ROWS_PER_SEC)
-  result["lgm_over_pytorch_reference"] = [
-    result["lgm_examples_per_sec"] / r for r in PYTORCH_REFERENCE_ROWS_PER_SEC
-  ]
   result["interval"] = (
     interval.measure_intervals(settings, log) if settings.interval_variants else {}
   )

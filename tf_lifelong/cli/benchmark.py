@@ -17,8 +17,12 @@ speed-up over the one-device default run. --quick, --steps, --rounds,
 --num_categories, --dataset, --data_dir, --threads and --seed apply; the other
 flags do not.
 
-The student is the one after nine hand-overs (J = 10, k = 9, 115 of 128 rows
-from the teacher); docs/performance.md explains every number.
+The student is the one after nine hand-overs (J = 10, k = 9, with the default
+replay share 105 of 128 rows from the teacher), with the default objective; the same
+step without decoder distillation is timed beside it (`replay_overhead`). The matmul
+bound counts the matmuls of the step that runs. docs/performance.md explains every
+number; `estimated_default_run` (with the interval benchmark, not --nointerval) is the
+default bin/train run's predicted wall time on this machine.
 """
 
 from __future__ import annotations
@@ -268,6 +272,7 @@ def summary(result: dict) -> str:
     f"pipeline {result['pipeline_examples_per_sec']:.0f} rows/s "
     f"({result['pipeline_over_plain_vae']:.1f}x the plain VAE step)",
   ]
+  lines += _overhead_lines(result)
   if result.get("keras_adam"):
     k = result["keras_adam"]
     lines.append(
@@ -303,9 +308,32 @@ def summary(result: dict) -> str:
       f"  {name}: student {v['lgm_examples_per_sec']:.0f} rows/s, plain "
       f"{v['plain_vae_examples_per_sec']:.0f} rows/s"
     )
+  return "\n".join(lines + _interval_lines(result))
+
+
+def _overhead_lines(result: dict) -> list[str]:
+  """The replay overhead with the default objective and without decoder distillation."""
+  overhead = result.get("replay_overhead")
+  if not overhead:
+    return []
+  return [
+    f"replay overhead (student / plain VAE step time): {overhead['default_objective']:.2f} "
+    f"with the default objective (decoder distillation {overhead['decoder_distillation']:g}), "
+    f"{overhead['without_distillation']:.2f} without decoder distillation; the distillation "
+    f"alone {overhead['distillation_step_time']:.2f}x the step time"
+  ]
+
+
+def _interval_lines(result: dict) -> list[str]:
+  """The interval runs and the estimated default run (none without the interval benchmark)."""
+  lines = []
   for name, v in result["interval"].items():
     walls = ", ".join(f"{i['wall_seconds']:.1f} s / {i['steps']} steps" for i in v["intervals"])
     lines.append(f"  interval {name}: {walls}; peak RSS {v['peak_rss_mb']:.0f} MB")
+  if not result.get("estimated_run"):
+    lines.append(
+      "estimated default run: none (it needs the interval benchmark: run without --nointerval)"
+    )
   for name, estimate in (result.get("estimated_run") or {}).items():
     if estimate:
       lines.append(
@@ -313,7 +341,7 @@ def summary(result: dict) -> str:
         f"{estimate['seconds'] / 60:.1f} min (worst case "
         f"{estimate['worst_case_seconds'] / 60:.1f} min)"
       )
-  return "\n".join(lines)
+  return lines
 
 
 def entry() -> None:
