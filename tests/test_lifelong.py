@@ -56,10 +56,32 @@ class TeacherWatch:
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
+  from tf_lifelong.evaluation import evaluate
+  from tf_lifelong.train import milestones
+
   workdir = str(tmp_path_factory.mktemp("run"))
   watch = TeacherWatch()
   config = config_lib.Config(order=(3, 7, 3), **TINY)
-  rows = lifelong.run(config, workdir, hooks=[watch], out=open(os.devnull, "w"))
+  assess = evaluate.Evaluator.assess
+
+  def timed_assess(self, *args, **kwargs):  # the test-set evaluation, on the outside clock
+    watch.clock.append(("assess", time.monotonic()))
+    try:
+      return assess(self, *args, **kwargs)
+    finally:
+      watch.clock.append(("assessed", time.monotonic()))
+
+  def trained_until(point, interval, step):  # training's evaluation boundaries
+    if point == "train":
+      watch.clock.append(("train", time.monotonic()))
+
+  stop = milestones.listen(trained_until)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(evaluate.Evaluator, "assess", timed_assess)
+    try:
+      rows = lifelong.run(config, workdir, hooks=[watch], out=open(os.devnull, "w"))
+    finally:
+      stop()
   return workdir, rows, watch
 
 
@@ -98,21 +120,42 @@ def test_metrics_csv_has_a_finite_row_per_interval(dry_run):
   assert int(table[0]["synthetic_examples"]) == 0 < int(table[1]["synthetic_examples"])
 
 
+def _interval_clocks(clock: list) -> list[dict]:
+  """Per interval, the outside clock's times: before (the hook, after the hand-over), the
+  last training boundary ("train" milestone), the test-set evaluation's start and end
+  (Evaluator.assess) and after (the hook, once the row is made)."""
+  intervals, current = [], None
+  for name, t in clock:
+    if name == "before":
+      current = {"before": t}
+      intervals.append(current)
+    elif name == "assess":
+      current.setdefault("assess", t)  # its first call
+    else:
+      current[name] = t  # the last "train", "assessed" and "after"
+  return intervals
+
+
 def test_rows_split_the_interval_time_into_phases(dry_run):
-  # The hooks are called after the hand-over (before) and after the evaluation (after):
-  # an outside clock that the phases must agree with.
+  # Each phase against its own outside clock: training runs from the hand-over (the
+  # before hook) past its last evaluation boundary, and ends before the test-set
+  # evaluation starts; the evaluation phase holds that evaluation and ends before the
+  # after hook. Times are rounded to 0.01 s.
   _, rows, watch = dry_run
-  assert [name for name, _ in watch.clock] == ["before", "after"] * len(rows)
-  times = [t for _, t in watch.clock]
-  for i, row in enumerate(rows):
+  clocks = _interval_clocks(watch.clock)
+  assert [sorted(c) for c in clocks] == [["after", "assess", "assessed", "before", "train"]] * 3
+  eps = 0.011
+  for i, (row, c) in enumerate(zip(rows, clocks)):
     phases = row["phase_seconds"]
     assert set(phases) == {"handover", "train", "evaluate", "sampling"}
     assert 0 < phases["sampling"] <= phases["evaluate"] + 0.01  # a share of evaluate (rounded)
-    assert all(v >= 0 for v in phases.values()) and phases["train"] > 0
-    before, after = times[2 * i], times[2 * i + 1]
-    assert phases["train"] + phases["evaluate"] == pytest.approx(after - before, abs=0.1)
+    assert c["before"] < c["train"] < c["assess"] < c["assessed"] < c["after"]
+    assert c["train"] - c["before"] - eps <= phases["train"] <= c["assess"] - c["before"] + eps
+    assessed = c["assessed"] - c["assess"]
+    assert assessed - eps <= phases["evaluate"] <= c["after"] - c["train"] + eps
+    assert phases["train"] + phases["evaluate"] <= c["after"] - c["before"] + eps
     if i:  # The hand-over lies between the last interval's end and this one's training.
-      assert phases["handover"] <= before - times[2 * i - 1] + 0.05
+      assert phases["handover"] <= c["before"] - clocks[i - 1]["after"] + eps
 
 
 def test_tensorboard_has_named_scalars_and_images(dry_run):
