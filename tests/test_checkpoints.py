@@ -68,9 +68,11 @@ def _all_weights(model) -> dict[str, np.ndarray]:
     for i, v in enumerate(network.weights):
       values[f"{role}/{i}/{v.name}"] = v.numpy()
   values["student_step"] = model.student_step.numpy()
+  values["anchor_component"] = model.anchor_component.numpy()
   values["seed_state"] = model.seed_generator.state.numpy()
   if model.teacher is not None:
     values["teacher/student_step"] = model.teacher.student_step.numpy()
+    values["teacher/anchor_component"] = model.teacher.anchor_component.numpy()
   return values
 
 

@@ -147,6 +147,7 @@ def test_roles_are_read_off_the_fields():
     "data_dir",
     "download",
     "steps_per_execution",
+    "sampling_samples",
   }
   assert checkpoints.MODEL_FIELDS == (
     "resolved_arch",
