@@ -34,11 +34,14 @@ BASE = dict(
 """The tiny run, learning fast enough in 60 steps per interval that forgetting would show."""
 CONTINUE = ("--dataset=mnist", "--order=2,0", "--continue")
 REMEMBERS = 80.0
-"""Nats by which digit 0's and digit 1's test -ELBO may rise from the end of the first
-invocation to the end of the continuation. Measured with this configuration (seed 3,
-2026-12-01): digit 0 (repeated last) 292.5 -> 197.4, digit 1 (not repeated) 103.5 ->
-160.8 nats. A model that never learned a digit scores 315-345 on it (the first
-interval's row on digits 1, 2 and 5)."""
+"""Nats by which digit 1's test -ELBO may rise from the end of the first invocation to
+the end of the continuation. Measured with this configuration (seed 3): 2026-12-01 103.5
+-> 160.8; 2026-12-07 (component anchor on by default) 122.9 -> 189.8. Only digit 1 is
+checked: digit 0 is trained last in the continuation, and its bound would lie above the
+score of a digit never learned (315-345 on the first interval's row, 2026-12-01). On
+2026-12-07 digit 0 scored 395.4 at the end of the first invocation (never-learned digits:
+325-379) and 324.9 after digit 2 (never-learned digits: 239-280): no better than digits the
+model never trained on, so no remembering of it can be asserted."""
 
 
 def _ok(result):
@@ -97,12 +100,13 @@ def test_the_continuation_is_evaluated_on_every_digit_it_can_reload(runs):
 
 def test_the_model_remembers_across_invocations(runs):
   before = runs["before"][-1]["neg_elbo_per_distribution"]
-  after = th.metrics(runs["base"])[-1]["neg_elbo_per_distribution"]
-  for digit in ("0", "1"):
-    assert after[digit] < before[digit] + REMEMBERS, (digit, before[digit], after[digit])
+  rows = th.metrics(runs["base"])
+  assert [r["name"] for r in rows[2:]] == ["digit 2", "digit 0"]  # digit 1 never again
+  after = rows[-1]["neg_elbo_per_distribution"]
+  assert after["1"] < before["1"] + REMEMBERS, (before["1"], after["1"])
   # Digit 1 is still far better explained than before the model ever saw it.
-  never_seen = runs["before"][0]["neg_elbo_per_distribution"]["1"]
-  assert after["1"] < never_seen - 100, (never_seen, after["1"])
+  first = runs["before"][0]["neg_elbo_per_distribution"]
+  assert after["1"] < first["1"] - 100, (first["1"], after["1"])
 
 
 def test_the_export_samples_three_components(runs):
