@@ -180,7 +180,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(results, name):
 def test_verbose_shows_the_traceback(results):
   _, _, verbose, _ = results
   assert verbose["rc"] != 0 and "Traceback" in verbose["stderr"]
-  assert "RunError: cannot write the workdir" in verbose["stderr"]
+  assert "WorkdirError: cannot write the workdir" in verbose["stderr"]
 
 
 def test_a_non_finite_loss_keeps_only_good_checkpoints(results):

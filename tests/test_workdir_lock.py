@@ -105,7 +105,7 @@ def _tiny_config():
 
   return config_lib.Config(
     batch_size=32, hidden_units=16, continuous_dim=2, eval_every=5, max_steps_per_interval=5,
-    patience=1, eval_examples=20, validation_synthetic_examples=20, seed=1, threads=1,
+    patience=1, eval_examples=20, validation_synthetic_examples=20, seed=1, threads=0,
   )  # fmt: skip
 
 

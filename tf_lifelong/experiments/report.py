@@ -227,12 +227,7 @@ def make_figures(output: str, preset: str, runs: dict[str, list[Run]]) -> dict[s
       f"{preset}: test -ELBO ({label} test set)",
       "-ELBO (nats)",
     )
-  for key, label in (("sampling_own_share", "own share"), ("self_consistency", "self-consistency")):
-    curves = {v: [[r.get(key) for r in run.rows] for run in rs] for v, rs in present.items()}
-    if any(x is not None for cs in curves.values() for c in cs for x in c):
-      figures.curves_figure(
-        path(f"{key}.png"), curves, f"{preset}: consistent sampling, {label}", label
-      )
+  _sampling_curves(present, preset, path)
   lifelong = {v: rs for v, rs in present.items() if v in LIFELONG}
   if lifelong:
     curves = {
@@ -268,6 +263,16 @@ def make_figures(output: str, preset: str, runs: dict[str, list[Run]]) -> dict[s
       )
     _copy_pictures(run, v, path)
   return done
+
+
+def _sampling_curves(present: dict[str, list[Run]], preset: str, path) -> None:
+  """The own share and self-consistency after every interval, where the rows have them."""
+  for key, label in (("sampling_own_share", "own share"), ("self_consistency", "self-consistency")):
+    curves = {v: [[r.get(key) for r in run.rows] for run in rs] for v, rs in present.items()}
+    if any(x is not None for cs in curves.values() for c in cs for x in c):
+      figures.curves_figure(
+        path(f"{key}.png"), curves, f"{preset}: consistent sampling, {label}", label
+      )
 
 
 def _copy_pictures(run: Run, variant: str, path) -> None:

@@ -71,6 +71,9 @@ def acquire(workdir: str, *, lease: float = LEASE_SECONDS) -> WorkdirLock:
   record = _record(lease)
   try:
     files.makedirs(workdir)
+  except OSError as e:
+    raise WorkdirError(f"cannot write the workdir {workdir}: {e.strerror or e}") from None
+  try:
     if not files.is_url(workdir):
       held = _flock(workdir, path, record)
       if held is not None:

@@ -38,6 +38,7 @@ RUN_FILES = (
   "metrics.csv",
   "metrics.jsonl",
   "neg_elbo_matrix.json",
+  "sampling_classifier",
 )
 """What a run writes into its workdir besides config.json (removed when starting afresh)."""
 _FLOAT_COLUMNS = (
