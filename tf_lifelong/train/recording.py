@@ -129,7 +129,7 @@ class Recording:
       truths=self._component_truths(row),
       classifier=self._stream_classifier(),
       real=real,
-      component=ctx.seen.index(ident) if ident is not None and ident in ctx.seen else None,
+      component=_interval_component(ctx.student),
       seed=config.seed,
     )
     columns["sampling_seconds"] = round(time.monotonic() - start, 3)  # the classifier's included
@@ -208,3 +208,10 @@ def _task_free(rows: Sequence[dict]) -> bool:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
   return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _interval_component(student) -> int | None:
+  """The interval's component as the hand-over set it (`LifelongVAE.anchor_component`,
+  intervals._component); None where it has none (the batch VAE's pooled interval)."""
+  component = int(student.anchor_component.numpy())
+  return component if component >= 0 else None
