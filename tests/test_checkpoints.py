@@ -338,6 +338,35 @@ def test_a_changed_byte_breaks_the_checksum(workdir, tmp_path):
   ]
 
 
+def _without_integrity_data(copy) -> None:
+  """interval-002's record and latest.json as written before the checksums: no `files`."""
+  for name in ("interval-002.json", checkpoints.LATEST):
+    path = os.path.join(copy, "checkpoints", name)
+    with open(path) as f:
+      record = json.load(f)
+    del record[integrity.FILES]
+    with open(path, "w") as f:
+      json.dump(record, f)
+
+
+@pytest.mark.parametrize("kind", ["none", "data"])
+def test_a_record_without_integrity_data_is_read_back_whole(workdir, tmp_path, kind):
+  copy = _damaged_copy(workdir, tmp_path, kind)
+  _without_integrity_data(copy)
+  found = recovery.newest_sound(copy)
+  if kind == "none":  # Sound: every tensor reads back.
+    assert (found.state["checkpoint"], found.skipped) == ("interval-002", [])
+    return
+  assert found.state["checkpoint"] == "interval-000"
+  assert re.fullmatch(
+    r"damaged: interval-002 \(its tensors cannot be read back \([^\n]+\)\); going on from "
+    r"interval-000, the newest sound checkpoint \(the work since it is done again\)",
+    found.note,
+  ), found.note
+  with pytest.raises(checkpoints.CheckpointError, match="is damaged: its tensors cannot be read"):
+    checkpoints.restore_student(copy, "interval-002")
+
+
 def test_bin_export_from_a_damaged_checkpoint_is_one_line(workdir, tmp_path):
   copy = _damaged_copy(workdir, tmp_path, "data")
   result = _export(f"--workdir={copy}", f"--output={tmp_path / 'served'}")
