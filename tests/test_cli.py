@@ -64,7 +64,8 @@ TRY_HELP = "Try --help."
       ["--dataset=cifar"],
       [
         "train: error: unknown dataset 'cifar'; choose one of fashion_mnist, mnist, "
-        "rotated_mnist, svhn_mnist, fashion_mnist_mnist, folder:PATH, npz:PATH or tfds:NAME"
+        "rotated_mnist, svhn_mnist, fashion_mnist_mnist, folder:PATH, npz:PATH, npy:PATH or "
+        "tfds:NAME"
       ],
     ),
     (

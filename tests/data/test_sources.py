@@ -322,7 +322,7 @@ def test_npz_bad_inputs_are_named(tmp_path):
       dict(images=np.zeros((0, 3, 3), np.uint8), distribution=np.zeros(0, int)),
       "non-empty",
     ),
-    "missing": (dict(images=ok), "distribution"),
+    "missing": (dict(distribution=np.zeros(4, int)), "images"),  # images alone: a stream
     "labels": (dict(images=ok, distribution=np.zeros(4, int), labels=np.zeros(2, int)), "labels"),
     "negative": (dict(images=ok, distribution=-np.ones(4, int)), "negative"),
   }

@@ -5,6 +5,8 @@
     bin/train --dataset=svhn_mnist --strategy=mirrored
     bin/train --workdir=W                      # resumes the interrupted run in W
     bin/train --workdir=W --dataset=mnist --order=2,0 --continue   # more intervals for W's model
+    bin/train --workdir=W --dataset=folder:day1 --boundaries=detect  # frames, changes found
+    bin/train --workdir=W --dataset=folder:day2 --continue            # the next day, same learner
 
 Writes into --workdir: config.json, metrics.csv / metrics.jsonl, checkpoints/,
 tensorboard/, samples/ and export/ (a SavedModel). On a workdir that holds a run,
@@ -12,7 +14,8 @@ the flags start from its config.json: the run resumes from its latest
 checkpoint, a finished one is left alone (exit 0), and flags that change its
 configuration are refused unless --overwrite (docs/reliability.md). With
 --continue, a finished workdir's model takes --dataset's intervals as further
-intervals (docs/outputs.md, "Continuing a model").
+intervals (docs/outputs.md, "Continuing a model"); a detect run's, the next part of
+its stream (docs/task_free.md).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def main(argv: list[str]) -> None:
 
 def _run(config, workdir: str, continuing: bool, held) -> None:
   """The run in `workdir`, whose lock this process holds (`held`, None: multi-worker)."""
+  from tf_lifelong.data import frames, sources  # noqa: F401, PLC0415 - no TensorFlow either
   from tf_lifelong.state import resume  # noqa: PLC0415 - no TensorFlow: answers at once.
 
   if continuing:
@@ -62,6 +66,7 @@ def _run(config, workdir: str, continuing: bool, held) -> None:
   if start.finished:
     print(resume.finished_message(workdir, start))
     return
+  frames.check_request(config)  # A stream source's headers: what it cannot honour.
   with errors.native_stderr_silenced(not FLAGS.verbose):
     # TensorFlow loads and initialises its devices here, after the flags are checked.
     from tf_lifelong import runtime  # noqa: PLC0415 - after the flags

@@ -52,8 +52,10 @@ class Config(JsonFields):
     "rotated_mnist (digit x angle, --num_intervals drawn with replacement), svhn_mnist (all "
     "SVHN then all MNIST, 32x32 RGB), fashion_mnist_mnist (its offline twin), folder:PATH "
     "(one sub-folder of images per distribution), npz:PATH (arrays `images` and "
-    "`distribution`) or tfds:NAME[:FEATURE] (a TFDS image dataset, one class of `label`, or "
-    "of FEATURE, per interval; --data_dir is then TFDS's data directory).",
+    "`distribution`), tfds:NAME[:FEATURE] (a TFDS image dataset, one class of `label`, or "
+    "of FEATURE, per interval; --data_dir is TFDS's data directory), or a stream in time order "
+    "(npz:PATH with `images` only, npy:PATH, folder:PATH of frames, no sub-folders): one "
+    "interval, or read a chunk at a time with --boundaries=detect (docs/task_free.md).",
     section="data",
     role="stream",
   )

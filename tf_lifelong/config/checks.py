@@ -95,9 +95,9 @@ def validate(c: Any) -> None:
 def _check_choices(c: Any) -> None:
   """The enumerated fields hold one of their values."""
   _check(
-    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:", "tfds:")),
+    c.dataset in DATASETS or c.dataset.startswith(("folder:", "npz:", "npy:", "tfds:")),
     f"unknown dataset {c.dataset!r}; choose one of {', '.join(DATASETS)}, folder:PATH, "
-    "npz:PATH or tfds:NAME",
+    "npz:PATH, npy:PATH or tfds:NAME",
   )
   _check(
     not c.dataset.startswith("tfds:") or _TFDS_DATASET.fullmatch(c.dataset) is not None,
@@ -130,7 +130,9 @@ def _check_task_free(c: Any) -> None:
   )
   _check(
     c.boundaries == "given" or c.strategy != "multi_worker",
-    "boundaries=detect runs on one host (strategy default or mirrored), not multi_worker",
+    "boundaries=detect cannot be honoured with strategy=multi_worker: every worker would "
+    "decide each chunk on its own, and one decision that round-off tips the other way on "
+    "one worker splits the run; use one host (strategy default, or mirrored for its GPUs)",
   )
   _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
   _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")

@@ -3,6 +3,8 @@
 One reader per file format: IDX (MNIST, Fashion-MNIST; .gz or not), the SVHN
 cropped-digit MATLAB files, folders of PNG/JPEG images (one sub-folder per
 distribution) and .npz archives (`images`, `distribution`, optional `labels`).
+Time-ordered sources (an .npz without `distribution`, an .npy, a folder of
+frames) are read a chunk at a time by `frames` and `npy_rows`.
 They return arrays, not `SourceData`: which files make a dataset, and how its
 test split is chosen, is `sources`' business. Every malformed file raises a
 one-line `DataError` that names it and says how to fix it.
@@ -29,7 +31,8 @@ IDX_FILES = {
 }
 """The four official IDX files of MNIST and Fashion-MNIST, by split (images, labels)."""
 _IDX_MAGIC = {3: 2051, 1: 2049}
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""The image files a folder source reads (lower-cased suffixes)."""
 
 
 def _idx_path(folder: str, file: str) -> str:
@@ -164,7 +167,7 @@ def read_image_folder(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...
     files = sorted(
       f
       for f in os.listdir(folder)
-      if f.lower().endswith(_IMAGE_SUFFIXES) and os.path.isfile(os.path.join(folder, f))
+      if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(folder, f))
     )
     if not files:
       raise DataError(

@@ -12,9 +12,10 @@ distribution):
   the learner keeps);
 - a source string: `folder:PATH` (the PNG/JPEG images directly in PATH),
   `npz:PATH` (an array `images`, and optionally `distribution` with a single
-  id), or `NAME:CLASS` for a class of a named dataset (`mnist:3`,
-  `fashion_mnist:7` or `fashion_mnist:Sneaker`), whose test split comes along
-  for evaluation.
+  id), `npy:PATH` (one .npy array of images), or `NAME:CLASS` for a class of a
+  named dataset (`mnist:3`, `fashion_mnist:7` or `fashion_mnist:Sneaker`), whose
+  test split comes along for evaluation. (To feed a long stream to `observe` a
+  chunk at a time: data/frames.py's `Chunks`.)
 
 Images are kept as uint8 (float pixels are rounded to 1/255, the resolution of
 every source). The validation split is `validation` if given, else a fixed
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_lifelong.data import formats, sources, streams
+from tf_lifelong.data import formats, frames, sources, streams
 from tf_lifelong.data.sources import DataError, Split
 
 _NAMED = ("mnist", "fashion_mnist")
@@ -176,12 +177,19 @@ def _from_source(text: str, data_dir: str | None, download: bool):
   if text.startswith("npz:"):
     path = os.path.expanduser(text[len("npz:") :])
     return _npz_images(path), None, os.path.splitext(os.path.basename(path))[0]
+  if text.startswith("npy:"):
+    source = frames.open_frames(text)
+    try:
+      images = source.read_all()
+    finally:
+      source.close()
+    return Split(images, np.zeros(len(images), np.int64)), None, frames.display_name(text)
   name, _, cls = text.partition(":")
   if name in _NAMED and cls:
     return _class_of(name, cls, data_dir, download)
   raise DataError(
-    f"unknown source {text!r} for one interval; use folder:PATH, npz:PATH or NAME:CLASS "
-    f"with NAME in {', '.join(_NAMED)} (e.g. mnist:3)"
+    f"unknown source {text!r} for one interval; use folder:PATH, npz:PATH, npy:PATH or "
+    f"NAME:CLASS with NAME in {', '.join(_NAMED)} (e.g. mnist:3)"
   )
 
 

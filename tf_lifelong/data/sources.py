@@ -14,6 +14,10 @@ one dataset in memory:
   `test_32x32.mat` in the official layout, or TFDS.
 - `folder:PATH`: one sub-folder of PNG/JPEG images per distribution.
 - `npz:PATH`: arrays `images`, `distribution` and optionally `labels`.
+- Streams (`frames`): `npz:PATH` with `images` and no `distribution`, `npy:PATH`,
+  and `folder:PATH` holding the frames themselves (no sub-folders): one
+  distribution named after the file or folder, loaded whole here (a detect run
+  reads them a chunk at a time instead, `frames.Chunks`).
 - `tfds:NAME` (`tfds:NAME:FEATURE`): any TFDS dataset of fixed-size grey or RGB
   uint8 images, its labels those of the class-label feature `label` (or
   FEATURE); `data_dir` is TFDS's data directory. The same offline probe as
@@ -38,7 +42,7 @@ import os
 
 import numpy as np
 
-from tf_lifelong.data import formats, tfds_source
+from tf_lifelong.data import formats, frames, tfds_source
 from tf_lifelong.data.splits import (
   DataError,
   SourceData,
@@ -201,12 +205,24 @@ def _load_npz(path: str) -> SourceData:
   return SourceData(f"npz:{path}", train, test, names)
 
 
+def _load_stream(name: str) -> SourceData:
+  """A time-ordered source as one distribution (every image, loaded whole)."""
+  source = frames.open_frames(name)
+  try:
+    images = source.read_all()
+  finally:
+    source.close()
+  logging.info("%s: %d frames (%s), one distribution", name, len(images), source.shape)
+  train, test = split_off_test(Split(images, np.zeros(len(images), np.int64)))
+  return SourceData(name, train, test, (frames.display_name(name),))
+
+
 def load_source(name: str, data_dir: str | None = None, download: bool = False) -> SourceData:
   """Loads a dataset's train and test splits as uint8 arrays.
 
   Args:
     name: 'mnist', 'fashion_mnist', 'svhn' (or 'svhn_cropped'), 'folder:PATH',
-      'npz:PATH', or 'tfds:NAME' / 'tfds:NAME:FEATURE' (any TFDS image dataset).
+      'npz:PATH', 'npy:PATH' or 'tfds:NAME' / 'tfds:NAME:FEATURE' (any TFDS image dataset).
     data_dir: root holding one folder per dataset (mnist/, fashion_mnist/,
       svhn_cropped/) with the official files; None: the Debian Fashion-MNIST
       path or TFDS. For `tfds:`, TFDS's data directory.
@@ -219,6 +235,8 @@ def load_source(name: str, data_dir: str | None = None, download: bool = False) 
     DataError: the data are missing, unreadable or malformed (one line that
       names the file and says how to fix it).
   """
+  if name.startswith(frames.STREAM_PREFIXES) and frames.is_stream_source(name):
+    return _load_stream(name)
   if name.startswith("folder:"):
     return _load_folder(os.path.expanduser(name[len("folder:") :]))
   if name.startswith("npz:"):
@@ -230,6 +248,6 @@ def load_source(name: str, data_dir: str | None = None, download: bool = False) 
   if name not in _TFDS_NAMES:
     raise DataError(
       f"unknown data source {name!r}; choose mnist, fashion_mnist, svhn, folder:PATH, "
-      "npz:PATH or tfds:NAME"
+      "npz:PATH, npy:PATH or tfds:NAME"
     )
   return _load_named(name, data_dir, download)

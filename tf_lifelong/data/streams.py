@@ -6,6 +6,9 @@ sections 1 and 7) and a schedule of intervals over them:
 - `mnist`, `fashion_mnist`, `folder:PATH`, `npz:PATH`: one distribution per
   class / folder / distribution id, scheduled by `config.order` (default: all
   ids in increasing order), truncated to `config.num_intervals`.
+- a stream source (`frames`: `npz:PATH` without `distribution`, `npy:PATH`, a
+  folder of frames): one distribution (id 0, named after the file), one
+  interval. A detect run reads it a chunk at a time instead (lifelong.py).
 - `tfds:NAME`, `tfds:NAME:FEATURE`: one distribution per class (of the
   `label` feature, or FEATURE) present in the TFDS data, its id the class
   index, scheduled as above.
@@ -33,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_lifelong.config import Config
-from tf_lifelong.data import transforms
+from tf_lifelong.data import frames, transforms
 from tf_lifelong.data.sources import (
   DataError,
   SourceData,
@@ -142,10 +145,10 @@ def _class_distributions(config: Config, name: str) -> dict[int, Distribution]:
 
 
 def _file_distributions(config: Config) -> dict[int, Distribution]:
-  """folder:, npz: and tfds: sources: one distribution per id present in the data."""
+  """folder:, npz:, npy: and tfds: sources: one distribution per id present in the data."""
   source = load_source(config.dataset, config.data_dir, config.download)
   ids = sorted(set(np.unique(source.train.groups)) | set(np.unique(source.test.groups)))
-  if config.dataset.startswith(("folder:", "tfds:")):
+  if config.dataset.startswith(("folder:", "tfds:")) or frames.is_stream_source(config.dataset):
     names = {int(i): source.class_names[i] for i in ids}
   else:
     names = {int(i): f"distribution {i}" for i in ids}
@@ -201,7 +204,7 @@ def _distributions(config: Config) -> dict[int, Distribution]:
     return _two_domains(config, "svhn")
   if dataset == "fashion_mnist_mnist":
     return _two_domains(config, "fashion_mnist")
-  if dataset.startswith(("folder:", "npz:", "tfds:")):
+  if dataset.startswith(("folder:", "npz:", "npy:", "tfds:")):
     return _file_distributions(config)
   raise DataError(f"unknown dataset {dataset!r}")
 

@@ -39,6 +39,9 @@ RUN_FILES = (
   "metrics.jsonl",
   "neg_elbo_matrix.json",
   "sampling_classifier",
+  "boundaries.jsonl",
+  "detect",
+  "heldout",
 )
 """What a run writes into its workdir besides config.json (removed when starting afresh)."""
 _FLOAT_COLUMNS = (
@@ -71,6 +74,8 @@ class Start:
   for each `--continue`), see `prepare_continuation`."""
   first_interval: int = 0
   """The index of this invocation's first interval."""
+  first_chunk: int = 0
+  """A detect run's: the number of this invocation's first chunk (they go on across them)."""
   note: str | None = None
   """One line when damaged checkpoints were passed over for `state` (recovery.py)."""
 
@@ -158,6 +163,11 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
       "flags (they are read from its config.json)"
     )
   invocations = read_invocations(workdir)
+  if previous.get("boundaries", "given") != config.boundaries:
+    raise WorkdirError(
+      f"--continue keeps --boundaries={previous.get('boundaries', 'given')} of {workdir}: a "
+      "task-free learner's references do not carry over to told boundaries, nor back"
+    )
   if not _differs(previous, json.loads(config.to_json())):
     return _resume_point(workdir, found, chief)
   if not state.get("finished"):
@@ -170,11 +180,12 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
   start = _resume_point(workdir, found, chief)
   start.invocation = (invocations[-1]["invocation"] + 1) if invocations else 1
   start.first_interval = len(start.rows)
+  start.first_chunk = int((state.get("detect") or {}).get("chunks", 0))
   if chief:
     if not invocations:  # A workdir from before invocations.jsonl: its run was the first.
       _append_invocation(workdir, config_lib.Config.from_dict(previous), 0, 0)
     artifacts.write_text(os.path.join(workdir, "config.json"), config.to_json() + "\n")
-    _append_invocation(workdir, config, start.invocation, start.first_interval)
+    _append_invocation(workdir, config, start.invocation, start.first_interval, start.first_chunk)
   return start
 
 
@@ -222,9 +233,14 @@ def read_invocations(workdir: str) -> list[dict[str, Any]]:
   return [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]
 
 
-def _append_invocation(workdir: str, config: config_lib.Config, index: int, first: int) -> None:
+def _append_invocation(
+  workdir: str, config: config_lib.Config, index: int, first: int, first_chunk: int = 0
+) -> None:
   lines = [i for i in read_invocations(workdir) if i["invocation"] < index]
-  lines.append({"invocation": index, "first_interval": first, "config": config.to_dict()})
+  line = {"invocation": index, "first_interval": first, "config": config.to_dict()}
+  if config.boundaries == "detect":
+    line["first_chunk"] = first_chunk
+  lines.append(line)
   artifacts.write_text(
     os.path.join(workdir, INVOCATIONS), "".join(json.dumps(i, sort_keys=True) + "\n" for i in lines)
   )
@@ -316,6 +332,7 @@ def _resume_point(workdir: str, found: recovery.Found, chief: bool) -> Start:
   if invocations:
     start.invocation = invocations[-1]["invocation"]
     start.first_interval = invocations[-1]["first_interval"]
+    start.first_chunk = invocations[-1].get("first_chunk", 0)
   if chief and not start.finished:
     remove_temporaries(workdir)
   try:

@@ -11,15 +11,20 @@ see `continue_run`) evaluated after each interval, resuming an interrupted
 run from its workdir (resume.py), and the export after the last interval.
 
 With `config.boundaries == "detect"` the stream's intervals are cut into chunks
-(`task_free.chunked`) that reach the learner with nothing else
-(`Learner.observe`); the learner finds the intervals itself (task_free.py), and
-each chunk's true distribution is only written down beside its decision.
+(feeding.py) that reach the learner with nothing else (`Learner.observe`); the
+learner finds the intervals itself (task_free.py), and each chunk's true
+distribution is only written down beside its decision. A time-ordered source
+(data/frames.py: an npz of `images`, an .npy, a folder of frames) is read a
+chunk at a time; it has no test split, so each row reports the held-out images
+of the components (held_out.py). With told boundaries it is one interval.
 
 A workdir holding a checkpoint of the same configuration is resumed from the
 latest one; a finished one is left alone. With `continue_run`, a finished
 workdir takes the stream of `config` as further intervals of its model
 (`bin/train --continue`, resume.prepare_continuation): names seen before are
-repeats, new names grow J.
+repeats, new names grow J. A detect run's continuation feeds the next part of its
+stream to the same learner: chunk numbers, references and the interval that ended
+the last part go on (task_free.py).
 
 Hooks (objects with optional `before_interval(context)` / `after_interval(context,
 row)` methods) let experiments add metrics without touching the loop.
@@ -37,11 +42,11 @@ import tensorflow as tf
 
 from tf_lifelong import __version__, runtime
 from tf_lifelong import config as config_lib
-from tf_lifelong.data import sources, streams
+from tf_lifelong.data import frames, sources, streams
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.monitor import progress
 from tf_lifelong.state import checkpoints, files, resume
-from tf_lifelong.train import ownership, task_free, watchdog
+from tf_lifelong.train import feeding, ownership, watchdog
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.learner import Learner, setup_runtime
 from tf_lifelong.train.recording import reconstruction_grid, sample_grid
@@ -134,7 +139,8 @@ def _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out) 
     if chief:
       print(resume.finished_message(workdir, start), file=out or sys.stdout, flush=True)
     return start.rows
-  config, stream = _stream(config, start)
+  frames.check_request(config)
+  config, stream, chunks = _data(config, start)
   detect = config.boundaries == "detect"
   learner = Learner.for_run(
     config,
@@ -144,14 +150,13 @@ def _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out) 
     stream=stream,
     hooks=hooks,
     out=out,
-    tests=evaluate.test_sets(stream, config.eval_split),
+    tests={} if stream is None else evaluate.test_sets(stream, config.eval_split),
     catalogue={} if detect else {i: d.name for i, d in stream.distributions.items()},
   )
   learner.invocation = start.invocation
-  chunks = task_free.chunked(stream, config.chunk_size) if detect else None
   _announce(learner, stream, chunks, start, strategy)
   try:
-    _feed(learner, stream, chunks, start)
+    feeding.feed(learner, stream, chunks, start)
     learner.finish()  # Every worker: saving may take part in collectives (multi-worker).
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if config.strategy != "multi_worker":
@@ -159,7 +164,9 @@ def _run(config, workdir, strategy, chief, overwrite, continue_run, hooks, out) 
     raise _worker_gone(e, learner) from None
   finally:
     watchdog.stop_step_watchdog()  # Multi-worker: the run's collectives are over.
-  _summarize(learner, chief, out)
+    if isinstance(chunks, frames.Chunks):
+      chunks.source.close()
+  _summarize(learner, chief, out, held_out=stream is None)
   return learner.history
 
 
@@ -169,11 +176,6 @@ def _check_request(config: config_lib.Config, overwrite: bool, continue_run: boo
     raise RunError(
       "--continue appends intervals to a lifelong model: not with --overwrite or "
       "--baseline=batch_vae"
-    )
-  if continue_run and config.boundaries == "detect":
-    raise RunError(
-      "--continue with --boundaries=detect is not supported by bin/train; feed further "
-      "chunks from Python: Learner.load(WORKDIR).observe(chunk) (README, Task-free streams)"
     )
 
 
@@ -187,16 +189,28 @@ def _prepare(config, workdir, overwrite, continue_run, chief) -> resume.Start:
     raise RunError(str(e)) from None
 
 
+def _data(config: config_lib.Config, start: resume.Start):
+  """(config, stream, chunks): a time-ordered source read as a stream has no Stream, its
+  chunks are read one at a time (frames.Chunks); a labelled stream in detect mode is cut
+  into chunks (feeding.chunked); with told boundaries there are no chunks."""
+  if frames.reads_as_stream(config):
+    return config, None, frames.Chunks(frames.open_frames(config.dataset), config.chunk_size)
+  config, stream = _stream(config, start)
+  detect = config.boundaries == "detect"
+  return config, stream, feeding.chunked(stream, config.chunk_size) if detect else None
+
+
 def _stream(config: config_lib.Config, start: resume.Start):
   """The stream to learn and the config to learn it with (the batch VAE's: one joint
-  interval at the budget of the whole stream; a continuation's: ids of the earlier ones)."""
+  interval at the budget of the whole stream; a continuation's: ids of the earlier ones;
+  a detect run's truth ids are the stream's own)."""
   stream = streams.build_stream(config)
   if config.baseline == "batch_vae":
     config = dataclasses.replace(
       config, max_steps_per_interval=config.max_steps_per_interval * len(stream)
     )
     stream = streams.joint(stream)
-  if start.invocation:
+  if start.invocation and config.boundaries == "given":
     stream = _adopt(stream, _names(start))
   return config, stream
 
@@ -210,41 +224,32 @@ def _announce(learner: Learner, stream, chunks, start: resume.Start, strategy) -
     if chunks is not None
     else f"{len(stream)} intervals"
   )
+  if isinstance(chunks, frames.Chunks):
+    what = f"a stream of {chunks.source.count} images, {what}"
+  later = f", from chunk {start.first_chunk}" if chunks is not None else ""
   shown.message(
     f"tf_lifelong {__version__}: {config.dataset}, {what}, "
     f"{config.resolved_arch} model, strategy {config.strategy} "
     f"({strategy.num_replicas_in_sync} replica(s)); workdir {learner.workdir}"
-    + (f"; continuing after {start.first_interval} intervals" if start.invocation else "")
+    + (f"; continuing after {start.first_interval} intervals{later}" if start.invocation else "")
   )
-  if start.invocation:
+  if start.invocation and stream is not None:  # A stream's held-out sets: task_free.py.
     _add_earlier_tests(learner, learner.workdir, start, shown)
 
 
-def _feed(learner: Learner, stream, chunks, start: resume.Start) -> None:
-  """for interval in stream: learner.learn(interval) (or observe(chunk), task-free),
-  from where the workdir left off."""
-  if chunks is not None:
-    for images, truth, name in chunks[learner.chunks_observed :]:
-      learner.observe(images, truth=truth, truth_name=name)
-    learner.ctx.last = True
-    learner.end_interval()
-    return
-  done = start.next_interval - start.first_interval
-  for interval in stream.intervals[done:]:
-    dist = interval.distribution
-    learner.ctx.last = interval is stream.intervals[-1]
-    learner.learn(dist, name=dist.name, new=None if start.invocation else interval.is_new)
-
-
-def _summarize(learner: Learner, chief: bool, out) -> None:
+def _summarize(learner: Learner, chief: bool, out, held_out: bool = False) -> None:
   """The run's closing table (the chief), or a worker's one line."""
   rows = learner.history
   if chief:
-    detect = learner.config.boundaries == "detect"
-    columns = (
-      (*SUMMARY_COLUMNS, "first_chunk", "last_chunk", "truth") if detect else SUMMARY_COLUMNS
-    )
+    columns = SUMMARY_COLUMNS
+    if learner.config.boundaries == "detect":
+      truth = ("truth",) if any(r.get("truth") is not None for r in rows) else ()
+      columns = (*SUMMARY_COLUMNS, "first_chunk", "last_chunk", "decision", *truth)
     learner.progress.message("\n" + progress.table(rows, columns))
+    if held_out:
+      learner.progress.message(
+        "test -ELBO: on each component's held-out chunk images (the stream has no test split)"
+      )
     learner.progress.message(f"done: {learner.workdir}")
   else:
     print(
@@ -301,21 +306,27 @@ def _add_earlier_tests(learner: Learner, workdir: str, start, shown) -> None:
   data are still available (named datasets reload; folders only if still there)."""
   known = _names(start)
   have = set(learner.evaluated_ids)
+  detect, split = learner.config.boundaries == "detect", learner.config.eval_split
   skipped = []
   for invocation in resume.read_invocations(workdir)[: start.invocation]:
     earlier = config_lib.Config.from_dict(invocation["config"])
     earlier = dataclasses.replace(earlier, data_dir=learner.config.data_dir or earlier.data_dir)
+    if detect and earlier.dataset != learner.config.dataset:
+      continue  # A task-free run is evaluated by truth ids: only the same labelled dataset's.
     try:
       stream = streams.build_stream(earlier)
     except sources.DataError as e:
       skipped.append(f"{earlier.dataset} ({e})")
       continue
-    learner.add_tests(
-      {
-        known[d.name]: getattr(d, learner.config.eval_split)
-        for d in stream.distributions.values()
+    dists = stream.distributions.values()
+    if detect:
+      tests = {d.id: getattr(d, split) for d in dists if d.id not in have}
+    else:
+      tests = {
+        known[d.name]: getattr(d, split)
+        for d in dists
         if d.name in known and known[d.name] not in have
       }
-    )
+    learner.add_tests(tests)
   if skipped:
     shown.message("evaluation skips the test sets of " + "; ".join(skipped))

@@ -25,12 +25,19 @@ stream knows it); the open interval's chunks lie in `W/detect/` until it ends
 (chunk_files.py), so that a killed run resumes (from the latest `chunk`,
 `train` or `end` checkpoint, whose record holds this module's state) with the
 same decisions.
+
+A bin/train run keeps the interval that ends it (`last`, its chunks still in
+W/detect/): `bin/train --continue` with the next part of the stream decides
+its first chunk against that interval's held-out share, and *same* continues
+it (a repeat hand-over to its component, its chunks carried over); the chunk
+numbers and the references go on. Without test sets (an unlabelled stream, a
+learner fed from Python) each component is evaluated on held-out images of its
+first interval (held_out.py).
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import os
 import time
@@ -40,7 +47,8 @@ import numpy as np
 from tf_lifelong import runtime
 from tf_lifelong.data import inputs, sources, streams
 from tf_lifelong.state import artifacts, files
-from tf_lifelong.train import chunk_files, detection, milestones, training
+from tf_lifelong.train import chunk_files, detection, held_out, milestones, open_interval, training
+from tf_lifelong.train.open_interval import OpenInterval
 
 BOUNDARIES = "boundaries.jsonl"
 _CHUNK_SALT = 17
@@ -49,33 +57,6 @@ _CHUNK_SEEDS = 1_000_000
 """Chunk c trains from the random state of (seed, _CHUNK_SEEDS + c) (runtime.reseed)."""
 _CLOSE_SEEDS = 2_000_000
 """Interval i's closing training starts from the random state of (seed, _CLOSE_SEEDS + i)."""
-
-
-@dataclasses.dataclass
-class OpenInterval:
-  """The interval being built from chunks: its identity and its data so far."""
-
-  index: int
-  ident: int
-  component: int | None
-  decision: str
-  first_chunk: int
-  chunks: list[int] = dataclasses.field(default_factory=list)
-  truths: list = dataclasses.field(default_factory=list)
-  steps: int = 0
-  """Chunk training steps so far (part of the interval's budget)."""
-  decision_seconds: float = 0.0
-  chunk_train_seconds: float = 0.0
-  teacher_truths: list = dataclasses.field(default_factory=list)
-  train: list = dataclasses.field(default_factory=list, repr=False)
-  held: list = dataclasses.field(default_factory=list, repr=False)
-
-  def meta(self) -> dict:
-    return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("train", "held")}
-
-  def split(self, which: str) -> sources.Split:
-    images = np.concatenate(getattr(self, which))
-    return sources.Split(images, np.zeros(len(images), np.int64))
 
 
 class TaskFree:
@@ -93,6 +74,14 @@ class TaskFree:
     """A decision whose interval is not open yet (its chunk's number is `chunks`)."""
     self.truth_seen: list = []
     self.decisions: list[dict] = []
+    self.last: OpenInterval | None = None
+    """The interval that ended a bin/train part, kept (its chunks in W/detect/) so that
+    the next part's first chunk may continue it: decided *same* against its held-out
+    share (see `close`)."""
+    self.held_mode = not learner.evaluated_ids
+    """No test sets were given (an unlabelled stream, a learner fed from Python): each
+    component is evaluated on its held-out images (held_out.py)."""
+    self._keep = False
 
   # ---------------------------------------------------------------- state
   def state(self) -> dict:
@@ -103,6 +92,7 @@ class TaskFree:
       "pending": self.pending.to_dict() if self.pending else None,
       "references": {str(j): r.to_dict() for j, r in self.references.items()},
       "truth_seen": self.truth_seen,
+      "last": self.last.meta() if self.last else None,
     }
 
   def restore(self, state: dict, begun) -> None:
@@ -113,13 +103,10 @@ class TaskFree:
       int(j): detection.Reference.from_dict(r) for j, r in state["references"].items()
     }
     self.truth_seen = list(state["truth_seen"])
-    self.open = None
-    if state["open"]:
-      self.open = OpenInterval(**state["open"])
-      for c in self.open.chunks:
-        train, held = chunk_files.read(self.learner.workdir, c)
-        self.open.train.append(train)
-        self.open.held.append(held)
+    self.open = open_interval.reopen(self.learner.workdir, state["open"])
+    self.last = open_interval.reopen(self.learner.workdir, state.get("last"))
+    if self.held_mode:
+      self.learner.add_tests(held_out.read_all(self.learner.workdir))
     self.begun = begun
     path = os.path.join(self.learner.workdir, BOUNDARIES)
     if files.exists(path):
@@ -150,7 +137,7 @@ class TaskFree:
     if not opened_here and (self.open is None or decision.decision != detection.SAME):
       self.pending = decision
       if self.open is not None:
-        self.close(callbacks)
+        self._close(callbacks, keep=False)
       self._start(decision, images, seen_before)
     self.pending = None
     if truth is not None and truth not in self.truth_seen:
@@ -172,6 +159,8 @@ class TaskFree:
     # Returns are judged by the teacher (the model as the last interval ended, like the
     # references) where there is one: the student, a few chunks into its interval, has
     # not yet recovered its old distributions (the stability gap of continual learning).
+    # The interval that ended an earlier bin/train part (`last`) is judged like an open one.
+    current = self.open or self.last
     judge = student
     if self.open is not None and getattr(student, "teacher", None) is not None:
       judge = student.teacher
@@ -190,8 +179,8 @@ class TaskFree:
       return distances
 
     held = None
-    if self.open is not None:
-      held = detection.component_scores(student, self.open.split("held").images, seed)
+    if current is not None:
+      held = detection.component_scores(student, current.split("held").images, seed)
     out = detection.decide(
       scores,
       held,
@@ -208,7 +197,7 @@ class TaskFree:
     return detection.Decision(
       **fields,
       **out,
-      threshold=config.shift_threshold if self.open is not None else None,
+      threshold=config.shift_threshold if current is not None else None,
       return_threshold=config.return_threshold,
       seconds=round(time.monotonic() - start, 4),
     )
@@ -223,28 +212,40 @@ class TaskFree:
 
   # ------------------------------------------------------------ intervals
   def _start(self, decision: detection.Decision, images: np.ndarray, seen_before: list) -> None:
-    """Opens the interval that `decision` starts with `images` (hand-over; start checkpoint)."""
+    """Opens the interval that `decision` starts with `images` (hand-over; start checkpoint).
+
+    *same* with no open interval continues `last` (the interval that ended an earlier
+    bin/train part): a repeat hand-over to its component, its chunks carried over."""
     learner = self.learner
     ctx = learner.ctx
     index = len(ctx.rows)
-    if decision.decision == detection.RETURN:
-      ident, is_new = ctx.seen[decision.component], False
+    last, self.last = self.last, None
+    continues = decision.decision == detection.SAME and last is not None
+    if continues:
+      ident, is_new, component = last.ident, False, last.component
+    elif decision.decision == detection.RETURN:
+      ident, is_new, component = ctx.seen[decision.component], False, decision.component
     else:
-      ident, is_new = max([*ctx.names, -1]) + 1, True
+      ident, is_new, component = max([*ctx.names, -1]) + 1, True, decision.component
     label = ctx.names.get(ident) or f"component {len(ctx.seen)}"
     self.open = OpenInterval(
       index=index,
       ident=ident,
-      component=decision.component,
+      component=component,
       decision=decision.decision,
       first_chunk=decision.chunk,
       teacher_truths=seen_before,
     )
+    if continues:
+      self.open.carried = last.carried + last.chunks
+      self.open.train, self.open.held = list(last.train), list(last.held)
     split = sources.Split(images, np.zeros(len(images), np.int64))
     interval = streams.Interval(
       index, streams.Distribution(ident, label, split, split, None), is_new
     )
     self.begun = learner.begin_interval(interval, ident, label)
+    if last is not None and not continues and ctx.chief:  # The start checkpoint has no `last`.
+      open_interval.remove_files(learner.workdir, last)
 
   def _distribution(self, label: str) -> streams.Distribution:
     """The open interval's data as a Distribution: its chunks' train and held-out shares."""
@@ -290,7 +291,14 @@ class TaskFree:
     milestones.reached("chunk", open_.index, index)
 
   def close(self, callbacks=()) -> dict | None:
-    """Ends the open interval: early-stopped training on its chunks, its row; None if none."""
+    """Ends the open interval: early-stopped training on its chunks, its row; None if none.
+
+    In a bin/train run (an invocation of the workdir: `learner.invocation` is set) the
+    interval is kept as `last`, its chunks in W/detect/, so that `bin/train --continue`
+    with the next part of the stream may go on with it (docs/task_free.md)."""
+    return self._close(callbacks, keep=self.learner.invocation is not None)
+
+  def _close(self, callbacks, keep: bool) -> dict | None:
     learner, config, open_ = self.learner, self.learner.config, self.open
     if open_ is None:
       return None
@@ -311,7 +319,11 @@ class TaskFree:
       "chunk_train_seconds": round(open_.chunk_train_seconds, 2),
       "decision_seconds": round(open_.decision_seconds, 2),
     }
-    ctx.seen_truth = list(self.truth_seen) if known else None
+    by_truth = bool(known) and not self.held_mode
+    if self.held_mode and open_.ident not in learner.evaluated_ids:
+      held_out.adopt(learner, open_.ident, open_.split("held").images)
+    ctx.seen_truth = list(self.truth_seen) if by_truth else None
+    self._keep = keep
     budget = max(config.eval_every, config.max_steps_per_interval - open_.steps)
     runtime.reseed(config.seed, _CLOSE_SEEDS + open_.index)
     row = learner.complete_interval(
@@ -324,12 +336,11 @@ class TaskFree:
       budget=budget,
       extra=extra,
       on_trained=self._update_references,
-      eval_teacher=list(open_.teacher_truths) if known else None,
+      eval_teacher=list(open_.teacher_truths) if by_truth else None,
     )
     ctx.seen_truth = None
-    for c in open_.chunks:
-      if ctx.chief:
-        chunk_files.remove(learner.workdir, c)
+    if not keep and ctx.chief:
+      open_interval.remove_files(learner.workdir, open_)
     return row
 
   def _update_references(self) -> None:
@@ -343,6 +354,7 @@ class TaskFree:
     # an old component's must not be overwritten by a newcomer that it happens to fit.
     j = self.open.component
     self.references[j] = detection.make_reference(student, scores, j, config.seed)
+    self.last = self.open if self._keep else None
     self.open = None
 
 
@@ -361,20 +373,3 @@ def describe(decision: detection.Decision) -> str:
   )
   target = {"same": "same, component", "return": "return to component", "new": "new: component"}
   return f"chunk {d.chunk}: {shift}{ret} -> {target[d.decision]} {d.component}{truth}"
-
-
-def chunked(stream: streams.Stream, chunk_size: int) -> list[tuple[np.ndarray, int, str]]:
-  """The stream's intervals cut into chunks, in time order: (images uint8, truth id, name).
-
-  Each interval's examples (train and validation splits, in their order) give
-  max(1, N // chunk_size) chunks of chunk_size; the last takes the remainder.
-  """
-  out = []
-  for interval in stream:
-    d = interval.distribution
-    images = np.concatenate([d.train.images, d.validation.images])
-    count = max(1, len(images) // chunk_size)
-    for i in range(count):
-      end = len(images) if i == count - 1 else (i + 1) * chunk_size
-      out.append((images[i * chunk_size : end], d.id, d.name))
-  return out
