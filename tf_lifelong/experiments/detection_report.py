@@ -14,24 +14,35 @@ records:
   for that distribution made);
 - `decision_seconds`: the time the decisions took (statistics, references).
 
-`summarize(runs)` pairs each `detect` run with the `with_consistency` run of
-the same seed: the figures above, both final test -ELBOs and both wall times.
+The rules are monitor/timeline.py's `score`, which also marks the mistakes in the
+detection timeline. `summarize(runs)` pairs each `detect` run with the
+`with_consistency` run of the same seed: the figures above, both final test -ELBOs
+and both wall times. `copy_decisions` puts each seed's decisions and their timeline
+(`boundaries/seed-N.jsonl`, `boundaries/timeline-seed-N.png`) beside the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 
+from tf_lifelong.monitor import timeline
 from tf_lifelong.train import task_free
 
 DETECT, GIVEN = "detect", "with_consistency"
+DECISIONS = "boundaries"
+"""OUT's folder of each seed's decisions (seed-N.jsonl) and their timeline (TIMELINE)."""
+TIMELINE = "timeline-seed-{seed}.png"
 
 
 def read_decisions(workdir: str) -> list[dict]:
-  path = os.path.join(workdir, task_free.BOUNDARIES)
+  return _read_lines(os.path.join(workdir, task_free.BOUNDARIES))
+
+
+def _read_lines(path: str) -> list[dict]:
   if not os.path.exists(path):
     return []
   with open(path) as f:
@@ -40,62 +51,68 @@ def read_decisions(workdir: str) -> list[dict]:
 
 def assess(decisions: Sequence[dict]) -> dict:
   """Transitions found / missed / false, delays and new-return accuracy (module docstring)."""
-  decisions = sorted(decisions, key=lambda d: d["chunk"])
-  truths = [d["truth"] for d in decisions]
-  n = len(decisions)
-  transitions = [c for c in range(1, n) if truths[c] != truths[c - 1]]
-  shifts = [c for c in range(1, n) if decisions[c]["decision"] != "same"]
-  owner: dict[int, object] = {}  # component -> the true distribution it was made for
-  for d in decisions:
-    if d["decision"] == "new" and d["component"] is not None:
-      owner.setdefault(d["component"], d["truth"])
-  used, delays, right, wrong = set(), [], 0, []
-  for i, t in enumerate(transitions):
-    end = transitions[i + 1] if i + 1 < len(transitions) else n
-    match = next((s for s in shifts if t <= s <= t + 1 and s < end and s not in used), None)
-    if match is None:
-      continue
-    used.add(match)
-    delays.append(match - t)
-    d = decisions[match]
-    first_time = truths[t] not in truths[:t]
-    ok = (
-      d["decision"] == "new"
-      if first_time
-      else d["decision"] == "return" and owner.get(d["component"]) == truths[t]
-    )
-    right += ok
-    if not ok:
-      wrong.append(match)
+  marks = timeline.score(decisions)
+  delays = [s - t for t, s in marks["found"]]
   found = len(delays)
+  right = found - len(marks["wrong"])
   return {
-    "chunks": n,
-    "transitions": len(transitions),
+    "chunks": len(decisions),
+    "transitions": len(marks["changes"]),
     "found": found,
-    "missed": len(transitions) - found,
-    "false": len([s for s in shifts if s not in used]),
-    "false_chunks": [s for s in shifts if s not in used],
+    "missed": len(marks["missed"]),
+    "false": len(marks["false"]),
+    "false_chunks": marks["false"],
     "mean_delay": sum(delays) / found if found else None,
     "max_delay": max(delays) if delays else None,
     "decisions_right": right,
     "decision_accuracy": right / found if found else None,
-    "wrong_chunks": wrong,
+    "wrong_chunks": marks["wrong"],
     "decision_seconds": round(sum(d.get("seconds") or 0.0 for d in decisions), 2),
   }
 
 
 def copy_decisions(output: str, runs: dict) -> list[str]:
   """Copies each `detect` run's boundaries.jsonl to OUT/boundaries/seed-N.jsonl (beside the
-  report, outside the runs/ folder that a repository ignores); returns the paths."""
+  report, outside the runs/ folder that a repository ignores) and draws its timeline
+  there (`draw_timelines`); returns the paths of the copies."""
   paths = []
   for run in runs.get(DETECT, []):
     source = os.path.join(run.workdir, task_free.BOUNDARIES)
     if os.path.exists(source):
-      target = os.path.join(output, "boundaries", f"seed-{run.seed}.jsonl")
+      target = os.path.join(output, DECISIONS, f"seed-{run.seed}.jsonl")
       os.makedirs(os.path.dirname(target), exist_ok=True)
       shutil.copyfile(source, target)
       paths.append(target)
+  draw_timelines(output)
   return paths
+
+
+def draw_timelines(output: str) -> dict[int, str]:
+  """Draws each OUT/boundaries/seed-N.jsonl as OUT/boundaries/timeline-seed-N.png
+  (monitor/timeline.py; the --return_mass line from OUT/experiment.json's base_config);
+  returns seed -> the picture's path relative to OUT."""
+  folder = os.path.join(output, DECISIONS)
+  if not os.path.isdir(folder):
+    return {}
+  path = os.path.join(output, "experiment.json")
+  return_mass = None
+  if os.path.exists(path):
+    with open(path) as f:
+      return_mass = (json.load(f).get("base_config") or {}).get("return_mass")
+  drawn = {}
+  for name in sorted(os.listdir(folder)):
+    match = re.fullmatch(r"seed-(\d+)\.jsonl", name)
+    if match:
+      seed = int(match[1])
+      decisions = _read_lines(os.path.join(folder, name))
+      timeline.write(folder, decisions, return_mass=return_mass, name=TIMELINE.format(seed=seed))
+      drawn[seed] = timeline_path(seed)
+  return drawn
+
+
+def timeline_path(seed: int) -> str:
+  """A seed's timeline, relative to OUT."""
+  return f"{DECISIONS}/{TIMELINE.format(seed=seed)}"
 
 
 def summarize(runs: dict) -> list[dict]:
@@ -115,6 +132,8 @@ def summarize(runs: dict) -> list[dict]:
       other.rows[-1].get("test_neg_elbo_seen") if other and other.rows else None
     )
     entry["given_wall_seconds"] = other.result.get("wall_seconds") if other else None
+    if os.path.exists(os.path.join(run.workdir, task_free.BOUNDARIES)):
+      entry["timeline"] = timeline_path(run.seed)  # copy_decisions draws it.
     out.append(entry)
   return out
 
@@ -164,4 +183,25 @@ def markdown(entries: Sequence[dict]) -> list[str]:
     + ". Every decision with its statistics: `boundaries/seed-N.jsonl`.",
     "",
   ]
+  return lines + timeline_markdown(entries)
+
+
+def timeline_markdown(entries: Sequence[dict]) -> list[str]:
+  """The timelines' section: each seed's picture, linked."""
+  pictures = [(e["seed"], e["timeline"]) for e in entries if e.get("timeline")]
+  if not pictures:
+    return []
+  lines = [
+    "### Detection timelines",
+    "",
+    "Per chunk (x): the shift statistic z and, for a chunk that changed, the return "
+    "candidate's profile distance d (sds) and posterior mass, each against its threshold "
+    "(red); the decision (pale: same; `nN`: new component N; `rJ`: return to component J), "
+    "the truth in order of arrival (the colours agree where the run is right) and the "
+    "mistakes: false shifts (red), missed changes (orange), wrong new/return (magenta). "
+    "Drawn by tf_lifelong/monitor/timeline.py from `boundaries/seed-N.jsonl`.",
+    "",
+  ]
+  for seed, rel in pictures:
+    lines += [f"Seed {seed}:", "", f"![detection timeline, seed {seed}]({rel})", ""]
   return lines
