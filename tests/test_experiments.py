@@ -3,9 +3,11 @@ folders, and bin/experiment end to end on a tiny stream of real MNIST digits."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -404,6 +406,59 @@ def test_experiment_end_to_end(tmp_path):
   # Again: both runs are finished, only the report is rebuilt.
   again = _experiment(*args)
   assert again.returncode == 0 and "2 already finished" in again.stdout, again.stderr[-2000:]
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_run_folder_another_writer_holds_is_refused_with_nothing_written(tmp_path, parallel):
+  """The folder of a run is locked before anything is written into it: a second writer
+  (here the test, as a live bin/train or another invocation's run would) keeps it."""
+  from tf_lifelong.state import lock
+
+  output = str(tmp_path / "out")
+  held_dir = runner.run_dir(output, "with_consistency", 3)
+  config = train_helpers.config_file(tmp_path, order=[3, 7])  # The synthetic stream, seed 3.
+  args = [f"--config_file={config}", "--variants=with_consistency", f"--parallel={parallel}"]
+  with lock.acquire(held_dir):
+    result = _experiment("--preset=mnist_sequential", f"--output={output}", *args)
+    assert os.listdir(held_dir) == [lock.LOCK]  # Nothing written by the experiment.
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert result.returncode == 2 and len(lines) == 1, result.stdout[-2000:] + result.stderr
+  assert lines[0].startswith(
+    f"experiment: error: runs failed: with_consistency seed 3 ({held_dir} is locked by "
+    f"another writer (host {socket.gethostname()}, pid {os.getpid()}, since "
+  ), lines[0]
+  assert lines[0].endswith(
+    f"the report of the others is in {output}; run again to retry the failed ones"
+  )
+  assert not os.path.exists(os.path.join(held_dir, lock.LOCK))  # Released by the test.
+
+
+def test_a_parallel_run_holds_its_folder_until_its_child_ends(tmp_path):
+  """--parallel: the parent takes the run folder's lock and hands it to the child (which
+  does not take it again); a second writer meanwhile is refused, naming the parent."""
+  from tf_lifelong.state import lock
+
+  output = str(tmp_path / "out")
+  run = runner.run_dir(output, "with_consistency", 3)
+  config = train_helpers.config_file(tmp_path, order=[3, 7])  # The synthetic stream, seed 3.
+  extras_args = ["--iwae_k=2", "--iwae_examples=20", "--sampling_n=4"]
+  command = [sys.executable, EXPERIMENT, "--preset=mnist_sequential", f"--output={output}"]
+  command += [f"--config_file={config}", "--variants=with_consistency", "--parallel=2"]
+  with open(tmp_path / "experiment.log", "w") as log:
+    parent = subprocess.Popen([*command, *extras_args], stdout=log, stderr=log, env=ENV)
+  try:
+    while not os.path.exists(os.path.join(run, "metrics.jsonl")):  # The child is learning.
+      assert parent.poll() is None, (tmp_path / "experiment.log").read_text()[-3000:]
+      time.sleep(0.2)
+    with pytest.raises(
+      lock.LockError, match=rf"locked by another writer \(host .*, pid {parent.pid}, "
+    ):
+      lock.acquire(run)
+  finally:
+    status = parent.wait(timeout=900)
+  assert status == 0, (tmp_path / "experiment.log").read_text()[-3000:]
+  assert runner.read_result(run)["intervals"] == 2
+  assert not os.path.exists(os.path.join(run, lock.LOCK))  # Freed once the child ended.
 
 
 def test_invocations_at_the_same_time_each_keep_their_record(tmp_path):

@@ -3,26 +3,15 @@
     summary = run_experiment("mnist_sequential", base_config, seeds=[0, 1],
                              variants=VARIANTS, output="results/mnist")
 
-Layout of `output` (OUT):
-
-- `OUT/experiment.json`: preset, seeds, variants, options, the base
-  configuration and every invocation (its command line and wall time);
-- `OUT/runs/classifier/`: the consistent-sampling classifier, trained once;
-- `OUT/runs/<variant>/seed-<n>/`: one lifelong run (`lifelong.run`'s files),
-  plus `result.json` (the final metrics and the end-of-run extras, written
-  last: its presence marks the run finished), `run_config.json` (the run's
-  own configuration: `tf-lifelong-train --config_file` repeats it elsewhere) and `extras/`;
-- `OUT/report.md`, `OUT/summary.json`, `OUT/figures/` (report.py).
-
-Everything heavy (checkpoints, exports, TensorBoard logs, the classifier) lies
-under `OUT/runs/`, which a repository can ignore while keeping the report.
-
-A run whose `result.json` holds the same configuration is skipped; an
-unfinished one goes on from its last checkpoint (lifelong.run's resume; afresh
-if its workdir holds another configuration), so a killed experiment loses at
-most `checkpoint_every` steps per run. With `parallel` > 1 runs go to that many subprocesses
-(`sys.executable -m tf_lifelong.experiments.runner SPEC`, importing this same
-installed or checked-out tf_lifelong), each logging to its `log.txt`.
+OUT's layout: layout.py; everything heavy lies under `OUT/runs/`. A run whose
+`result.json` (written last) holds the same configuration is skipped; an unfinished one
+goes on from its last checkpoint (lifelong.run's resume), so a killed experiment loses at
+most `checkpoint_every` steps per run. With `parallel` > 1 runs go to that many
+subprocesses (`python -m tf_lifelong.experiments.runner SPEC`, this same tf_lifelong),
+each logging to its `log.txt`. Each run holds its folder's lock (state/lock.py) from
+before anything is written there to its end (a subprocess: its parent's, handed down): a
+folder another writer holds is refused in one line naming the holder, nothing written,
+and counts as a failed run.
 """
 
 from __future__ import annotations
@@ -81,26 +70,14 @@ class RunSpec:
   classifier_dir: str | None = None
 
   def to_json(self) -> str:
-    return json.dumps(
-      {
-        **dataclasses.asdict(self),
-        "config": self.config.to_dict(),
-        "options": dataclasses.asdict(self.options),
-      },
-      indent=2,
-    )
+    values = {**dataclasses.asdict(self), "config": self.config.to_dict()}
+    return json.dumps({**values, "options": dataclasses.asdict(self.options)}, indent=2)
 
   @classmethod
   def from_json(cls, text: str) -> RunSpec:
     v = json.loads(text)
-    return cls(
-      v["variant"],
-      v["seed"],
-      v["workdir"],
-      config_lib.Config.from_dict(v["config"]),
-      ExtrasOptions(**v["options"]),
-      v["classifier_dir"],
-    )
+    config, options = config_lib.Config.from_dict(v["config"]), ExtrasOptions(**v["options"])
+    return cls(v["variant"], v["seed"], v["workdir"], config, options, v["classifier_dir"])
 
 
 def plan(
@@ -112,18 +89,12 @@ def plan(
   classifier_dir: str | None = None,
 ) -> list[RunSpec]:
   """The runs, seed-major: for seed in seeds, for variant in variants."""
-  return [
-    RunSpec(
-      v,
-      s,
-      run_dir(output, v, s),
-      presets.variant_config(dataclasses.replace(base, seed=s), v),
-      options,
-      classifier_dir,
-    )
-    for s in seeds
-    for v in variants
-  ]
+  specs = []
+  for s in seeds:
+    for v in variants:
+      config = presets.variant_config(dataclasses.replace(base, seed=s), v)
+      specs.append(RunSpec(v, s, run_dir(output, v, s), config, options, classifier_dir))
+  return specs
 
 
 def _comparable(config: dict) -> dict:
@@ -149,8 +120,34 @@ def train_command(spec: RunSpec) -> str:
   return shlex.join([TRAIN_TOOL, f"--config_file={os.path.join(spec.workdir, RUN_CONFIG)}"])
 
 
-def run_one(spec: RunSpec, out=None) -> dict:
-  """Runs `spec` with lifelong.run and its end-of-run extras; writes result.json."""
+def run_one(spec: RunSpec, out=None, held=None) -> dict:
+  """Runs `spec` with lifelong.run and its end-of-run extras; writes result.json. The run
+  folder's lock is held throughout (`held`: taken by the caller, else here by `run_lock`);
+  a RunError names the holder if another writer has it."""
+  taken = run_lock(spec, out) if held is None else None
+  try:
+    return _run_held(spec, held or taken, out)
+  finally:
+    if taken is not None:
+      taken.release()
+
+
+def run_lock(spec: RunSpec, out=None):
+  """The run folder's lock, taken before anything is written there (`release()` frees it);
+  a RunError naming the holder if another writer has it. None under multi_worker, where
+  lifelong.run's chief takes it."""
+  from tf_lifelong.train import ownership  # noqa: PLC0415
+
+  if spec.config.strategy == "multi_worker":
+    return None
+  held = ownership.take_lock(spec.workdir)
+  if held.taken_over:
+    _say(out, held.taken_over)
+  return held
+
+
+def _run_held(spec: RunSpec, held, out) -> dict:
+  """`run_one` with the folder's lock held (`held`; None: lifelong.run takes it)."""
   from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
   from tf_lifelong.state import resume  # noqa: PLC0415
   from tf_lifelong.train import lifelong  # noqa: PLC0415
@@ -164,14 +161,15 @@ def run_one(spec: RunSpec, out=None) -> dict:
     return sampling_metrics.Classifier.load(spec.classifier_dir)
 
   hook = FinalExtras(spec.options, classifier)
+  run = dict(hooks=[hook], out=out, lock=held)
   try:  # an interrupted run of this configuration goes on from its last checkpoint
-    rows = lifelong.run(spec.config, spec.workdir, hooks=[hook], out=out)
+    rows = lifelong.run(spec.config, spec.workdir, **run)
   except resume.WorkdirError as e:
     _say(out, f"not resuming ({e}); starting afresh")
-    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
+    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, **run)
   if hook.result is None:  # killed after its last interval: the extras need a full run
     _say(out, "the run ended before its extras; starting afresh")
-    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, hooks=[hook], out=out)
+    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, **run)
   result = {
     "variant": spec.variant,
     "seed": spec.seed,
@@ -205,11 +203,8 @@ def ensure_classifier(
     max_per_class=options.classifier_max_per_class,
   )
   if classifier.meta["source"] == "trained":
-    _say(
-      out,
-      f"trained the sampling classifier on {len(classifier.class_ids)} distributions in "
-      f"{classifier.meta['train_seconds']:.1f} s",
-    )
+    took = f"{len(classifier.class_ids)} distributions in {classifier.meta['train_seconds']:.1f} s"
+    _say(out, f"trained the sampling classifier on {took}")
   _say(out, f"classifier test accuracy {classifier.test_accuracy:.4f}")
   if classifier.meta["key"] != classifier_cache.stream_key(stream, classifier_cache.SETTINGS):
     # The runs' per-interval scores use the default classifier: trained here once, into
@@ -235,20 +230,14 @@ def run_experiment(
   Args:
     preset: the preset's name (recorded; `base` already holds its fields).
     base: the configuration every run starts from (variants change it, seeds set `seed`).
-    seeds: run seeds.
-    variants: names from presets.VARIANTS.
+    seeds, variants: run seeds; names from presets.VARIANTS.
     output: the experiment folder OUT (see the module docstring).
     options: the end-of-run extras' budgets (default ExtrasOptions()).
     parallel: runs at once; > 1 uses subprocesses (give them threads=1 on 2 cores).
-    command: the command line to record; default sys.argv.
-    out: progress stream (default sys.stdout).
+    command, out: the command line to record (sys.argv); progress stream (sys.stdout).
 
-  Returns:
-    The summary (as OUT/summary.json).
-
-  Raises:
-    ExperimentError: OUT holds another preset, or some runs failed (the report
-      is built from the others first).
+  Returns the summary (as OUT/summary.json). Raises ExperimentError: OUT holds another
+  preset, or some runs failed (the report is built from the others first).
   """
   out = out or sys.stdout
   options = options or ExtrasOptions()
@@ -260,15 +249,9 @@ def run_experiment(
     failed = _run_parallel(pending, parallel, out)
   else:
     failed = _run_sequential(pending, out)
-  record.add_invocation(
-    output,
-    {
-      "command": command,
-      "runs": len(pending),
-      "failed": len(failed),
-      "wall_seconds": round(time.monotonic() - start, 1),
-    },
-  )
+  wall = round(time.monotonic() - start, 1)
+  entry = {"command": command, "runs": len(pending), "failed": len(failed), "wall_seconds": wall}
+  record.add_invocation(output, entry)
   summary = report.build_report(output)
   if failed:
     raise ExperimentError(
@@ -318,6 +301,8 @@ def _run_sequential(specs: Sequence[RunSpec], out) -> list[str]:
 
 
 def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
+  from tf_lifelong.train.context import RunError  # noqa: PLC0415
+
   env = installation.child_env()  # The child imports this tf_lifelong, checkout or installed.
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   queue, running, failed = list(specs), {}, []
@@ -327,19 +312,18 @@ def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
     while queue or running:
       while queue and len(running) < parallel:
         spec = queue.pop(0)
-        running[_launch(spec, env)] = spec
-        _say(
-          out, f"started {spec.variant}, seed {spec.seed}: log in {os.path.join(spec.workdir, LOG)}"
-        )
+        try:
+          running[_launch(spec, env, out)] = spec
+        except RunError as e:  # Another writer holds its folder: nothing was written.
+          failed.append(f"{spec.variant} seed {spec.seed} ({e})")
       time.sleep(1.0)
       for process in [p for p in running if p.poll() is not None]:
         spec = running.pop(process)
+        process.held and process.held.release()
         result = read_result(spec.workdir)
         if process.returncode != 0 or result is None:
-          failed.append(
-            f"{spec.variant} seed {spec.seed} (exit {process.returncode}, see "
-            f"{os.path.join(spec.workdir, LOG)})"
-          )
+          log = os.path.join(spec.workdir, LOG)
+          failed.append(f"{spec.variant} seed {spec.seed} (exit {process.returncode}, see {log})")
         else:
           _say(out, _done_line(spec, result))
   finally:
@@ -348,6 +332,7 @@ def _run_parallel(specs: Sequence[RunSpec], parallel: int, out) -> list[str]:
     for process in running:
       process.terminate()
       process.wait()
+      process.held and process.held.release()
   return failed
 
 
@@ -357,25 +342,38 @@ def _interrupted(signum, frame):
   raise KeyboardInterrupt
 
 
-def _launch(spec: RunSpec, env: dict) -> subprocess.Popen:
-  os.makedirs(spec.workdir, exist_ok=True)
-  path = os.path.join(spec.workdir, SPEC)
-  artifacts.write_text(path, spec.to_json() + "\n")
-  with open(os.path.join(spec.workdir, LOG), "a") as log:  # a resumed run adds to it
-    return subprocess.Popen(
-      [sys.executable, "-m", "tf_lifelong.experiments.runner", path],
-      stdout=log,
-      stderr=subprocess.STDOUT,
-      env=env,
-    )
+HELD = "--held"  # The worker's flag: its parent holds the run folder's lock for it.
+
+
+def _launch(spec: RunSpec, env: dict, out) -> subprocess.Popen:
+  """Starts the run in a child process, its folder's lock taken here before spec.json and
+  log.txt are written (RunError if another writer holds it) and held until the child ends
+  (`process.held`); a local lock's open file goes to the child too: it outlives us."""
+  held = run_lock(spec, out)
+  path, log_path = os.path.join(spec.workdir, SPEC), os.path.join(spec.workdir, LOG)
+  try:
+    artifacts.write_text(path, spec.to_json() + "\n")
+    with open(log_path, "a") as log:  # a resumed run adds to it
+      process = subprocess.Popen(
+        [sys.executable, "-m", "tf_lifelong.experiments.runner", path, *([HELD] if held else [])],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        pass_fds=(held.fd,) if held and held.fd is not None else (),
+      )
+  except BaseException:
+    held and held.release()
+    raise
+  _say(out, f"started {spec.variant}, seed {spec.seed}: log in {log_path}")
+  process.held = held
+  return process
 
 
 def _done_line(spec: RunSpec, result: dict) -> str:
-  final = result["final"]
+  final, iwae = result["final"], result["extras"]["iwae_log_likelihood"]
   return (
     f"done {spec.variant}, seed {spec.seed} in {result['wall_seconds']:.0f} s: "
-    f"test -ELBO {final['test_neg_elbo_full']:.2f}, "
-    f"IWAE {result['extras']['iwae_log_likelihood']:.2f}"
+    f"test -ELBO {final['test_neg_elbo_full']:.2f}, IWAE {iwae:.2f}"
   )
 
 
@@ -385,13 +383,14 @@ def _say(out, text: str) -> None:
 
 
 def worker_main(argv: Sequence[str]) -> int:
-  """`python -m tf_lifelong.experiments.runner SPEC`: one run in its own process."""
-  if len(argv) != 2:
-    print("usage: python -m tf_lifelong.experiments.runner SPEC.json", file=sys.stderr)
+  """`python -m tf_lifelong.experiments.runner SPEC [--held]`: one run in its own process,
+  which takes the run folder's lock unless `--held` says that its parent holds it."""
+  if len(argv) not in (2, 3) or argv[2:] not in ([], [HELD]):
+    print(f"usage: python -m tf_lifelong.experiments.runner SPEC.json [{HELD}]", file=sys.stderr)
     return 2
   with open(argv[1]) as f:
     spec = RunSpec.from_json(f.read())
-  run_one(spec, out=sys.stdout)
+  run_one(spec, out=sys.stdout, held=HELD if argv[2:] else None)
   return 0
 
 

@@ -105,6 +105,13 @@ class WorkdirLock:
   def held(self) -> bool:
     return not self._stop.is_set()
 
+  @property
+  def fd(self) -> int | None:
+    """The locked file's descriptor (a local flock), None for a lease. A child process given
+    it (`subprocess.Popen(pass_fds=...)`) keeps the lock held while it runs, even past this
+    process; `release()` here still frees it."""
+    return self._fd
+
   def release(self) -> None:
     """Frees the lock (removes lock.json); a second call does nothing."""
     if self._stop.is_set():
@@ -133,6 +140,12 @@ class WorkdirLock:
         files.write_text(self.path, json.dumps(self.record, sort_keys=True) + "\n")
       except Exception:  # noqa: BLE001 - a failed renewal is retried at the next turn.
         continue
+
+
+def inside(workdir: str, path: str) -> bool:
+  """Whether `path` lies in `workdir` (or is it): writing there is a workdir writer's."""
+  root = os.path.join(files.absolute(workdir), "")
+  return os.path.join(files.absolute(path), "").startswith(root)
 
 
 def _flock(workdir: str, path: str, record: dict) -> WorkdirLock | None:
