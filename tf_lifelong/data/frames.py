@@ -160,7 +160,7 @@ def _checked(block: np.ndarray, where: str, start: int) -> np.ndarray:
     what = "integer pixels must lie in [0, 255]"
   rows = np.flatnonzero(bad.reshape(len(block), -1).any(axis=1))
   if len(rows):
-    value = block[rows[0]][bad[rows[0]]].flat[0]
+    value = block[rows[0]][bad[rows[0]]].flat[0].item()
     raise DataError(f"{where}: row {start + int(rows[0])} holds {value!r}; {what}")
   if block.dtype.kind == "f":
     return np.rint(block * 255).astype(np.uint8)
@@ -318,10 +318,13 @@ class Chunks:
       images = self.source.read(start, stop)
       truth = self.source.truth(start, stop)
       if truth is None or not len(truth):
-        yield Chunk(images, start)
-        continue
-      majority = int(np.bincount(truth).argmax())
-      yield Chunk(images, start, majority, f"distribution {majority}")
+        chunk = Chunk(images, start)
+      else:
+        majority = int(np.bincount(truth).argmax())
+        chunk = Chunk(images, start, majority, f"distribution {majority}")
+      del images, truth  # Only the caller holds the chunk while the next one is read.
+      yield chunk
+      del chunk
 
 
 # ------------------------------------------------------------------ requests

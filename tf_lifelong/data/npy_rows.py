@@ -26,8 +26,8 @@ import numpy as np
 
 from tf_lifelong.data.splits import DataError, first_line
 
-_SKIP_BLOCK = 1 << 20
-"""Bytes read (and dropped) at a time when skipping forward in a compressed member."""
+_BLOCK = 1 << 16
+"""Bytes read at a time (into a chunk's buffer, or dropped when skipping forward)."""
 _HEADER_READERS = {
   (1, 0): np.lib.format.read_array_header_1_0,
   (2, 0): np.lib.format.read_array_header_2_0,
@@ -87,7 +87,7 @@ class NpyRows:
         self._skip(self._offset)
         self._position = 0
       self._skip((start - self._position) * self.row_bytes)
-      data = self._file.read(count * self.row_bytes)
+      data = self._read_exact(count * self.row_bytes)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
       self.close()
       raise DataError(
@@ -104,13 +104,26 @@ class NpyRows:
     self.rows_read += count
     return np.frombuffer(data, self.dtype).reshape((count, *self.shape[1:]))
 
+  def _read_exact(self, size: int) -> bytearray:
+    """Up to `size` bytes in one buffer, filled a block at a time (no joined copies)."""
+    out = bytearray(size)
+    view, filled = memoryview(out), 0
+    while filled < size:
+      data = self._file.read(min(size - filled, _BLOCK))
+      if not data:
+        break
+      view[filled : filled + len(data)] = data
+      filled += len(data)
+    view.release()
+    return out if filled == size else out[:filled]
+
   def _skip(self, count: int) -> None:
     """Moves the open file `count` bytes forward (seek where it can, else read and drop)."""
     if count <= 0:
       return
     if isinstance(self._file, _Member):
       while count > 0:  # ZipExtFile.seek would read up to 16 MiB at a time.
-        got = len(self._file.read(min(count, _SKIP_BLOCK)))
+        got = len(self._file.read(min(count, _BLOCK)))
         if got == 0:
           return
         count -= got

@@ -39,9 +39,7 @@ RUN_FILES = (
   "metrics.jsonl",
   "neg_elbo_matrix.json",
   "sampling_classifier",
-  "boundaries.jsonl",
-  "detect",
-  "heldout",
+  *("boundaries.jsonl", "detect", "heldout"),  # a detect run's (train/task_free.py)
 )
 """What a run writes into its workdir besides config.json (removed when starting afresh)."""
 _FLOAT_COLUMNS = (
@@ -137,16 +135,16 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
 
   - The latest invocation finished with another configuration: a new invocation
     starts (config.json becomes this configuration, a line is added to
-    invocations.jsonl); its intervals follow the ones in metrics.jsonl.
-  - The latest invocation has this configuration (fields in RUNTIME_ONLY
-    aside): it is resumed like any run, or, if it finished, left alone.
-  - The latest invocation is unfinished with another configuration: refused
-    (resume it first).
+    invocations.jsonl); its intervals (a detect run's chunks) follow the earlier ones.
+  - The latest invocation has this configuration (fields in RUNTIME_ONLY aside): it is
+    resumed like any run (also when killed before its first checkpoint), or, if it
+    finished, left alone.
+  - The latest invocation is unfinished with another configuration: refused.
 
-  The fields that define the model (checkpoints.MODEL_FIELDS) must match.
+  The model (checkpoints.MODEL_FIELDS) and --boundaries must not change.
 
   Raises:
-    WorkdirError: nothing to continue, another model, or an unfinished
+    WorkdirError: nothing to continue, another model or boundaries, or an unfinished
       invocation of another configuration.
   """
   found = _latest(workdir)
@@ -169,6 +167,9 @@ def prepare_continuation(config: config_lib.Config, workdir: str, chief: bool = 
       "task-free learner's references do not carry over to told boundaries, nor back"
     )
   if not _differs(previous, json.loads(config.to_json())):
+    begun = invocations and invocations[-1]["first_interval"] < Start(state=state).next_interval
+    if state.get("finished") and len(invocations) > 1 and not begun:
+      found.state = {**state, "finished": False}  # Killed before its first checkpoint.
     return _resume_point(workdir, found, chief)
   if not state.get("finished"):
     raise WorkdirError(
@@ -238,9 +239,7 @@ def _append_invocation(
 ) -> None:
   lines = [i for i in read_invocations(workdir) if i["invocation"] < index]
   line = {"invocation": index, "first_interval": first, "config": config.to_dict()}
-  if config.boundaries == "detect":
-    line["first_chunk"] = first_chunk
-  lines.append(line)
+  lines.append({**line, "first_chunk": first_chunk} if config.boundaries == "detect" else line)
   artifacts.write_text(
     os.path.join(workdir, INVOCATIONS), "".join(json.dumps(i, sort_keys=True) + "\n" for i in lines)
   )
