@@ -133,6 +133,31 @@ def test_two_learners_on_one_workdir_in_one_process(tmp_path):
   assert not os.path.exists(os.path.join(workdir, lock.LOCK))
 
 
+def test_export_after_close_takes_the_lock_for_the_write_only(tmp_path):
+  from tf_lifelong import Learner
+  from tf_lifelong.train.context import RunError
+
+  workdir, quiet = str(tmp_path / "w"), open(os.devnull, "w")
+  images, ids = synthetic.images()
+  learner = Learner(_tiny_config(), workdir, out=quiet)
+  learner.learn(images[ids == 3], name="three")
+  learner.close()
+  with lock.acquire(workdir):  # Another writer, once the learner let go.
+    with pytest.raises(RunError, match=r"is locked by another writer .*\(this process\)"):
+      learner.export()
+    assert not os.path.exists(os.path.join(workdir, "export"))
+    served = learner.export(str(tmp_path / "served"))  # Elsewhere: no lock needed.
+    assert os.path.isfile(os.path.join(served, "saved_model.pb"))
+  path = learner.export()  # Free again: taken for the write, then freed.
+  assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+  assert path == os.path.join(workdir, "export")
+  assert not os.path.exists(os.path.join(workdir, lock.LOCK))
+  reader = Learner.load(workdir, out=quiet, read_only=True)
+  with pytest.raises(RunError, match="opened read_only"):
+    reader.export(os.path.join(workdir, "mine"))  # Into the workdir: a writer's.
+  assert os.path.isfile(os.path.join(reader.export(str(tmp_path / "read")), "saved_model.pb"))
+
+
 # ----------------------------------------------------------------- bin/train
 def _wait_for_lock(workdir, pid, timeout=120.0) -> None:
   deadline = time.monotonic() + timeout
@@ -180,18 +205,31 @@ def test_bin_train_takes_over_a_lock_left_by_a_killed_process(tmp_path):
   assert len(th.metrics(workdir)) == 1
 
 
+def _files(folder) -> dict:
+  """Every file under `folder` with its size and modification time."""
+  found = {}
+  for parent, _, names in os.walk(folder):
+    for name in names:
+      stat = os.stat(os.path.join(parent, name))
+      found[os.path.join(parent, name)] = (stat.st_size, stat.st_mtime_ns)
+  return found
+
+
 def test_bin_export_into_a_held_workdir_is_refused_elsewhere_it_reads(tmp_path_factory, tmp_path):
   reference = str(tmp_path / "w")  # A copy: other tests use the shared reference run.
   shutil.copytree(th.reference_run(tmp_path_factory), reference)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=paths.REPO)
   export = [sys.executable, os.path.join(paths.REPO, "bin", "export"), f"--workdir={reference}"]
   with lock.acquire(reference):
+    before = _files(reference)
     refused = subprocess.run(export, capture_output=True, text=True, timeout=900, env=env)
     elsewhere = str(tmp_path / "served")
     read = subprocess.run(
       [*export, f"--output={elsewhere}"], capture_output=True, text=True, timeout=900, env=env
     )
-  assert refused.returncode == 2 and "Traceback" not in refused.stderr
-  assert refused.stderr.startswith(f"export: error: {reference} is locked by another writer")
+    assert _files(reference) == before  # Neither wrote into the held workdir.
+  lines = [line for line in refused.stderr.splitlines() if line.strip()]
+  assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+  assert lines[0].startswith(f"export: error: {reference} is locked by another writer (host ")
   assert read.returncode == 0, read.stderr[-3000:]
   assert os.path.isfile(os.path.join(elsewhere, "saved_model.pb"))

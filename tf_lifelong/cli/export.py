@@ -12,7 +12,6 @@ reads W and needs no lock (docs/reliability.md).
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags
@@ -64,14 +63,11 @@ def main(argv: list[str]) -> None:
 
 def _writes_into(workdir: str, output: str | None) -> bool:
   """Whether the export lands inside an existing `workdir` (then it is one of its writers)."""
-  from tf_lifelong.state import files  # noqa: PLC0415
+  from tf_lifelong.state import files, lock  # noqa: PLC0415
 
   if not files.isdir(workdir):
     return False  # Nothing to lock: the export says that there is no workdir.
-  if output is None:
-    return True
-  inside = os.path.join(files.absolute(workdir), "")
-  return os.path.join(files.absolute(output), "").startswith(inside)
+  return output is None or lock.inside(workdir, output)
 
 
 def entry() -> None:

@@ -23,20 +23,17 @@ again (lifelong.run and `bin/train` do this for a whole stream). Each
 interval's random state is a function of (seed, interval) (intervals.py), so a
 resumed interval redoes what was lost as the uninterrupted run did it.
 
-Checkpoints (docs/reliability.md, names in checkpoints.py): one at each
-hand-over (`start`), one at each evaluation boundary where the global step
-passes a multiple of `config.checkpoint_every` (`train`, with early stopping's
-state), one after each interval (`end`); the latest `config.keep_checkpoints`
-end checkpoints are kept. No checkpoint with non-finite weights is written.
+Checkpoints (docs/reliability.md, persistence.py): `start` at each hand-over, `train` every
+`config.checkpoint_every` steps, `end` after each interval; never non-finite weights. A full
+disk in a write is a one-line RunError that stops the learner (ownership.py).
 
 Task-free streams (`config.boundaries == "detect"`, task_free.py): `observe(
 chunk)` takes chunks with no signal and decides for each, before training on
 it, whether it continues the current interval, returns to a component, or is
 new; the intervals are found, trained and recorded as `learn` does them.
 
-Hooks (objects with optional `before_interval(context)` / `after_interval(
-context, row)` methods) see the `Context`; they can add metrics without
-touching the loop.
+Hooks (objects with optional `before_interval(context)` / `after_interval(context, row)`
+methods) see the `Context`; they can add metrics without touching the loop.
 """
 
 from __future__ import annotations
@@ -58,7 +55,7 @@ from tf_lifelong.train import detection, task_free
 from tf_lifelong.train.context import Context, RunError
 from tf_lifelong.train.intervals import Intervals
 from tf_lifelong.train.model_access import ModelAccess
-from tf_lifelong.train.ownership import Ownership
+from tf_lifelong.train.ownership import Ownership, writer
 from tf_lifelong.train.persistence import Persistence
 from tf_lifelong.train.recording import Recording
 
@@ -239,6 +236,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
     self._evaluator.add(tests)
 
   # ------------------------------------------------------------------ learn
+  @writer
   def learn(
     self,
     data: Any,
@@ -268,7 +266,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
         range pixels, empty).
       ValueError: a repeat of a name never seen, `new=False` on the first
         interval, a `new` that contradicts the name.
-      RunError: training cannot go on (a non-finite loss).
+      RunError: training cannot go on (a non-finite loss, a full disk).
     """
     self.end_interval()
     index = len(self.ctx.rows)
@@ -300,6 +298,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
     )
 
   # --------------------------------------------------- task-free streams
+  @writer
   def observe(
     self,
     chunk: Any,
@@ -328,11 +327,12 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
 
     Raises:
       DataError: unusable images (wrong shape for this model, too few, NaN).
-      RunError: training cannot go on (a non-finite loss).
+      RunError: training cannot go on (a non-finite loss, a full disk).
     """
     self._writable()
     return self._task_free.observe(chunk, truth, truth_name, callbacks)
 
+  @writer
   def end_interval(self, callbacks: Sequence[Any] = ()) -> dict | None:
     """Ends the open task-free interval (early-stopped training, its row); None if none."""
     self._writable()
@@ -373,6 +373,7 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
       fresh = max([*self.ctx.names, *self._catalogue, -1]) + 1
     return fresh, True
 
+  @writer
   def finish(self) -> None:
     """Ends an open task-free interval (`end_interval`), exports the model to
     workdir/export, marks the learner finished (its record) and frees the workdir's lock."""

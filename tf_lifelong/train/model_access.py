@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tf_lifelong import runtime
 from tf_lifelong.data import inputs, transforms
 from tf_lifelong.evaluation import evaluate
 from tf_lifelong.model import batching, inference
@@ -90,7 +91,14 @@ class ModelAccess:
   def export(self, path: str | None = None) -> str | None:
     """Writes the serving SavedModel (docs/serving.md) to `path` (default workdir/export).
 
+    Into the workdir it writes as the workdir's writer: a closed learner takes the lock
+    for the write, then frees it; a read-only one is refused. Elsewhere it needs no lock.
+
     Returns its absolute path (None on a non-chief worker, which writes nothing).
+
+    Raises:
+      RunError: a read-only learner's export into its workdir, another writer holding
+        the workdir, a full disk (one line; nothing else is written, the learner goes on).
     """
     from tf_lifelong.serving import export  # noqa: PLC0415
 
@@ -112,8 +120,11 @@ class ModelAccess:
         written=lambda: milestones.reached("export", index),
       )
 
-    if not self.ctx.chief:  # Takes part in the saving's collectives, keeps nothing.
+    if not runtime.is_chief(self._strategy):
+      # A non-chief worker takes part in the saving's collectives and keeps nothing (not
+      # ctx.chief, which is False for a read-only learner too: that one exports as told).
       with _scratch() as scratch:
         write(scratch, None)
       return None
-    return write(self.workdir, path)
+    with self._writing(path or os.path.join(self.workdir, "export")):
+      return write(self.workdir, path)
