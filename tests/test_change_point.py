@@ -105,6 +105,14 @@ def test_ties_and_constant_columns():
   assert _error(cp.locate(x), 600, 1000) <= 100
 
 
+def test_short_chunks_and_bad_arguments():
+  rng = np.random.default_rng(6)
+  assert cp.locate(_chunk(rng, "gauss", 2 * H - 1, 3, H // 2, 5.0)) is None  # no room to cut
+  assert cp.locate(np.zeros([0, 3]), _noise(rng, "gauss", 300, 3)) is None
+  with pytest.raises(ValueError, match="min_segment"):
+    cp.locate(_noise(rng, "gauss", 500, 3), min_segment=0)
+
+
 def test_every_change_of_a_chunk_is_found():
   rng = np.random.default_rng(4)
   for t1, t2 in [(150, 400), (300, 700), (480, 850)]:

@@ -219,9 +219,11 @@ def locate(
     min_segment rows), or None when there is none (the chunk is decided as a whole).
   """
   x = np.asarray(values, np.float64)
-  x = x.reshape(len(x), -1)
+  x = x[:, None] if x.ndim == 1 else x
   ref = np.zeros([0, x.shape[1]]) if reference is None else np.asarray(reference, np.float64)
   m, n, h = len(ref), len(x), int(min_segment)
+  if h < 1 or not 0 < false_alarm < 1:
+    raise ValueError(f"min_segment {min_segment} (>= 1), false_alarm {false_alarm} (in (0, 1))")
   y = np.concatenate([ref.reshape(m, x.shape[1]), x])
   found = []
   todo = [(0, m + n)]
