@@ -4,12 +4,14 @@ The tiny deterministic run of tests/train_helpers.py (digits 3, 7, 3) is SIGKILL
 inside interval 2 (step 20): its newest checkpoint is `interval-002-step-000010`,
 the older `interval-001` is sound. A copy of that workdir is damaged one way per test (the
 newest checkpoint's data file or index file truncated to half, its JSON record
-garbled, one of its files missing, latest.json garbled), then the same command
+garbled, one of its files missing, its data file truncated under a record from before
+the checksums, latest.json garbled), then the same command
 (`bin/train --workdir=W`) runs: it goes on from the newest sound checkpoint, says
 so in one line naming both, and ends with the uninterrupted run's rows and values.
 With no sound checkpoint left it refuses in one line and never starts afresh.
 """
 
+import json
 import os
 import shutil
 
@@ -55,6 +57,17 @@ def _data(workdir, name) -> str:
   return os.path.join(folder, next(n for n in os.listdir(folder) if n.startswith(f"{name}.data-")))
 
 
+def _without_integrity_data(workdir) -> None:
+  """The newest checkpoint's record and latest.json as written before the checksums."""
+  for name in (f"{NEWEST}.json", checkpoints.LATEST):
+    path = os.path.join(workdir, "checkpoints", name)
+    with open(path) as f:
+      record = json.load(f)
+    del record["files"]
+    with open(path, "w") as f:
+      json.dump(record, f)
+
+
 def _garble(path) -> None:
   with open(path, "r+b") as f:
     f.seek(10)
@@ -66,6 +79,7 @@ DAMAGE = {
   "index_truncated": lambda w: _truncate(os.path.join(w, "checkpoints", f"{NEWEST}.index")),
   "record_garbled": lambda w: _garble(os.path.join(w, "checkpoints", f"{NEWEST}.json")),
   "data_missing": lambda w: os.remove(_data(w, NEWEST)),
+  "legacy_data_truncated": lambda w: (_without_integrity_data(w), _truncate(_data(w, NEWEST))),
 }
 """Each kind of damage to the newest checkpoint."""
 WHY = {
@@ -73,6 +87,7 @@ WHY = {
   "index_truncated": f"{NEWEST}.index has ",
   "record_garbled": f"cannot read {NEWEST}.json",
   "data_missing": f"{NEWEST}.data-00000-of-00001 is missing",
+  "legacy_data_truncated": "its tensors cannot be read back (",
 }
 
 
