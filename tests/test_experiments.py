@@ -1,6 +1,7 @@
 """Experiments: presets and variants, the runner's bookkeeping, the report on fake run
 folders, and bin/experiment end to end on a tiny stream of real MNIST digits."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ from tf_lifelong import config as config_lib
 from tf_lifelong.experiments import extras, figures, presets, report, runner
 from tf_lifelong.experiments import record as experiment_record
 from tf_lifelong.state import artifacts
+from tf_lifelong.train.context import RunError
 
 EXPERIMENT = os.path.join(paths.REPO, "bin", "experiment")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -159,6 +161,23 @@ def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
   # The first interval's row was kept, not computed again.
   after = (tmp_path / "runs" / "with_consistency" / "seed-0" / "metrics.csv").read_text()
   assert after.splitlines()[:2] == first.splitlines()[:2]
+
+
+def test_a_run_folder_of_another_configuration_is_refused_not_started_afresh(tmp_path):
+  """An unfinished run's folder that holds another configuration is never wiped by itself:
+  one line (the RunError), its checkpoints and config.json left as they were."""
+  base = config_lib.Config(dataset="mnist", order=(3, 7), max_steps_per_interval=40)
+  spec = runner.plan(base, [0], ["naive"], str(tmp_path), None)[0]
+  other = dataclasses.replace(spec.config, max_steps_per_interval=9)
+  artifacts.write_text(os.path.join(spec.workdir, "config.json"), other.to_json() + "\n")
+  marker = os.path.join(spec.workdir, "checkpoints", "latest.json")
+  artifacts.write_json(marker, {"interval": 0})
+  with pytest.raises(RunError, match="holds a run with another configuration") as e:
+    runner.run_one(spec, out=open(os.devnull, "w"))
+  assert "\n" not in str(e.value)
+  assert os.path.exists(marker)
+  stored = json.loads(open(os.path.join(spec.workdir, "config.json")).read())
+  assert stored["max_steps_per_interval"] == 9
 
 
 def test_the_runner_keeps_unfinished_runs_for_resuming(tmp_path, monkeypatch):

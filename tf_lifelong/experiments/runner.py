@@ -149,7 +149,6 @@ def run_lock(spec: RunSpec, out=None):
 def _run_held(spec: RunSpec, held, out) -> dict:
   """`run_one` with the folder's lock held (`held`; None: lifelong.run takes it)."""
   from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
-  from tf_lifelong.state import resume  # noqa: PLC0415
   from tf_lifelong.train import lifelong  # noqa: PLC0415
 
   start = time.monotonic()
@@ -162,11 +161,9 @@ def _run_held(spec: RunSpec, held, out) -> dict:
 
   hook = FinalExtras(spec.options, classifier)
   run = dict(hooks=[hook], out=out, lock=held)
-  try:  # an interrupted run of this configuration goes on from its last checkpoint
-    rows = lifelong.run(spec.config, spec.workdir, **run)
-  except resume.WorkdirError as e:
-    _say(out, f"not resuming ({e}); starting afresh")
-    rows = lifelong.run(spec.config, spec.workdir, overwrite=True, **run)
+  # An interrupted run goes on from its last sound checkpoint; a folder that holds another
+  # configuration, or no sound checkpoint, is refused in one line (lifelong.run's RunError).
+  rows = lifelong.run(spec.config, spec.workdir, **run)
   if hook.result is None:  # killed after its last interval: the extras need a full run
     _say(out, "the run ended before its extras; starting afresh")
     rows = lifelong.run(spec.config, spec.workdir, overwrite=True, **run)
