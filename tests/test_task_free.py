@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
+from PIL import Image
 
 from tests import paths, train_helpers
 from tf_lifelong import Learner
@@ -22,6 +23,7 @@ from tf_lifelong import config as config_lib
 from tf_lifelong.data import inputs, sources
 from tf_lifelong.experiments import detection_report
 from tf_lifelong.model import student as student_lib
+from tf_lifelong.monitor import timeline
 from tf_lifelong.train import detection
 
 DETECT = config_lib.Config(
@@ -206,6 +208,11 @@ def test_digits_3_7_3_are_new_new_and_a_return(digits, tmp_path):
   assert [d["decision"] for d in logged] == [d.decision for d in decisions]
   assert logged[6]["truth"] == 3 and logged[6]["threshold"] == DETECT.shift_threshold
   assert not os.listdir(tmp_path / "w" / "detect")  # the chunks go once the interval ends
+  # The timeline, redrawn as each interval ended: the last one shows all nine decisions.
+  picture = np.asarray(Image.open(tmp_path / "w" / "detection_timeline.png").convert("RGB"))
+  for shown, equal in ((logged, True), (logged[:6], False)):
+    drawn = np.asarray(timeline.draw(shown, return_mass=DETECT.return_mass).convert("RGB"))
+    assert (drawn.shape == picture.shape and (drawn == picture).all()) == equal
   report = detection_report.assess(logged)
   assert (report["found"], report["missed"], report["false"], report["decisions_right"]) == (
     2,

@@ -46,6 +46,7 @@ import numpy as np
 
 from tf_lifelong import runtime
 from tf_lifelong.data import inputs, sources, streams
+from tf_lifelong.monitor import timeline
 from tf_lifelong.state import artifacts, files
 from tf_lifelong.train import chunk_files, detection, held_out, milestones, open_interval, training
 from tf_lifelong.train.open_interval import OpenInterval
@@ -339,6 +340,14 @@ class TaskFree:
       eval_teacher=list(open_.teacher_truths) if by_truth else None,
     )
     ctx.seen_truth = None
+    if ctx.chief:  # W/detection_timeline.png and its TensorBoard image, as each interval ends
+      timeline.record(
+        learner.workdir,
+        learner._writer,
+        self.decisions,
+        open_.index,
+        return_mass=config.return_mass,
+      )
     if not keep and ctx.chief:
       open_interval.remove_files(learner.workdir, open_)
     return row
