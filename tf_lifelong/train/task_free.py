@@ -79,10 +79,16 @@ class TaskFree:
     """The interval that ended a bin/train part, kept (its chunks in W/detect/) so that
     the next part's first chunk may continue it: decided *same* against its held-out
     share (see `close`)."""
-    self.held_mode = not learner.evaluated_ids
-    """No test sets were given (an unlabelled stream, a learner fed from Python): each
-    component is evaluated on its held-out images (held_out.py)."""
+    self._held_mode: bool | None = None
     self._keep = False
+
+  @property
+  def held_mode(self) -> bool:
+    """No test sets were given (an unlabelled stream, a learner fed from Python): each
+    component is evaluated on its held-out images (held_out.py). Fixed at first use."""
+    if self._held_mode is None:
+      self._held_mode = not self.learner.evaluated_ids
+    return self._held_mode
 
   # ---------------------------------------------------------------- state
   def state(self) -> dict:
