@@ -38,6 +38,11 @@ TINY = dict(
 )
 
 
+IN_PROCESS = dict(TINY, threads=0)
+"""TINY for a Learner in the test's own process: TensorFlow may have started there already
+(pytest-xdist), so the thread count is left as it is."""
+
+
 def _flags(**overrides) -> list[str]:
   return [f"--{k}={v}" for k, v in {**TINY, **overrides}.items()]
 
@@ -110,14 +115,14 @@ def test_bin_train_with_told_boundaries_learns_a_stream_as_one_interval(tmp_path
 @pytest.mark.parametrize("kind", ["npz", "npy", "folder"])
 def test_a_learner_observes_each_stream_a_chunk_at_a_time(tmp_path, bars, kind):
   source = frames.open_frames(_source(str(tmp_path), kind, bars[0]))
-  learner = Learner(config_lib.Config(**TINY), str(tmp_path / "w"), out=open(os.devnull, "w"))
+  learner = Learner(config_lib.Config(**IN_PROCESS), str(tmp_path / "w"), out=open(os.devnull, "w"))
   decided = [learner.observe(c.images).chunk for c in frames.Chunks(source, 60).from_chunk(0)]
   assert decided == [0, 1, 2, 3] and source.rows_read == 240
   learner.finish()
   assert learner.history[-1]["last_chunk"] == 3
   assert all(math.isfinite(r["test_neg_elbo_seen"]) for r in learner.history)
   # The same source as one interval.
-  one = Learner(config_lib.Config(**TINY), str(tmp_path / "one"), out=open(os.devnull, "w"))
+  one = Learner(config_lib.Config(**IN_PROCESS), str(tmp_path / "one"), out=open(os.devnull, "w"))
   row = one.learn(source.name, name="day")
   assert (row["steps"] > 0, one.num_categories) == (True, 1)
 
@@ -130,7 +135,7 @@ def test_the_truth_of_a_labelled_npz_is_written_down_never_used(tmp_path, bars):
   np.savez(tmp_path / "plain.npz", images=images)
   runs = {}
   for name in ("labelled", "plain"):
-    config = config_lib.Config(dataset=f"npz:{tmp_path}/{name}.npz", **TINY)
+    config = config_lib.Config(dataset=f"npz:{tmp_path}/{name}.npz", **IN_PROCESS)
     assert frames.reads_as_stream(config)  # detect, no --order: a stream in row order
     rows = lifelong.run(config, str(tmp_path / name), out=open(os.devnull, "w"))
     runs[name] = (_decisions(tmp_path / name), rows)
