@@ -5,8 +5,10 @@
     timeline.record(workdir, writer, decisions, step, return_mass=0.95)  # the PNG and TensorBoard
 
 x is time: one column of cells per chunk, in the order decided (its `chunk` number on the
-axis). The picture grows with the chunks (`PX_PER_CHUNK` each) up to `MAX_PLOT` pixels, so
-that 10 chunks and 1000 both stay legible. From top to bottom (detection.py's statistics,
+axis); a chunk that was cut where it changes (train/segmenting.py) has a column per segment,
+each a decision of its own (`CHUNK:START` on the axis for one that starts inside the
+chunk). The picture grows with the chunks (`PX_PER_CHUNK` each) up to `MAX_PLOT` pixels,
+so that 10 chunks and 1000 both stay legible. From top to bottom (detection.py's statistics,
 the fields of `detection.Decision`):
 
 - **shift z**: `statistic`, the shift test's standard score: the largest Welch |z| of a
@@ -54,7 +56,7 @@ TAG = "detection_timeline"
 
 def _as_dicts(decisions: Sequence) -> list[dict]:
   out = [d.to_dict() if hasattr(d, "to_dict") else dict(d) for d in decisions]
-  return sorted(out, key=lambda d: d["chunk"])
+  return sorted(out, key=lambda d: (d["chunk"], d.get("start") or 0))
 
 
 def score(decisions: Sequence[dict]) -> dict[str, list]:

@@ -303,6 +303,7 @@ def axis(pen, lay: Layout, decisions: list[dict], font) -> None:
     x0, x1 = lay.cell(i)
     x = (x0 + x1 - 1) / 2
     pen.line([(x, top), (x, top + 4)], fill=INK)
-    label = str(decisions[i]["chunk"])
+    d = decisions[i]
+    label = f"{d['chunk']}:{d['start']}" if d.get("start") else str(d["chunk"])
     pen.text((x - pen.textlength(label, font=font) / 2, top + 5), label, fill=INK, font=font)
   pen.text((LEFT + lay.width / 2 - 16, top + 18), "chunk", fill=INK, font=font)

@@ -1,7 +1,8 @@
 """The open task-free interval's chunks on disk: W/detect/chunk-NNNNNN.npz (task_free.py).
 
 Each chunk's training and held-out shares are written as it joins the open
-interval (chief only), read back when a killed run resumes inside that interval,
+interval (chief only; a segment of a chunk that was cut, segmenting.py, that does not
+start at row 0 as W/detect/chunk-NNNNNN-SSSSSS.npz, SSSSSS its start row), read back when a killed run resumes inside that interval,
 and removed once the interval has ended (its data are then in the model only).
 """
 
@@ -19,38 +20,39 @@ CHUNKS = "detect"
 """The folder of the workdir that holds the open interval's chunks."""
 
 
-def path(workdir: str, chunk: int) -> str:
-  """The file of chunk number `chunk`."""
-  return os.path.join(workdir, CHUNKS, f"chunk-{chunk:06d}.npz")
+def path(workdir: str, chunk: int, start: int = 0) -> str:
+  """The file of chunk number `chunk` (of its segment from row `start`)."""
+  tail = f"-{start:06d}" if start else ""
+  return os.path.join(workdir, CHUNKS, f"chunk-{chunk:06d}{tail}.npz")
 
 
-def write(workdir: str, chunk: int, train: np.ndarray, held: np.ndarray) -> None:
-  """Writes the chunk's training and held-out images."""
+def write(workdir: str, chunk: int, train: np.ndarray, held: np.ndarray, start: int = 0) -> None:
+  """Writes the chunk's (segment's) training and held-out images."""
   buffer = io.BytesIO()
   np.savez(buffer, train=train, held=held)
-  files.makedirs(os.path.dirname(path(workdir, chunk)))
-  files.write_bytes(path(workdir, chunk), buffer.getvalue())
+  files.makedirs(os.path.dirname(path(workdir, chunk, start)))
+  files.write_bytes(path(workdir, chunk, start), buffer.getvalue())
 
 
-def read(workdir: str, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def read(workdir: str, chunk: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """The chunk's (training, held-out) images.
 
   Raises:
     DataError: the file is missing or unreadable.
   """
   try:
-    with np.load(io.BytesIO(files.read_bytes(path(workdir, chunk)))) as f:
+    with np.load(io.BytesIO(files.read_bytes(path(workdir, chunk, start)))) as f:
       return f["train"], f["held"]
   except (OSError, ValueError, KeyError, files.not_found()) as e:
     raise sources.DataError(
-      f"cannot resume the open interval: chunk file {path(workdir, chunk)} is "
+      f"cannot resume the open interval: chunk file {path(workdir, chunk, start)} is "
       f"unreadable ({e}); pass --overwrite to start afresh"
     ) from None
 
 
-def remove(workdir: str, chunk: int) -> None:
-  """Removes the chunk's file (none there is no error)."""
+def remove(workdir: str, chunk: int, start: int = 0) -> None:
+  """Removes the chunk's (segment's) file (none there is no error)."""
   try:
-    files.remove(path(workdir, chunk))
+    files.remove(path(workdir, chunk, start))
   except (OSError, files.not_found()):
     pass

@@ -185,7 +185,8 @@ def return_statistic(chunk_scores: np.ndarray, ref: Reference, synthetic_now: np
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-  """What the learner decided for one chunk, and why (a line of boundaries.jsonl)."""
+  """What the learner decided for one chunk or segment of a chunk, and why (a line of
+  boundaries.jsonl)."""
 
   chunk: int
   decision: str
@@ -213,6 +214,14 @@ class Decision:
   seconds: float = 0.0
   truth: int | None = None
   truth_name: str | None = None
+  start: int = 0
+  """The first row of the chunk this decision is for (segmenting.py: a chunk with a change
+  inside is cut, and each segment decided; 0 and `end` None in records from before)."""
+  end: int | None = None
+  """The row after its last (the chunk's length for a whole chunk)."""
+  cut_statistic: float | None = None
+  """For a segment that starts at a cut: the rank scan's M there, and its critical value."""
+  cut_threshold: float | None = None
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

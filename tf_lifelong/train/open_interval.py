@@ -20,18 +20,28 @@ class OpenInterval:
   component: int | None
   decision: str
   first_chunk: int
+  first_start: int = 0
+  """The row of `first_chunk` where it starts (not 0: a chunk cut by segmenting.py)."""
   chunks: list[int] = dataclasses.field(default_factory=list)
+  """The chunk of each piece of its data, in time order (a chunk that was cut may give an
+  interval several pieces: segments all decided *same*)."""
+  starts: list[int] = dataclasses.field(default_factory=list)
+  """Each piece's first row in its chunk (0 for a whole chunk)."""
   truths: list = dataclasses.field(default_factory=list)
   steps: int = 0
   """Chunk training steps so far (part of the interval's budget)."""
   decision_seconds: float = 0.0
   chunk_train_seconds: float = 0.0
   teacher_truths: list = dataclasses.field(default_factory=list)
-  carried: list[int] = dataclasses.field(default_factory=list)
-  """The chunks of the interval that this one continues (the last one of an earlier
-  bin/train part): their files stay in W/detect/, their data are this interval's too."""
+  carried: list = dataclasses.field(default_factory=list)
+  """The pieces (`files`) of the interval that this one continues (the last one of an
+  earlier bin/train part): their files stay in W/detect/, their data are this interval's
+  too. A bare chunk number (records from before chunks were cut) is the whole chunk."""
   train: list = dataclasses.field(default_factory=list, repr=False)
   held: list = dataclasses.field(default_factory=list, repr=False)
+
+  def __post_init__(self):
+    self.starts = list(self.starts) + [0] * (len(self.chunks) - len(self.starts))
 
   def meta(self) -> dict:
     """What a checkpoint record keeps (the data are in the chunk files)."""
@@ -43,9 +53,15 @@ class OpenInterval:
     return sources.Split(images, np.zeros(len(images), np.int64))
 
   @property
-  def files(self) -> list[int]:
-    """The chunk numbers whose files hold its data (carried ones first)."""
-    return self.carried + self.chunks
+  def files(self) -> list[tuple[int, int]]:
+    """(chunk, start row) of the files that hold its data (carried ones first)."""
+    carried = [(c, 0) if isinstance(c, int) else (int(c[0]), int(c[1])) for c in self.carried]
+    return carried + list(zip(self.chunks, self.starts))
+
+  @property
+  def chunk_count(self) -> int:
+    """How many chunks gave it data (a chunk cut into several pieces counts once)."""
+    return len(set(self.chunks))
 
 
 def reopen(workdir: str, meta: dict | None) -> OpenInterval | None:
@@ -57,8 +73,8 @@ def reopen(workdir: str, meta: dict | None) -> OpenInterval | None:
   if not meta:
     return None
   interval = OpenInterval(**meta)
-  for c in interval.files:
-    train, held = chunk_files.read(workdir, c)
+  for c, start in interval.files:
+    train, held = chunk_files.read(workdir, c, start)
     interval.train.append(train)
     interval.held.append(held)
   return interval
@@ -66,5 +82,5 @@ def reopen(workdir: str, meta: dict | None) -> OpenInterval | None:
 
 def remove_files(workdir: str, interval: OpenInterval) -> None:
   """Removes an ended interval's chunk files."""
-  for c in interval.files:
-    chunk_files.remove(workdir, c)
+  for c, start in interval.files:
+    chunk_files.remove(workdir, c, start)

@@ -5,26 +5,32 @@
       decision = learner.observe(chunk)       # same / return to j / new, before training on it
     learner.finish()                          # ends the last interval, exports
 
-Each chunk is decided first (detection.py, with the current student and the
+A chunk that changes inside is first cut where it changes (segmenting.py: the
+chunk and the interval's held-out share scored once, change_point.locate on
+their per-example profiles); a chunk without a change is one segment. Each
+segment is decided in order (detection.py, with the current student and the
 current interval's held-out share), then:
 
-- *same*: the chunk joins the current interval's data;
+- *same*: the segment joins the current interval's data;
 - *return to j* / *new*: the current interval ends (trained with early
-  stopping on all its chunks, as with given boundaries: its metrics row,
+  stopping on all its data, as with given boundaries: its metrics row,
   checkpoint and component reference), then the next one starts with the
-  hand-over the decision implies (J kept / J + 1) and this chunk.
+  hand-over the decision implies (J kept / J + 1) and this segment; the
+  chunk's later segments are scored under the new student.
 
-Then the interval's student trains `chunk_steps` steps on the interval's data
-so far (within its `max_steps_per_interval` budget), so that the next chunk
-meets a model of the current distribution. Nothing of earlier intervals is
+Then the student of the interval open after the chunk's last segment trains
+`chunk_steps` steps on that interval's data so far (within its
+`max_steps_per_interval` budget), so that the next chunk meets a model of the
+current distribution. Nothing of earlier intervals is
 kept but a `detection.Reference` per component (a few numbers).
 
 Files: `W/boundaries.jsonl` has one line per decision (`detection.Decision`:
-chunk, decision, component, statistics, thresholds, seconds, truth when the
-stream knows it); the open interval's chunks lie in `W/detect/` until it ends
-(chunk_files.py), so that a killed run resumes (from the latest `chunk`,
-`train` or `end` checkpoint, whose record holds this module's state) with the
-same decisions.
+chunk, its rows `start` and `end`, decision, component, statistics, thresholds,
+seconds, truth when the stream knows it); the open interval's chunks (segments)
+lie in `W/detect/` until it ends (chunk_files.py), so that a killed run resumes
+(from the latest `start`, `chunk`, `train` or `end` checkpoint, whose record
+holds this module's state: with a chunk under way, its cut points and the rows
+already decided) with the same decisions and the same cut points.
 
 A bin/train run keeps the interval that ends it (`last`, its chunks still in
 W/detect/): `bin/train --continue` with the next part of the stream decides
@@ -48,8 +54,18 @@ from tf_lifelong import runtime
 from tf_lifelong.data import inputs, sources, streams
 from tf_lifelong.monitor import timeline
 from tf_lifelong.state import artifacts, files
-from tf_lifelong.train import chunk_files, detection, held_out, milestones, open_interval, training
+from tf_lifelong.train import (
+  chunk_files,
+  deciding,
+  detection,
+  held_out,
+  milestones,
+  open_interval,
+  segmenting,
+  training,
+)
 from tf_lifelong.train.open_interval import OpenInterval
+from tf_lifelong.train.segmenting import Segment
 
 BOUNDARIES = "boundaries.jsonl"
 _CHUNK_SALT = 17
@@ -72,7 +88,12 @@ class TaskFree:
     """Chunks decided and learned so far (the next chunk's number)."""
     self.references: dict[int, detection.Reference] = {}
     self.pending: detection.Decision | None = None
-    """A decision whose interval is not open yet (its chunk's number is `chunks`)."""
+    """A decision whose interval is not open yet (its chunk's number is `chunks`, its
+    `start` is `offset`)."""
+    self.cuts: list[Segment] | None = None
+    """The segments of chunk number `chunks` while it is under way (None between chunks)."""
+    self.offset = 0
+    """The rows of chunk number `chunks` that have joined an interval (their segments done)."""
     self.truth_seen: list = []
     self.decisions: list[dict] = []
     self.last: OpenInterval | None = None
@@ -95,6 +116,8 @@ class TaskFree:
     """What a checkpoint record keeps (the chunks themselves are in W/detect/)."""
     return {
       "chunks": self.chunks,
+      "offset": self.offset,
+      "cuts": [c.to_list() for c in self.cuts] if self.cuts else None,
       "open": self.open.meta() if self.open else None,
       "pending": self.pending.to_dict() if self.pending else None,
       "references": {str(j): r.to_dict() for j, r in self.references.items()},
@@ -104,7 +127,8 @@ class TaskFree:
 
   def restore(self, state: dict, begun) -> None:
     """Restores from a checkpoint record's `detect` entry (and the chunk files)."""
-    self.chunks = int(state["chunks"])
+    self.chunks, self.offset = int(state["chunks"]), int(state.get("offset", 0))
+    self.cuts = [Segment.from_list(c) for c in state["cuts"]] if state.get("cuts") else None
     self.pending = detection.Decision.from_dict(state["pending"]) if state["pending"] else None
     self.references = {
       int(j): detection.Reference.from_dict(r) for j, r in state["references"].items()
@@ -117,13 +141,17 @@ class TaskFree:
     self.begun = begun
     path = os.path.join(self.learner.workdir, BOUNDARIES)
     if files.exists(path):
-      keep = self.chunks + (1 if self.pending is not None else 0)
+      keep = (self.chunks, self.offset + (1 if self.pending is not None else 0))
       lines = [json.loads(line) for line in files.read_text(path).splitlines() if line.strip()]
-      self.decisions = [d for d in lines if d["chunk"] < keep]
+      self.decisions = [d for d in lines if (d["chunk"], d.get("start") or 0) < keep]
 
   # ---------------------------------------------------------------- observe
   def observe(self, chunk, truth=None, truth_name=None, callbacks=()) -> detection.Decision:
-    """Decides the chunk (same / return / new), acts on it, trains on it; returns the decision."""
+    """Cuts the chunk where it changes, decides each segment (same / return / new) and acts
+    on it, trains on the interval then open; returns the last segment's decision.
+
+    `truth`: one id for the chunk, or one per image (each segment's is then its rows' most
+    frequent id); only written down, never used."""
     learner, config = self.learner, self.learner.config
     split, _, _ = inputs.as_split(chunk, "chunk", config.data_dir, config.download)
     images = split.images
@@ -131,91 +159,74 @@ class TaskFree:
       raise inputs.DataError(
         f"chunk: {len(images)} images, fewer than batch_size ({config.batch_size})"
       )
+    if truth is not None and np.ndim(truth) and len(truth) != len(images):
+      raise inputs.DataError(f"chunk: {len(truth)} truth ids for {len(images)} images")
     learner.check_shape(images.shape[1:])
-    index = self.chunks
-    truth = None if truth is None else int(truth)
-    if self.pending is not None and self.pending.chunk == index:
-      decision = self.pending  # Decided before the interruption.
+    index, scored, decision = self.chunks, None, None
+    if self.cuts is None and self.pending is not None:  # A record from before chunks were cut.
+      self.cuts = segmenting.whole(len(images))
+    if self.cuts is None:  # Not resumed inside this chunk: cut it under the current model.
+      scored = deciding.scored(self, index, images)
+      self.cuts = self._cut(index, len(images), scored)
+    if self.cuts[-1].end != len(images):
+      raise inputs.DataError(
+        f"chunk {index}: {len(images)} images, but the run stopped inside this chunk when it "
+        f"had {self.cuts[-1].end}; observe the same chunk again"
+      )
+    for segment in self.cuts:
+      if segment.end <= self.offset:
+        continue  # It joined its interval before the interruption.
+      decision = self._segment(index, images, segment, truth, truth_name, scored, callbacks)
+      if (self.open.first_chunk, self.open.first_start) == (index, segment.start):
+        scored = None  # Handed over: the later segments are scored under the new student.
+    self._learn_chunk(index)
+    return decision or detection.Decision.from_dict(self.decisions[-1])
+
+  def _cut(self, index: int, n: int, scored) -> list[Segment]:
+    if scored is None:
+      return segmenting.whole(n)
+    segments = segmenting.cut(scored[0], scored[1])
+    if len(segments) > 1:
+      self.learner.progress.message(segmenting.describe_cut(index, segments))
+    return segments
+
+  def _segment(self, index, images, segment, truth, truth_name, scored, callbacks):
+    """Decides one segment of the chunk (the whole chunk when it was not cut), acts on the
+    decision and adds the segment to the interval then open."""
+    rows, whole = images[segment.start : segment.end], segmenting.truth_of(truth, 0, len(images))
+    truth = segmenting.truth_of(truth, segment.start, segment.end)
+    truth_name = truth_name if truth == whole else None  # A name given is the chunk's.
+    pending = self.pending
+    if pending is not None and (pending.chunk, pending.start) == (index, segment.start):
+      decision = pending  # Decided before the interruption.
     else:
-      decision = self._decide(index, images, truth, truth_name)
-      self._log(decision)
+      decision = deciding.decide(self, index, rows, segment, (truth, truth_name), scored)
+      self._log(decision, len(images))
     seen_before = list(self.truth_seen)
-    opened_here = self.open is not None and self.open.first_chunk == index
-    if not opened_here and (self.open is None or decision.decision != detection.SAME):
+    open_ = self.open
+    opened_here = open_ is not None and (open_.first_chunk, open_.first_start) == (
+      index,
+      segment.start,
+    )
+    if not opened_here and (open_ is None or decision.decision != detection.SAME):
       self.pending = decision
-      if self.open is not None:
+      if open_ is not None:
         self._close(callbacks, keep=False)
-      self._start(decision, images, seen_before)
+      self._start(decision, rows, seen_before)
     self.pending = None
     if truth is not None and truth not in self.truth_seen:
       self.truth_seen.append(truth)
     self.open.decision_seconds += decision.seconds
-    self._learn_chunk(index, images, truth)
+    self._join(index, len(images), segment, rows, truth)
     return decision
 
-  def _decide(self, index, images, truth, truth_name) -> detection.Decision:
-    start = time.monotonic()
-    learner, config = self.learner, self.learner.config
-    student = learner.ctx.student
-    fields = {"chunk": index, "truth": truth, "truth_name": truth_name}
-    if student is None:
-      return detection.Decision(decision=detection.NEW, component=0, **fields)
-    seed = config.seed * 1_000_003 + index
-    scores = detection.component_scores(student, images, seed)
-
-    # Returns are judged by the teacher (the model as the last interval ended, like the
-    # references) where there is one: the student, a few chunks into its interval, has
-    # not yet recovered its old distributions (the stability gap of continual learning).
-    # The interval that ended an earlier bin/train part (`last`) is judged like an open one.
-    current = self.open or self.last
-    judge = student
-    if self.open is not None and getattr(student, "teacher", None) is not None:
-      judge = student.teacher
-    judged = scores if judge is student else detection.component_scores(judge, images, seed)
-    distances = {}
-    masses = detection.posterior_masses(judge, images)
-
-    def returns(exclude):
-      # Only the candidate the encoder votes for is judged (detection.choose_return):
-      # its profile alone is computed, J decoder rows per sample instead of J^2.
-      refs = {j: r for j, r in self.references.items() if j != exclude and j < len(masses)}
-      if refs:
-        j = max(refs, key=lambda i: float(masses[i]))
-        now = detection.sample_profile(judge, j, refs[j].components, config.seed)
-        distances[j] = detection.return_distances(judged, refs[j], now)
-      return distances
-
-    held = None
-    if current is not None:
-      held = detection.component_scores(student, current.split("held").images, seed)
-    out = detection.decide(
-      scores,
-      held,
-      returns,
-      masses,
-      shift_threshold=config.shift_threshold,
-      return_threshold=config.return_threshold,
-      return_mass=config.return_mass,
-    )
-    if out["decision"] == detection.NEW:
-      out["component"] = int(student.num_categories)  # The one the hand-over adds.
-    if out.get("best_return") is not None:
-      out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
-    return detection.Decision(
-      **fields,
-      **out,
-      threshold=config.shift_threshold if current is not None else None,
-      return_threshold=config.return_threshold,
-      seconds=round(time.monotonic() - start, 4),
-    )
-
-  def _log(self, decision: detection.Decision) -> None:
+  def _log(self, decision: detection.Decision, n: int) -> None:
     learner = self.learner
     self.decisions.append(decision.to_dict())
     if learner.ctx.chief:
       artifacts.write_json_lines(os.path.join(learner.workdir, BOUNDARIES), self.decisions)
     if decision.decision != detection.SAME or decision.statistic is None:
-      learner.progress.message(describe(decision))
+      learner.progress.message(deciding.describe(decision, n))
 
   # ------------------------------------------------------------ intervals
   def _start(self, decision: detection.Decision, images: np.ndarray, seen_before: list) -> None:
@@ -241,10 +252,11 @@ class TaskFree:
       component=component,
       decision=decision.decision,
       first_chunk=decision.chunk,
+      first_start=decision.start,
       teacher_truths=seen_before,
     )
     if continues:
-      self.open.carried = last.carried + last.chunks
+      self.open.carried = last.files
       self.open.train, self.open.held = list(last.train), list(last.held)
     split = sources.Split(images, np.zeros(len(images), np.int64))
     interval = streams.Interval(
@@ -260,17 +272,26 @@ class TaskFree:
       self.open.ident, label, self.open.split("train"), self.open.split("held"), None
     )
 
-  def _learn_chunk(self, index: int, images: np.ndarray, truth) -> None:
-    """Adds the chunk to the open interval, trains on the interval's data, checkpoints."""
-    learner, config, open_ = self.learner, self.learner.config, self.open
-    kept, held = sources.holdout(len(images), config.validation_fraction, (_CHUNK_SALT, index))
-    train, held = images[kept], images[held]
+  def _join(self, index: int, n: int, segment: Segment, rows: np.ndarray, truth) -> None:
+    """Adds a segment of chunk `index` (n rows) to the open interval: its training and
+    held-out shares, and its file in W/detect/."""
+    learner, open_ = self.learner, self.open
+    key = (_CHUNK_SALT, *segmenting.holdout_key(index, segment, n))
+    kept, held = sources.holdout(len(rows), learner.config.validation_fraction, key)
+    train, held = rows[kept], rows[held]
     if learner.ctx.chief:
-      chunk_files.write(learner.workdir, index, train, held)
+      chunk_files.write(learner.workdir, index, train, held, start=segment.start)
     open_.chunks.append(index)
+    open_.starts.append(segment.start)
     open_.truths.append(truth)
     open_.train.append(train)
     open_.held.append(held)
+    self.offset = segment.end
+
+  def _learn_chunk(self, index: int) -> None:
+    """Trains the open interval's student on its data once the chunk's segments have
+    joined their intervals; checkpoints."""
+    learner, config, open_ = self.learner, self.learner.config, self.open
     budget = config.max_steps_per_interval - config.eval_every
     trained = open_.steps + config.chunk_steps <= budget
     if trained:
@@ -289,7 +310,7 @@ class TaskFree:
       open_.steps += config.chunk_steps
       open_.chunk_train_seconds += time.monotonic() - started
       learner.ctx.global_step += config.chunk_steps
-    self.chunks = index + 1
+    self.chunks, self.offset, self.cuts = index + 1, 0, None
     every, total = config.checkpoint_every, learner.ctx.global_step
     if every and trained and total // every > (total - config.chunk_steps) // every:
       # As often as --checkpoint_every steps: a resume from an earlier chunk redoes the
@@ -319,7 +340,7 @@ class TaskFree:
     extra = {
       "first_chunk": open_.first_chunk,
       "last_chunk": open_.chunks[-1],
-      "chunks": len(open_.chunks),
+      "chunks": open_.chunk_count,
       "decision": open_.decision,
       "truth": truth,
       "chunk_steps": open_.steps,
@@ -371,20 +392,3 @@ class TaskFree:
     self.references[j] = detection.make_reference(student, scores, j, config.seed)
     self.last = self.open if self._keep else None
     self.open = None
-
-
-def describe(decision: detection.Decision) -> str:
-  """The progress line of a decision."""
-  d = decision
-  truth = f" (truth: {d.truth_name or d.truth})" if d.truth is not None else ""
-  if d.statistic is None and d.return_statistic is None:
-    return f"chunk {d.chunk}: new -> component {d.component}{truth}"
-  shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
-  ret = (
-    f"; candidate {d.best_return}: posterior {d.return_mass:.2f}, profile "
-    f"{d.return_statistic:.2f} sds (vs {d.return_threshold:g})"
-    if d.return_statistic is not None
-    else ""
-  )
-  target = {"same": "same, component", "return": "return to component", "new": "new: component"}
-  return f"chunk {d.chunk}: {shift}{ret} -> {target[d.decision]} {d.component}{truth}"

@@ -1,0 +1,140 @@
+"""A task-free learner's decision for a chunk or a segment of one: its statistics under the
+learner's models, detection.decide on them, the Decision and its progress line (task_free.py).
+
+The chunk is scored once (`scored`: the chunk and the current interval's held-out share
+under the student), for segmenting.cut and for its first segments: while the student is
+the model that cut the chunk, a segment's scores are its rows of the chunk's. After a
+hand-over inside the chunk the later segments are scored again, under the new student.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tf_lifelong.train import detection
+
+Scored = tuple[np.ndarray, "np.ndarray | None", float]
+"""(the chunk's scores, the current interval's held-out scores or None, seconds taken)."""
+
+
+def seed(config, index: int) -> int:
+  """The z_c noise of chunk `index`'s scores (and of its interval's held-out share's)."""
+  return config.seed * 1_000_003 + index
+
+
+def scored(task_free, index: int, images: np.ndarray) -> Scored | None:
+  """The chunk's and the current interval's held-out scores under the current student;
+  None before the first interval (no model yet). The current interval is the open one, or
+  the one that ended an earlier bin/train part (`last`)."""
+  student, current = task_free.learner.ctx.student, task_free.open or task_free.last
+  if student is None:
+    return None
+  started, noise = time.monotonic(), seed(task_free.learner.config, index)
+  scores = detection.component_scores(student, images, noise)
+  held = None
+  if current is not None:
+    held = detection.component_scores(student, current.split("held").images, noise)
+  return scores, held, time.monotonic() - started
+
+
+def decide(task_free, index, images, segment, truths, chunk: Scored | None) -> detection.Decision:
+  """The decision for a segment's `images` (rows segment.start..end of chunk `index`).
+
+  Args:
+    task_free: the learner's TaskFree (its student, open / last interval, references).
+    truths: (truth, truth_name) of the segment.
+    chunk: the chunk's `scored` while the model that cut it is still the student (its
+      rows are then not scored again), else None.
+  """
+  start = time.monotonic()
+  learner, config = task_free.learner, task_free.learner.config
+  student = learner.ctx.student
+  fields = {
+    "chunk": index,
+    "truth": truths[0],
+    "truth_name": truths[1] if truths[0] is not None else None,
+    "start": segment.start,
+    "end": segment.end,
+    "cut_statistic": segment.statistic,
+    "cut_threshold": segment.threshold,
+  }
+  if student is None:
+    return detection.Decision(decision=detection.NEW, component=0, **fields)
+  noise, current = seed(config, index), task_free.open or task_free.last
+  held, spent = None, 0.0
+  if chunk is not None:
+    scores = chunk[0][segment.start : segment.end]
+    if segment.start == 0:  # Nothing joined the interval since it was scored.
+      held, spent = chunk[1], chunk[2]
+  else:
+    scores = detection.component_scores(student, images, noise)
+  if held is None and current is not None:
+    held = detection.component_scores(student, current.split("held").images, noise)
+  out = _judge(task_free, images, scores, held, noise)
+  return detection.Decision(
+    **fields,
+    **out,
+    threshold=config.shift_threshold if current is not None else None,
+    return_threshold=config.return_threshold,
+    seconds=round(time.monotonic() - start + spent, 4),
+  )
+
+
+def _judge(task_free, images, scores, held, noise) -> dict:
+  """detection.decide's entries for a segment (its scores, the interval's held-out ones)."""
+  config, student = task_free.learner.config, task_free.learner.ctx.student
+  # Returns are judged by the teacher (the model as the last interval ended, like the
+  # references) where there is one: the student, a few chunks into its interval, has
+  # not yet recovered its old distributions (the stability gap of continual learning).
+  # The interval that ended an earlier bin/train part (`last`) is judged like an open one.
+  judge = student
+  if task_free.open is not None and getattr(student, "teacher", None) is not None:
+    judge = student.teacher
+  judged = scores if judge is student else detection.component_scores(judge, images, noise)
+  distances = {}
+  masses = detection.posterior_masses(judge, images)
+
+  def returns(exclude):
+    # Only the candidate the encoder votes for is judged (detection.choose_return):
+    # its profile alone is computed, J decoder rows per sample instead of J^2.
+    refs = {j: r for j, r in task_free.references.items() if j != exclude and j < len(masses)}
+    if refs:
+      j = max(refs, key=lambda i: float(masses[i]))
+      now = detection.sample_profile(judge, j, refs[j].components, config.seed)
+      distances[j] = detection.return_distances(judged, refs[j], now)
+    return distances
+
+  out = detection.decide(
+    scores,
+    held,
+    returns,
+    masses,
+    shift_threshold=config.shift_threshold,
+    return_threshold=config.return_threshold,
+    return_mass=config.return_mass,
+  )
+  if out["decision"] == detection.NEW:
+    out["component"] = int(student.num_categories)  # The one the hand-over adds.
+  if out.get("best_return") is not None:
+    out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
+  return out
+
+
+def describe(decision: detection.Decision, n: int | None = None) -> str:
+  """The progress line of a decision (of a chunk of n rows: its rows if it is a segment)."""
+  d = decision
+  truth = f" (truth: {d.truth_name or d.truth})" if d.truth is not None else ""
+  rows = f" rows {d.start}-{d.end}" if d.end is not None and (d.start, d.end) != (0, n) else ""
+  if d.statistic is None and d.return_statistic is None:
+    return f"chunk {d.chunk}{rows}: new -> component {d.component}{truth}"
+  shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
+  ret = (
+    f"; candidate {d.best_return}: posterior {d.return_mass:.2f}, profile "
+    f"{d.return_statistic:.2f} sds (vs {d.return_threshold:g})"
+    if d.return_statistic is not None
+    else ""
+  )
+  target = {"same": "same, component", "return": "return to component", "new": "new: component"}
+  return f"chunk {d.chunk}{rows}: {shift}{ret} -> {target[d.decision]} {d.component}{truth}"
