@@ -292,7 +292,8 @@ class Chunk:
 
   images: np.ndarray
   start: int
-  truth: int | None = None
+  truth: int | np.ndarray | None = None
+  """One id, or one per row where the chunk changes inside (Learner.observe takes both)."""
   truth_name: str | None = None
 
 
@@ -317,11 +318,13 @@ class Chunks:
       start, stop = self.bounds(k)
       images = self.source.read(start, stop)
       truth = self.source.truth(start, stop)
-      if truth is None or not len(truth):
+      ids = np.unique(truth) if truth is not None else ()
+      if not len(ids):
         chunk = Chunk(images, start)
-      else:
-        majority = int(np.bincount(truth).argmax())
-        chunk = Chunk(images, start, majority, f"distribution {majority}")
+      elif len(ids) == 1:
+        chunk = Chunk(images, start, int(ids[0]), f"distribution {int(ids[0])}")
+      else:  # A change inside the chunk: one id per row, each segment's truth its rows'.
+        chunk = Chunk(images, start, truth)
       del images, truth  # Only the caller holds the chunk while the next one is read.
       yield chunk
       del chunk

@@ -303,27 +303,27 @@ class Learner(Intervals, Recording, Persistence, ModelAccess, Ownership):
     self,
     chunk: Any,
     *,
-    truth: int | None = None,
+    truth: Any = None,
     truth_name: str | None = None,
     callbacks: Sequence[Any] = (),
   ) -> detection.Decision:
     """Takes one chunk of a stream without signals; returns what was decided for it.
 
-    Before training on the chunk the learner decides (detection.py): *same*
-    distribution as the current interval (the chunk joins its data), *return*
-    of the distribution of component j (the interval ends; a repeat hand-over,
-    J kept) or *new* (the interval ends; J + 1). Then it trains
-    `config.chunk_steps` steps on the interval's data. See task_free.py.
+    A chunk that changes inside is cut where it changes (segmenting.py). Before training,
+    each segment is decided (detection.py): *same* distribution as the current interval
+    (it joins its data), *return* of the distribution of component j (the interval ends;
+    a repeat hand-over, J kept) or *new* (the interval ends; J + 1). Then the learner
+    trains `config.chunk_steps` steps on the interval's data. See task_free.py.
 
     Args:
       chunk: the chunk's images (same kinds as `learn`'s data), at least
-        `config.batch_size` of them, all of one distribution.
-      truth, truth_name: the chunk's true distribution where it is known (a
-        benchmark stream): only written down beside the decision, never used.
+        `config.batch_size` of them, in time order; it may hold a change anywhere.
+      truth, truth_name: the chunk's true distribution where it is known (a benchmark
+        stream), one id or one per image: only written down beside the decisions.
       callbacks: Keras callbacks for the `fit` of an interval that this chunk ends.
 
     Returns:
-      The `detection.Decision` (also a line of workdir/boundaries.jsonl).
+      The last segment's `detection.Decision` (each is a line of W/boundaries.jsonl).
 
     Raises:
       DataError: unusable images (wrong shape for this model, too few, NaN).
