@@ -70,14 +70,23 @@ def whole(n: int) -> list[Segment]:
   return [Segment(0, n)]
 
 
-def cut(chunk_scores: np.ndarray, held_scores: np.ndarray | None) -> list[Segment]:
+def cut(
+  chunk_scores: np.ndarray, held_scores: np.ndarray | None, shift_threshold: float
+) -> list[Segment]:
   """The segments of a chunk (module docstring, step 2), in time order.
+
+  A cut the rank scan finds is kept only where the segments on its two sides also differ
+  by the learner's own shift test (`detection.shift_statistic` > shift_threshold): the
+  scan sees any difference in law, also a drift of style inside one class (real MNIST:
+  2 cuts in 5 chunks of one digit at a 1% false-alarm rate), which is no change of
+  distribution for the learner, and a segment decided alone is noisier than its chunk.
 
   Args:
     chunk_scores: the chunk's `detection.component_scores` under the current student,
       [n, J + 1], rows in time order.
     held_scores: the same of the open interval's held-out share, [m, J + 1], or None
       (no interval open).
+    shift_threshold: the learner's --shift_threshold.
   """
   n, components = len(chunk_scores), list(range(chunk_scores.shape[1] - 1))
   if n < 2 * MIN_SEGMENT:
@@ -93,7 +102,20 @@ def cut(chunk_scores: np.ndarray, held_scores: np.ndarray | None) -> list[Segmen
     t: (round(m, 3), round(b, 3))
     for t, m, b in zip(split.points, split.statistics, split.thresholds)
   }
-  return [Segment(a, b, *at.get(a, (None, None))) for a, b in change_point.bounds(n, split)]
+  kept = [Segment(a, b, *at.get(a, (None, None))) for a, b in change_point.bounds(n, split)]
+  return _distinct(kept, chunk_scores, k, shift_threshold)
+
+
+def _distinct(segments: list[Segment], scores: np.ndarray, k: int, threshold: float):
+  """The segments with each cut between two that the shift test cannot tell apart undone."""
+  out = [segments[0]]
+  for seg in segments[1:]:
+    before, after = scores[out[-1].start : out[-1].end], scores[seg.start : seg.end]
+    if detection.shift_statistic(after, before, k)[0] > threshold:
+      out.append(seg)
+    else:  # The same distribution on both sides: one segment.
+      out[-1] = dataclasses.replace(out[-1], end=seg.end)
+  return out
 
 
 def truth_of(truth, start: int, end: int) -> int | None:

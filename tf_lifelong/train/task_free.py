@@ -185,7 +185,7 @@ class TaskFree:
   def _cut(self, index: int, n: int, scored) -> list[Segment]:
     if scored is None:
       return segmenting.whole(n)
-    segments = segmenting.cut(scored[0], scored[1])
+    segments = segmenting.cut(scored[0], scored[1], self.learner.config.shift_threshold)
     if len(segments) > 1:
       self.learner.progress.message(segmenting.describe_cut(index, segments))
     return segments
