@@ -6,6 +6,7 @@ pipeline and one lifelong interval, side by side; writes JSON.
     bin/benchmark --output=b.json --nointerval            # the step benchmark only
     bin/benchmark --output=b.json --nointerval --precisions=float32,mixed_float16
     bin/benchmark --output=s.json --devices=1,2           # only the scaling benchmark
+    bin/benchmark --output=s.json --stretch_chunks=100    # only the endless-stretch one
 
 With --devices, bin/benchmark runs only the scaling benchmark
 (tf_lifelong/benchmarks/scaling.py, docs/scaling.md): the student step with the
@@ -49,6 +50,15 @@ def define_flags() -> None:
   _define_interval_flags(d)
   _define_precision_flags(d)
   _define_scaling_flags()
+  flags.DEFINE_integer(
+    "stretch_chunks",
+    0,
+    "Run only the endless-stretch benchmark (benchmarks/stretch.py, docs/task_free.md): a "
+    "task-free learner fed N chunks of one distribution (--dataset's images, shuffled), with "
+    "the default --interval_buffer and with every example kept, each in a fresh process; "
+    "seconds, memory and disk per chunk. --dataset, --data_dir, --threads and --seed apply.",
+    lower_bound=0,
+  )
 
 
 def _define_run_flags() -> None:
@@ -251,6 +261,11 @@ def main(argv: list[str]) -> None:
 
       result = scaling.run(settings, devices, weak=FLAGS.weak_scaling, log=log)
       text = scaling.summary(result)
+    elif FLAGS.stretch_chunks:
+      from tf_lifelong.benchmarks import stretch  # noqa: PLC0415
+
+      result = stretch.run(settings, FLAGS.stretch_chunks, log=log)
+      text = stretch.summary(result)
     else:
       result = steps.run(settings, log=log)
       text = summary(result)

@@ -2,7 +2,8 @@
 
 Every default of ../shared/docs/method.md that "a flag or config field must be able to change"
 is a field here; derive variants with `dataclasses.replace`. Its parts: fields.py (declarations),
-checks.py, serialization.py (JSON), profiles.py (the named profiles).
+checks.py, serialization.py (JSON), profiles.py (the named profiles), task_free.py (the
+task-free fields, which Config inherits).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from tf_lifelong.config.profiles import (  # noqa: F401
   profile_values,
 )
 from tf_lifelong.config.serialization import JsonFields, refuse_unknown  # noqa: F401
+from tf_lifelong.config.task_free import TaskFreeFields
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(JsonFields):
+class Config(TaskFreeFields, JsonFields):
   """Everything that defines a lifelong run.
 
   Each field is declared once, with `setting`: the bin/ tools' flags (cli/flags.py), the resume
@@ -290,48 +292,6 @@ class Config(JsonFields):
     "neg_elbo_matrix.json, terms): test, or validation (to choose settings blind to test).",
     section="training",
     choices=EVAL_SPLITS,
-  )
-
-  # --- task-free streams (method.md section 9; detection.py) ---
-  boundaries: str = setting(
-    "given",
-    "given: the stream says where each interval ends and whether it is new (the paper). "
-    "detect: a task-free stream, cut into chunks of --chunk_size examples with no signal; "
-    "before training on a chunk the learner decides same / return to a component / new "
-    "(method.md section 9); decisions in W/boundaries.jsonl, a metrics row per interval.",
-    section="task_free",
-    choices=BOUNDARIES,
-  )
-  chunk_size: int = setting(
-    1000,
-    "detect: examples per chunk (at least --batch_size); the last chunk of each stretch of "
-    "one distribution takes the remainder (up to twice --chunk_size).",
-    section="task_free",
-  )
-  chunk_steps: int = setting(
-    100,
-    "detect: training steps on the interval's data after each chunk joins it (counted in "
-    "--max_steps_per_interval); the early-stopped training follows when the interval ends.",
-    section="task_free",
-  )
-  shift_threshold: float = setting(
-    5.0,
-    "detect: a chunk stays in the current interval while its shift statistic (the largest "
-    "standard score of its -ELBO profile's change against the interval's held-out share) "
-    "is at most this.",
-    section="task_free",
-  )
-  return_threshold: float = setting(
-    1.5,
-    "detect: a changed chunk returns to component j when at least --return_mass of it goes "
-    "to j and its -ELBO profile (under j, KL_c, against the other components) is within this "
-    "many standard deviations of j's reference everywhere (detection.choose_return).",
-    section="task_free",
-  )
-  return_mass: float = setting(
-    0.95,
-    "detect: the share of a chunk's mean posterior q(z_d = j | x) a return to j needs, in (0, 1].",
-    section="task_free",
   )
 
   # --- runtime ---

@@ -52,6 +52,7 @@ _AT_LEAST_ONE = (
   "steps_per_execution",
   "chunk_size",
   "chunk_steps",
+  "interval_buffer",
 )
 _NOT_NEGATIVE = (
   "consistency_weight",
@@ -133,6 +134,11 @@ def _check_task_free(c: Any) -> None:
     "boundaries=detect cannot be honoured with strategy=multi_worker: every worker would "
     "decide each chunk on its own, and one decision that round-off tips the other way on "
     "one worker splits the run; use one host (strategy default, or mirrored for its GPUs)",
+  )
+  _check(
+    c.interval_buffer * (1 - c.validation_fraction) >= c.batch_size,
+    f"interval_buffer ({c.interval_buffer}) keeps too few examples to train on: its training "
+    f"share, {1 - c.validation_fraction:g} of it, must be at least batch_size ({c.batch_size})",
   )
   _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
   _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")

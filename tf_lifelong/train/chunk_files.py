@@ -1,9 +1,11 @@
-"""The open task-free interval's chunks on disk: W/detect/chunk-NNNNNN.npz (task_free.py).
+"""Chunk files of the open task-free interval, W/detect/chunk-NNNNNN[-SSSSSS].npz: the
+format of workdirs written before the open interval's reservoirs (open_interval.py).
 
-Each chunk's training and held-out shares are written as it joins the open
-interval (chief only; a segment of a chunk that was cut, segmenting.py, that does not
-start at row 0 as W/detect/chunk-NNNNNN-SSSSSS.npz, SSSSSS its start row), read back when a killed run resumes inside that interval,
-and removed once the interval has ended (its data are then in the model only).
+Those versions wrote each chunk's (or segment's, SSSSSS its first row) training and
+held-out shares as it joined the open interval. A checkpoint record of theirs lists the
+files, and a resume reads them back into the reservoirs; the files are removed once the
+interval has ended. New runs write snapshots instead (`write` stays for tests that make
+such a workdir).
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ class IntervalBuffer:
       raise ValueError("the interval buffer is empty")
     return self._data[: self._filled]
 
-  def add(self, images: np.ndarray, chunk: int) -> None:
-    """Adds a chunk's examples in order (Algorithm R, random numbers keyed by `chunk`)."""
+  def add(self, images: np.ndarray, chunk: int | tuple[int, ...]) -> None:
+    """Adds a chunk's examples in order (Algorithm R, random numbers keyed by `chunk`: its
+    number, or (number, first row) for a segment of a chunk that was cut)."""
     images = np.asarray(images)
     n = len(images)
     if n == 0:
@@ -82,7 +83,8 @@ class IntervalBuffer:
     rest = np.arange(fill, n)
     if len(rest):
       # Example at position p of the chunk is the (seen + p)-th of the interval.
-      rng = np.random.default_rng((_SALT, self.seed, int(chunk)))
+      key = (chunk,) if np.ndim(chunk) == 0 else tuple(chunk)
+      rng = np.random.default_rng((_SALT, self.seed, *(int(k) for k in key)))
       draws = rng.integers(0, self.seen + rest + 1)  # r uniform in {0, ..., i}
       kept = draws < self.capacity
       slots, sources = draws[kept], rest[kept]
@@ -101,6 +103,10 @@ class IntervalBuffer:
       "capacity": np.int64(self.capacity),
       "seed": np.int64(self.seed),
     }
+
+  def copy(self) -> IntervalBuffer:
+    """An independent buffer with the same examples and counters."""
+    return IntervalBuffer.from_state(self.state())
 
   @classmethod
   def from_state(cls, state: dict) -> IntervalBuffer:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from tf_lifelong.state import checkpoints, resume, retention
-from tf_lifelong.train import training
+from tf_lifelong.train import open_interval, training
 from tf_lifelong.train.context import Begun, RunError, _scratch
 
 
@@ -62,6 +62,8 @@ class Persistence:
     Raises:
       RunError: the student's weights or optimizer state are not finite.
     """
+    for interval in (self._task_free.open, self._task_free.last):  # The record names them.
+      open_interval.persist(self.workdir, interval, self.ctx.chief)
     state = self._state(phase, teacher_seen, train_state, chunk)
     best = train_state.best_weights if train_state is not None else None
     if not _finite(self.ctx.student, best):
@@ -75,6 +77,8 @@ class Persistence:
     retention.remove_superseded(self.workdir, keep=state["checkpoint"])
     if phase == "end":
       retention.keep_latest(self.workdir, self.config.keep_checkpoints)
+    if self.config.boundaries == "detect":
+      open_interval.prune(self.workdir, _records(self.workdir))
 
   def _restore(self, start: resume.Start) -> Begun | None:
     """Restores the learner from `start.state`; the interrupted interval's state, if any."""
@@ -134,3 +138,14 @@ def _finite(student, best_weights) -> bool:
   arrays = [*student.get_weights(), *(v.numpy() for v in student.optimizer.variables)]
   arrays += list(best_weights or [])
   return all(np.isfinite(a).all() for a in map(np.asarray, arrays) if a.dtype.kind == "f")
+
+
+def _records(workdir: str) -> list[dict]:
+  """The state records of the workdir's checkpoints (an unreadable one left out)."""
+  out = []
+  for name in checkpoints.available(workdir):
+    try:
+      out.append(checkpoints.read_state(workdir, name))
+    except checkpoints.CheckpointError:
+      pass
+  return out

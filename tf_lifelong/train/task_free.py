@@ -26,16 +26,18 @@ kept but a `detection.Reference` per component (a few numbers).
 
 Files: `W/boundaries.jsonl` has one line per decision (`detection.Decision`:
 chunk, its rows `start` and `end`, decision, component, statistics, thresholds,
-seconds, truth when the stream knows it); the open interval's chunks (segments)
-lie in `W/detect/` until it ends (chunk_files.py), so that a killed run resumes
+seconds, truth when the stream knows it). The open interval keeps at most
+`--interval_buffer` of its examples, a uniform reservoir sample of its segments
+(open_interval.py), snapshotted in `W/detect/` with each checkpoint until it ends,
+so that memory and disk stay flat over an endless stretch and a killed run resumes
 (from the latest `start`, `chunk`, `train` or `end` checkpoint, whose record
 holds this module's state: with a chunk under way, its cut points and the rows
 already decided) with the same decisions and the same cut points.
 
-A bin/train run keeps the interval that ends it (`last`, its chunks still in
+A bin/train run keeps the interval that ends it (`last`, its snapshot still in
 W/detect/): `bin/train --continue` with the next part of the stream decides
 its first chunk against that interval's held-out share, and *same* continues
-it (a repeat hand-over to its component, its chunks carried over); the chunk
+it (a repeat hand-over to its component, its reservoirs carried over); the chunk
 numbers and the references go on. Without test sets (an unlabelled stream, a
 learner fed from Python) each component is evaluated on held-out images of its
 first interval (held_out.py).
@@ -55,7 +57,6 @@ from tf_lifelong.data import inputs, sources, streams
 from tf_lifelong.monitor import timeline
 from tf_lifelong.state import artifacts, files
 from tf_lifelong.train import (
-  chunk_files,
   deciding,
   detection,
   held_out,
@@ -97,7 +98,7 @@ class TaskFree:
     self.truth_seen: list = []
     self.decisions: list[dict] = []
     self.last: OpenInterval | None = None
-    """The interval that ended a bin/train part, kept (its chunks in W/detect/) so that
+    """The interval that ended a bin/train part, kept (its snapshot in W/detect/) so that
     the next part's first chunk may continue it: decided *same* against its held-out
     share (see `close`)."""
     self._held_mode: bool | None = None
@@ -113,7 +114,7 @@ class TaskFree:
 
   # ---------------------------------------------------------------- state
   def state(self) -> dict:
-    """What a checkpoint record keeps (the chunks themselves are in W/detect/)."""
+    """What a checkpoint record keeps (the open interval's data are in its snapshot)."""
     return {
       "chunks": self.chunks,
       "offset": self.offset,
@@ -134,8 +135,10 @@ class TaskFree:
       int(j): detection.Reference.from_dict(r) for j, r in state["references"].items()
     }
     self.truth_seen = list(state["truth_seen"])
-    self.open = open_interval.reopen(self.learner.workdir, state["open"])
-    self.last = open_interval.reopen(self.learner.workdir, state.get("last"))
+    workdir, config = self.learner.workdir, self.learner.config
+    self.open, self.last = (
+      open_interval.reopen(workdir, state.get(k), config) for k in ("open", "last")
+    )
     if self.held_mode:
       self.learner.add_tests(held_out.read_all(self.learner.workdir))
     self.begun = begun
@@ -256,8 +259,11 @@ class TaskFree:
       teacher_truths=seen_before,
     )
     if continues:
-      self.open.carried = last.files
-      self.open.train, self.open.held = list(last.train), list(last.held)
+      self.open.train, self.open.held = last.train.copy(), last.held.copy()
+      self.open.carried = last.files  # An older workdir's chunk files go when this one ends.
+    else:
+      config = learner.config
+      self.open.make_buffers(config.interval_buffer, config.validation_fraction, config.seed)
     split = sources.Split(images, np.zeros(len(images), np.int64))
     interval = streams.Interval(
       index, streams.Distribution(ident, label, split, split, None), is_new
@@ -274,18 +280,15 @@ class TaskFree:
 
   def _join(self, index: int, n: int, segment: Segment, rows: np.ndarray, truth) -> None:
     """Adds a segment of chunk `index` (n rows) to the open interval: its training and
-    held-out shares, and its file in W/detect/."""
+    held-out shares join the interval's reservoirs (open_interval.py)."""
     learner, open_ = self.learner, self.open
     key = (_CHUNK_SALT, *segmenting.holdout_key(index, segment, n))
     kept, held = sources.holdout(len(rows), learner.config.validation_fraction, key)
     train, held = rows[kept], rows[held]
-    if learner.ctx.chief:
-      chunk_files.write(learner.workdir, index, train, held, start=segment.start)
+    open_.add((index, segment.start), train, held)
     open_.chunks.append(index)
     open_.starts.append(segment.start)
     open_.truths.append(truth)
-    open_.train.append(train)
-    open_.held.append(held)
     self.offset = segment.end
 
   def _learn_chunk(self, index: int) -> None:
@@ -322,7 +325,7 @@ class TaskFree:
     """Ends the open interval: early-stopped training on its chunks, its row; None if none.
 
     In a bin/train run (an invocation of the workdir: `learner.invocation` is set) the
-    interval is kept as `last`, its chunks in W/detect/, so that `bin/train --continue`
+    interval is kept as `last`, its snapshot in W/detect/, so that `bin/train --continue`
     with the next part of the stream may go on with it (docs/task_free.md)."""
     return self._close(callbacks, keep=self.learner.invocation is not None)
 
