@@ -116,7 +116,8 @@ share falls below PARTIAL, the interval is not marked, and the shift test goes o
 before. Not measured: a learner, whose scores move as it trains on the mix (the new
 component first learns a mostly-P chunk, so its s_q of P rows may be low, and newer_share
 less telling), nor a mix whose share rises within a chunk (the scan may cut it: a
-superfluous split, both sides *same*).
+superfluous split, both sides *same*). gradual.py wires the rule into the learner's
+decisions; docs/task_free.md has its measurement with a learner.
 """
 
 from __future__ import annotations

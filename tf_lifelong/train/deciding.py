@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from tf_lifelong.train import detection
+from tf_lifelong.train import detection, gradual
 
 Scored = tuple[np.ndarray, "np.ndarray | None", float]
 """(the chunk's scores, the current interval's held-out scores or None, seconds taken)."""
@@ -117,6 +117,8 @@ def _judge(task_free, images, scores, held, noise) -> dict:
   )
   if out["decision"] == detection.NEW:
     out["component"] = int(student.num_categories)  # The one the hand-over adds.
+  transition = task_free.open.transition if task_free.open is not None else None
+  out = gradual.judge(transition, scores, held, out)
   if out.get("best_return") is not None:
     out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
   return out

@@ -222,6 +222,13 @@ class Decision:
   cut_statistic: float | None = None
   """For a segment that starts at a cut: the rank scan's M there, and its critical value."""
   cut_threshold: float | None = None
+  outside_share: float | None = None
+  """For a segment that changed: the share of it outside the current interval's support
+  (gradual.py; a partial mix opens a transition)."""
+  newer_share: float | None = None
+  """In a transition from p to q: the share of its rows with s_q < s_p (gradual.py)."""
+  gradual: bool = False
+  """*same* as a further step of a gradual transition, though the shift test fired."""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -60,15 +60,21 @@ class OpenInterval:
   too (read back on resume, removed when it ends)."""
   snapshot: str | None = None
   """The file in W/detect/ that holds its reservoirs as of the latest checkpoint."""
+  transition: dict | None = None
+  """A gradual transition (gradual.py): {"from": p, "to": q, "share": its latest newer share}."""
   train: IntervalBuffer | None = dataclasses.field(default=None, repr=False)
   held: IntervalBuffer | None = dataclasses.field(default=None, repr=False)
+  latest: np.ndarray | None = dataclasses.field(default=None, repr=False)
+  """The held-out rows of the piece that joined it last (not in the record)."""
 
   def __post_init__(self):
     self.starts = list(self.starts) + [0] * (len(self.chunks) - len(self.starts))
 
   def meta(self) -> dict:
     """What a checkpoint record keeps (the data are in the snapshot)."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("train", "held")}
+    return {
+      k: v for k, v in dataclasses.asdict(self).items() if k not in ("train", "held", "latest")
+    }
 
   def make_buffers(self, capacity: int, validation_fraction: float, seed: int) -> None:
     """Empty reservoirs: `capacity` examples in all, the held-out share's part of it."""
@@ -80,6 +86,7 @@ class OpenInterval:
     """Adds a piece's training and held-out shares (`key`: its chunk and first row)."""
     self.train.add(train, key)
     self.held.add(held, key)
+    self.latest = held
 
   def split(self, which: str) -> sources.Split:
     """Its `train` or `held` (held-out) reservoir as a Split (a copy)."""

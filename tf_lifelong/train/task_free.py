@@ -59,6 +59,7 @@ from tf_lifelong.state import artifacts, files
 from tf_lifelong.train import (
   deciding,
   detection,
+  gradual,
   held_out,
   milestones,
   open_interval,
@@ -264,6 +265,7 @@ class TaskFree:
     else:
       config = learner.config
       self.open.make_buffers(config.interval_buffer, config.validation_fraction, config.seed)
+      gradual.mark(self.open, decision)
     split = sources.Split(images, np.zeros(len(images), np.int64))
     interval = streams.Interval(
       index, streams.Distribution(ident, label, split, split, None), is_new
@@ -313,6 +315,7 @@ class TaskFree:
       open_.steps += config.chunk_steps
       open_.chunk_train_seconds += time.monotonic() - started
       learner.ctx.global_step += config.chunk_steps
+    gradual.after_training(open_, learner.ctx.student, open_.latest, deciding.seed(config, index))
     self.chunks, self.offset, self.cuts = index + 1, 0, None
     every, total = config.checkpoint_every, learner.ctx.global_step
     if every and trained and total // every > (total - config.chunk_steps) // every:
