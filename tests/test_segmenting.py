@@ -88,6 +88,18 @@ def test_a_cut_whose_sides_the_shift_test_cannot_tell_apart_is_undone():
   assert segmenting.cut(chunk, held, SHIFT) == segmenting.whole(1000)
 
 
+def test_a_cut_stands_only_where_its_sides_differ_by_twice_the_shift_threshold(monkeypatch):
+  """The cut is where the sides differ most, so their statistic is inflated by the choice:
+  rotated MNIST had cuts inside one distribution whose sides differed by z = 5-6.4."""
+  rng = np.random.default_rng(12)
+  drift = np.array([2.2, 2.2])  # 0.44 sd: the sides' z about 7, between 5 and 10
+  chunk = np.concatenate([_scores(rng, P, 500), _scores(rng, np.add(P, drift), 500)])
+  held = _scores(rng, P, 200)
+  assert segmenting.cut(chunk, held, SHIFT) == segmenting.whole(1000)
+  monkeypatch.setattr(segmenting, "CUT_MARGIN", 1.0)
+  assert len(segmenting.cut(chunk, held, SHIFT)) == 2
+
+
 def test_segment_truth_and_holdout_key():
   truth = np.repeat([1, 7], [480, 520])
   assert segmenting.truth_of(truth, 0, 500) == 1 and segmenting.truth_of(truth, 500, 1000) == 7
