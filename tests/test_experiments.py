@@ -158,6 +158,7 @@ def test_a_killed_run_goes_on_from_its_checkpoint(tmp_path):
   assert runner.is_finished(spec)
   result = runner.read_result(spec.workdir)
   assert result["intervals"] == 2 and result["extras"]["iwae_log_likelihood"] < 0
+  assert 200 < result["peak_rss_mb"] < 20000  # TensorFlow's process, in MB
   # The first interval's row was kept, not computed again.
   after = (tmp_path / "runs" / "with_consistency" / "seed-0" / "metrics.csv").read_text()
   assert after.splitlines()[:2] == first.splitlines()[:2]

@@ -132,6 +132,8 @@ def summarize(runs: dict) -> list[dict]:
       other.rows[-1].get("test_neg_elbo_seen") if other and other.rows else None
     )
     entry["given_wall_seconds"] = other.result.get("wall_seconds") if other else None
+    entry["detect_peak_rss_mb"] = run.result.get("peak_rss_mb")
+    entry["given_peak_rss_mb"] = other.result.get("peak_rss_mb") if other else None
     if os.path.exists(os.path.join(run.workdir, task_free.BOUNDARIES)):
       entry["timeline"] = timeline_path(run.seed)  # copy_decisions draws it.
     out.append(entry)
@@ -151,8 +153,8 @@ def markdown(entries: Sequence[dict]) -> list[str]:
     "",
     "| seed | chunks | transitions | found | missed | false | mean / max delay "
     "| new/return right | intervals | test -ELBO detect | test -ELBO given "
-    "| wall s detect / given | decision s | chunk training s |",
-    "|---" * 14 + "|",
+    "| wall s detect / given | decision s | chunk training s | peak RSS MB detect / given |",
+    "|---" * 15 + "|",
   ]
   for e in entries:
     accuracy = (
@@ -165,7 +167,8 @@ def markdown(entries: Sequence[dict]) -> list[str]:
       f"| {e['false']} | {fmt(e['mean_delay'])} / {fmt(e['max_delay'])} | {accuracy} "
       f"| {e['intervals']} | {fmt(e['detect_test_neg_elbo'])} | {fmt(e['given_test_neg_elbo'])} "
       f"| {fmt(e['detect_wall_seconds'], 0)} / {fmt(e['given_wall_seconds'], 0)} "
-      f"| {fmt(e['decision_seconds'], 1)} | {fmt(e.get('chunk_train_seconds'), 1)} |"
+      f"| {fmt(e['decision_seconds'], 1)} | {fmt(e.get('chunk_train_seconds'), 1)} "
+      f"| {fmt(e.get('detect_peak_rss_mb'), 0)} / {fmt(e.get('given_peak_rss_mb'), 0)} |"
     )
   lines += [
     "",
@@ -174,7 +177,8 @@ def markdown(entries: Sequence[dict]) -> list[str]:
     "where the distribution did not change; decision s: the time of the decisions "
     "(statistics and references), inside the detect run's wall time, as is chunk training "
     "s: the steps after each chunk joined its interval (part of each interval's step "
-    "budget) with their fit calls. Wrong decisions "
+    "budget) with their fit calls; peak RSS: the run's process's high-water mark (its own "
+    "with --parallel > 1). Wrong decisions "
     "and false shifts by chunk: "
     + "; ".join(
       f"seed {e['seed']}: wrong {e['wrong_chunks'] or 'none'}, false {e['false_chunks'] or 'none'}"

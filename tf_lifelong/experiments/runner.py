@@ -148,6 +148,7 @@ def run_lock(spec: RunSpec, out=None):
 
 def _run_held(spec: RunSpec, held, out) -> dict:
   """`run_one` with the folder's lock held (`held`; None: lifelong.run takes it)."""
+  from tf_lifelong.benchmarks import measuring  # noqa: PLC0415
   from tf_lifelong.evaluation import sampling_metrics  # noqa: PLC0415
   from tf_lifelong.train import lifelong  # noqa: PLC0415
 
@@ -175,6 +176,7 @@ def _run_held(spec: RunSpec, held, out) -> dict:
     "final": {k: rows[-1].get(k) for k in FINAL_KEYS},
     "extras": hook.result,
     "wall_seconds": round(time.monotonic() - start, 1),
+    "peak_rss_mb": round(measuring.peak_rss_mb(), 1),  # its own with --parallel > 1
     "command": train_command(spec),
   }
   artifacts.write_json(os.path.join(spec.workdir, RESULT), result)
