@@ -19,8 +19,9 @@ _RNG = np.random.default_rng(5)
 
 
 def _rows(kind: str, n: int) -> np.ndarray:
-  """Scores [n, 3] (s_0, s_1, KL_c) of P (component 0's), Q (component 1's) or R (neither's)."""
-  level = {"P": (100, 130), "Q": (130, 100), "R": (170, 165)}[kind]
+  """Scores [n, 3] (s_0, s_1, KL_c) of P (component 0's), Q (component 1's), R (neither's)
+  or L, a look-alike of P (every row shifted by 3 nats: inside P's support, but not P)."""
+  level = {"P": (100, 130), "Q": (130, 100), "R": (170, 165), "L": (103, 127)}[kind]
   s = np.array(level, float) + _RNG.gamma(4.0, 2.0, size=(n, 2))
   return np.concatenate([s, 20 + _RNG.normal(0, 2, size=(n, 1))], axis=1)
 
@@ -42,7 +43,7 @@ def _decide(chunk, held, transition):
   )
   if out["decision"] == detection.NEW:
     out["component"] = 2
-  return gradual.judge(transition, chunk, held, out)
+  return gradual.judge(transition, chunk, held, out, 5.0)
 
 
 def test_a_further_step_of_the_mix_is_same_a_return_or_a_new_one_is_not():
@@ -65,7 +66,10 @@ def test_a_partial_mix_opens_a_transition_and_a_new_distribution_does_not():
   assert first["decision"] == "new" and 0.05 < first["outside_share"] < 0.9
   whole = _decide(_rows("R", 1000), _rows("P", 200), None)
   assert whole["outside_share"] >= 0.9
-  for out, expected in ((first, {"from": 0, "to": 2, "share": None}), (whole, None)):
+  alike = _decide(_rows("L", 1000), _rows("P", 200), None)
+  assert 0.05 < alike["outside_share"] < 0.9 and first["mix"] and not alike["mix"]
+  expected = {"from": 0, "to": 2, "share": None}
+  for out, expected in ((first, expected), (whole, None), (alike, None)):
     interval = OpenInterval(index=1, ident=1, component=2, decision="new", first_chunk=3)
     decision = detection.Decision(chunk=3, **{k: v for k, v in out.items() if k != "scores"})
     gradual.mark(interval, decision)
@@ -103,4 +107,4 @@ def test_ones_turning_into_sevens_over_four_chunks_make_one_new_component(tmp_pa
   kinds = [d.decision for d in decisions]
   assert kinds == ["new", "same", "same", "new"] + ["same"] * 6, kinds
   assert learner.num_categories == 2
-  assert learner._task_free.open.transition["from"] == 0
+  assert learner._task_free.open.transition["from"] == 0, learner._task_free.open.transition

@@ -118,7 +118,7 @@ def _judge(task_free, images, scores, held, noise) -> dict:
   if out["decision"] == detection.NEW:
     out["component"] = int(student.num_categories)  # The one the hand-over adds.
   transition = task_free.open.transition if task_free.open is not None else None
-  out = gradual.judge(transition, scores, held, out)
+  out = gradual.judge(transition, scores, held, out, config.shift_threshold)
   if out.get("best_return") is not None:
     out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
   return out

@@ -229,6 +229,9 @@ class Decision:
   """In a transition from p to q: the share of its rows with s_q < s_p (gradual.py)."""
   gradual: bool = False
   """*same* as a further step of a gradual transition, though the shift test fired."""
+  mix: bool = False
+  """A *new* segment whose rows inside the interval's support are the interval's own
+  distribution: a partial mix (gradual.py)."""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

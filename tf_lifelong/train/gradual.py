@@ -9,8 +9,11 @@ level: the step holds nothing the interval has not seen, and its share of Q has 
 
 1. `mark`: a segment decided *new* whose `outside_share` against the interval it leaves
    (the share of its rows beyond that interval's support, on the shift test's columns)
-   lies in change_point.PARTIAL is a partial mix: the interval it opens is a transition
-   from the component it left (p) to the new one (q).
+   lies in change_point.PARTIAL, and whose rows inside that support pass the shift test
+   against the interval (they *are* the old distribution), is a partial mix: the interval
+   it opens is a transition from the component it left (p) to the new one (q). The second
+   condition tells a mix from a look-alike class, which overlaps the old support without
+   being it (Shirt after T-shirt: outside share 0.12, but all of its rows shifted).
 2. `judge`: in a transition, a segment that fails the shift test is *same* when nothing of
    it lies outside the interval's support (outside share <= change_point.OUTSIDE_MAX) and
    its `newer_share` (rows with s_q < s_p) is at least the interval's latest one, less
@@ -34,14 +37,19 @@ def _columns(scores: np.ndarray, k: int) -> np.ndarray:
   return detection.profile(scores, k, list(range(scores.shape[1] - 1)))
 
 
-def judge(transition: dict | None, scores, held, out: dict) -> dict:
+def judge(transition: dict | None, scores, held, out: dict, shift_threshold: float) -> dict:
   """What a segment's decision (`out`, detection.decide's) becomes: its outside share
-  recorded when it changed; *same* when it is a further step of the open transition."""
+  recorded when it changed, and whether it is a mix (`mix`: its rows inside the interval's
+  support pass the shift test against the interval); *same* when it is a further step of
+  the open transition."""
   k = out.get("current")
   if out["decision"] == detection.SAME or held is None or k is None:
     return out
-  outside, _ = change_point.outside_share(_columns(scores, k), _columns(held, k))
+  outside, rows = change_point.outside_share(_columns(scores, k), _columns(held, k))
   out = {**out, "outside_share": round(outside, 4)}
+  if out["decision"] == detection.NEW and (~rows).sum() > 1:
+    inside = detection.shift_statistic(scores[~rows], held, k)[0]
+    out["mix"] = bool(inside <= shift_threshold)
   if transition is None or max(transition["from"], transition["to"]) >= scores.shape[1] - 1:
     return out
   share = change_point.newer_share(scores, transition["from"], transition["to"])
@@ -56,7 +64,7 @@ def mark(interval, decision: detection.Decision) -> None:
   """Makes a newly opened interval a transition when its first segment was a partial mix."""
   lo, hi = change_point.PARTIAL
   share = decision.outside_share
-  if decision.decision == detection.NEW and share is not None and lo < share < hi:
+  if decision.decision == detection.NEW and decision.mix and share is not None and lo < share < hi:
     interval.transition = {"from": decision.current, "to": decision.component, "share": None}
 
 
