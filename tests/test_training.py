@@ -209,3 +209,95 @@ def test_the_step_watchdog_aborts_the_collectives_only_when_steps_stop():
   assert watchdog.fired and len(aborted) == 1
   code, message = aborted[0]
   assert code == tf.errors.DEADLINE_EXCEEDED and "aborted" in message
+
+
+# ------------------------------------------------------------- train_steps (a chunk's steps)
+
+
+def _chunk_student(steps_per_execution=5, seed=5):
+  """A tiny compiled student (batch 6, 4x5 images) as a detect run makes it, and its Config."""
+  from tf_lifelong.model import student as student_lib
+
+  config = config_lib.Config(
+    hidden_units=8,
+    continuous_dim=2,
+    batch_size=6,
+    seed=seed,
+    boundaries="detect",
+    chunk_steps=10,
+    eval_every=10,
+    max_steps_per_interval=20,
+    steps_per_execution=steps_per_execution,
+    learning_rate=1e-2,
+  )
+  keras.utils.set_random_seed(seed)
+  return student_lib.new_student(config, _SHAPE), config
+
+
+def _chunk_split(n, seed=0):
+  from tf_lifelong.data import sources
+
+  images = np.random.default_rng(seed).integers(0, 256, size=(n, *_SHAPE), dtype=np.uint8)
+  return sources.Split(images, np.zeros(n, np.int64))
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 5])
+def test_train_steps_runs_exactly_its_steps(steps_per_execution):
+  student, config = _chunk_student(steps_per_execution)
+  assert student.steps_per_execution == steps_per_execution
+  for n, expected in ((20, 10), (35, 20)):  # a growing split, as an open interval's
+    loss = training.train_steps(student, _chunk_split(n), 10, config, seed=n)
+    assert int(student.optimizer.iterations.numpy()) == expected
+    assert np.isfinite(loss)
+
+
+def test_train_steps_lowers_the_loss_on_a_fixed_split():
+  # Three binary templates: learnable far below the first chunk's loss (random pixels are not).
+  from tf_lifelong.data import sources
+
+  rng = np.random.default_rng(0)
+  templates = (rng.random((3, *_SHAPE)) < 0.5).astype(np.uint8) * 255
+  split = sources.Split(templates[rng.integers(0, 3, 24)], np.zeros(24, np.int64))
+  student, config = _chunk_student()
+  losses = [training.train_steps(student, split, 10, config, seed=3) for _ in range(5)]
+  assert losses[-1] < 0.8 * losses[0] and losses[-1] < min(losses[:-1]), losses
+
+
+def test_train_steps_is_deterministic_for_a_seed():
+  splits = [_chunk_split(20, 1), _chunk_split(32, 2)]
+
+  def weights(seed):
+    student, config = _chunk_student()
+    for i, split in enumerate(splits):
+      training.train_steps(student, split, 10, config, seed=seed + i)
+    return student.get_weights()
+
+  first, again, other = weights(7), weights(7), weights(8)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, c) for a, c in zip(first, other))  # the seed matters
+
+
+def test_train_steps_raises_on_a_non_finite_loss():
+  student, config = _chunk_student()
+  weights = student.get_weights()
+  student.set_weights([np.full_like(w, np.nan) if w.dtype.kind == "f" else w for w in weights])
+  with pytest.raises(training.NonFiniteLossError, match="the training loss is nan") as e:
+    training.train_steps(student, _chunk_split(20), 10, config, seed=1)
+  assert e.value.step == 10
+
+
+def test_train_steps_does_not_retrace_across_chunks():
+  # Each chunk brings a new split (another size, other images, another seed): its
+  # iterator has the same element_spec, so the train function is traced once.
+  student, config = _chunk_student()
+  traces = []
+  step = student.train_step
+  student.train_step = lambda data: (traces.append(1), step(data))[1]
+  training.train_steps(student, _chunk_split(20, 0), 10, config, seed=0)
+  first = len(traces)
+  assert first >= 1
+  for n in (27, 40, 55):
+    training.train_steps(student, _chunk_split(n, n), 10, config, seed=n)
+  assert len(traces) == first
+  assert int(student.optimizer.iterations.numpy()) == 40
