@@ -68,8 +68,8 @@ def test_a_partial_mix_opens_a_transition_and_a_new_distribution_does_not():
   assert whole["outside_share"] >= 0.9
   alike = _decide(_rows("L", 1000), _rows("P", 200), None)
   assert 0.05 < alike["outside_share"] < 0.9 and first["mix"] and not alike["mix"]
-  expected = {"from": 0, "to": 2, "share": None}
-  for out, expected in ((first, expected), (whole, None), (alike, None)):
+  marked = {"from": 0, "to": 2, "share": None}
+  for out, expected in ((first, marked), (whole, None), (alike, None)):
     interval = OpenInterval(index=1, ident=1, component=2, decision="new", first_chunk=3)
     decision = detection.Decision(chunk=3, **{k: v for k, v in out.items() if k != "scores"})
     gradual.mark(interval, decision)
