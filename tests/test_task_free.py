@@ -152,6 +152,28 @@ def test_decide_same_return_new():
   assert (out["decision"], out["statistic"]) == ("return", None)
 
 
+def test_a_same_chunk_computes_no_return_statistics():
+  rng = np.random.default_rng(3)
+  held = _scores(rng, [120.0, 100.0], 200, sd=10)
+  asked = []
+
+  def masses():
+    asked.append("masses")
+    return np.array([0.5, 0.5])
+
+  def returns(k):
+    asked.append("returns")
+    return {}
+
+  kw = dict(shift_threshold=4.0, return_threshold=2.0, return_mass=0.0)
+  same = _scores(rng, [120.0, 100.0], 500, sd=10)
+  assert detection.decide(same, held, returns, masses, **kw)["decision"] == "same"
+  assert asked == []  # the judge's scores and posterior are left for chunks that changed
+  other = _scores(rng, [150.0, 100.0], 500, sd=10)
+  assert detection.decide(other, held, returns, masses, **kw)["decision"] == "new"
+  assert asked == ["returns", "masses"]
+
+
 def test_reference_prediction_follows_the_drift_but_not_kl():
   ref = detection.Reference(0, [0, 1], [100.0, 20.0, 30.0], [10.0, 2.0, 5.0], [90.0, 15.0, 25.0])
   np.testing.assert_allclose(ref.predicted(np.array([95.0, 10.0, 20.0])), [105.0, 20.0, 25.0])

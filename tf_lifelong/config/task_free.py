@@ -45,14 +45,23 @@ class TaskFreeFields:
   )
   return_threshold: float = setting(
     1.5,
-    "detect: a changed chunk returns to component j when at least --return_mass of it goes "
-    "to j and its -ELBO profile (under j, KL_c, against the other components) is within this "
+    "detect: a changed chunk returns to component j (the component most of its posterior "
+    "goes to) when its -ELBO profile (under j, KL_c, against the other components) is within this "
     "many standard deviations of j's reference everywhere (detection.choose_return).",
     section="task_free",
   )
   return_mass: float = setting(
-    0.95,
-    "detect: the share of a chunk's mean posterior q(z_d = j | x) a return to j needs, in (0, 1].",
+    0.0,
+    "detect: the share of a chunk's mean posterior q(z_d = j | x) a return to j needs, in "
+    "[0, 1]; 0: none (the largest share picks the candidate j; look-alike components split "
+    "it).",
+    section="task_free",
+  )
+  return_ratio: float = setting(
+    1.25,
+    "detect: a return to j also needs the chunk to lie at most this many times as far from "
+    "j's fresh samples (mean distance to the nearest one, in pixels) as j's own held-out "
+    "images did when j's reference was made (train/neighbours.py); 0: not tested.",
     section="task_free",
   )
   interval_buffer: int = setting(

@@ -199,8 +199,8 @@ def timeline_markdown(entries: Sequence[dict]) -> list[str]:
     "### Detection timelines",
     "",
     "Per chunk (x): the shift statistic z and, for a chunk that changed, the return "
-    "candidate's profile distance d (sds) and posterior mass, each against its threshold "
-    "(red); the decision (pale: same; `nN`: new component N; `rJ`: return to component J), "
+    "candidate's profile distance d (sds), nearest-sample ratio r and posterior mass, each "
+    "against its threshold (red); the decision (pale: same; `nN`: new component N; `rJ`: return to component J), "
     "the truth in order of arrival (the colours agree where the run is right) and the "
     "mistakes: false shifts (red), missed changes (orange), wrong new/return (magenta). "
     "Drawn by tf_lifelong/monitor/timeline.py from `boundaries/seed-N.jsonl`.",

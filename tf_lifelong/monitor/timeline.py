@@ -19,11 +19,15 @@ the fields of `detection.Decision`):
 - **return d**: `return_statistic`, for a chunk that is not *same*: the largest distance, in
   the reference's sds, between the chunk's profile and that of the candidate `best_return`
   (the component the encoder sends most of the chunk to), against `return_threshold`
-  (--return_threshold): at most it, with enough posterior mass, is a return. Log scale.
+  (--return_threshold): at most it, with r at most its threshold, is a return. Log scale.
+- **return r**: `return_ratio`, the candidate's nearest-sample ratio (train/neighbours.py:
+  the chunk's mean distance to the candidate's fresh samples over that of its own held-out
+  images when its reference was made), against `ratio_threshold` (--return_ratio): at most
+  it, with d at most its threshold, is a return. Linear, 0.5 to 2.
 - **return mass**: `return_mass`, the candidate's share of the chunk's mean posterior
-  q(z_d = j | x), against --return_mass (a line where `draw` is given it: the decisions do
-  not record it).
-  The stems of the three panels are coloured by the chunk's decision (same / new / return).
+  q(z_d = j | x), against --return_mass where that gates (a line where `draw` is given a
+  non-zero one: the decisions do not record it).
+  The stems of the four panels are coloured by the chunk's decision (same / new / return).
 - **decision**: a cell per chunk in the colour of its interval's component (that of the
   last new / return), pale for *same*, full for *new* (labelled `n3`: new component 3) and
   *return* (`r1`: return to component 1).
@@ -175,6 +179,8 @@ def record(
   image = draw(decisions, return_mass=return_mass)
   files.write_bytes(files.join(workdir, FILENAME), png(image))
   if writer is not None:
-    description = "x: chunk; shift z, return d and mass against their thresholds; decisions; truth"
+    description = (
+      "x: chunk; shift z, return d, return r and mass against their thresholds; decisions; truth"
+    )
     writer.image(TAG, np.asarray(image), step, description)
   return image

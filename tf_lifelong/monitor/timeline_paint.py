@@ -19,7 +19,9 @@ PX_PER_CHUNK = 6
 MIN_PLOT, MAX_PLOT = 640, 1800
 """The plot's width in pixels: PX_PER_CHUNK per chunk, within these."""
 LEFT, RIGHT = 70, 16
-PANELS = (("shift", 110), ("return", 80), ("mass", 50))
+PANELS = (("shift", 110), ("return", 80), ("ratio", 60), ("mass", 50))
+RATIO_RANGE = (0.5, 2.0)
+"""The nearest-sample ratio panel's range (values beyond it are drawn at its edge)."""
 BAND, LABEL_ROW = 16, 12
 KEY_MAX = 80
 """The truth key names at most this many distributions."""
@@ -166,28 +168,37 @@ def panels(pen, lay: Layout, decisions: list[dict], return_mass, font) -> None:
   ret = next(
     (d["return_threshold"] for d in decisions if d.get("return_threshold") is not None), None
   )
+  near = next(
+    (d["ratio_threshold"] for d in decisions if d.get("ratio_threshold") is not None), None
+  )
   kinds = [d["decision"] for d in decisions]
   specs = (
-    ("shift", "statistic", shift, True,
+    ("shift", "statistic", shift, "log",
      "shift z (log scale): the chunk's change against the interval; above the threshold: "
      "not same"),
-    ("return", "return_statistic", ret, True,
+    ("return", "return_statistic", ret, "log",
      "return d (sds, log scale): the candidate's profile distance; at most the threshold "
-     "(and mass): return"),
-    ("mass", "return_mass", return_mass, False,
-     "return mass: the candidate's share of q(z_d = j | x); at least the threshold (and d): "
-     "return"),
+     "(and the ratio's): return"),
+    ("ratio", "return_ratio", near, "ratio",
+     "return r: the chunk's distance to the candidate's samples over its own data's; at "
+     "most the threshold (and d's): return"),
+    ("mass", "return_mass", return_mass or None, "share",
+     "return mass: the candidate's share of q(z_d = j | x) (a gate where a threshold shows)"),
   )  # fmt: skip
-  for name, field, threshold, log, title in specs:
+  for name, field, threshold, kind, title in specs:
     pen.text((LEFT, lay.rows[name + "_title"][0]), title, fill=INK, font=font)
     values = [d.get(field) for d in decisions]
-    _panel(pen, lay, name, values, kinds, threshold, log, font)
+    _panel(pen, lay, name, values, kinds, threshold, kind, font)
 
 
-def _scale(values, threshold, log: bool):
-  """(f, top value, ticks): f maps a value to [0, 1] of the panel's height."""
-  if not log:
+def _scale(values, threshold, kind: str):
+  """(f, top value, ticks): f maps a value to [0, 1] of the panel's height. `kind`: "log"
+  (log10(1 + v) from 0), "share" (0 to 1), "ratio" (RATIO_RANGE, linear)."""
+  if kind == "share":
     return (lambda v: min(max(v, 0.0), 1.0)), 1.0, [0.0, 0.5, 1.0]
+  if kind == "ratio":
+    low, high = RATIO_RANGE
+    return (lambda v: min(max((v - low) / (high - low), 0.0), 1.0)), high, [0.5, 1.0, 1.5, 2.0]
   finite = [v for v in values if v is not None and np.isfinite(v)]
   top = max([10.0, 2.0 * (threshold or 0.0), *finite])
   span = np.log10(1.0 + top)
@@ -195,10 +206,10 @@ def _scale(values, threshold, log: bool):
   return (lambda v: np.log10(1.0 + max(v, 0.0)) / span), top, [t for t in nice if t <= top]
 
 
-def _panel(pen, lay: Layout, name, values, kinds, threshold, log: bool, font) -> None:
+def _panel(pen, lay: Layout, name, values, kinds, threshold, kind: str, font) -> None:
   top, bottom = lay.rows[name]
   left, right = LEFT, LEFT + lay.width
-  f, _, ticks = _scale(values, threshold, log)
+  f, _, ticks = _scale(values, threshold, kind)
   height = bottom - top - 2
 
   def y(v):

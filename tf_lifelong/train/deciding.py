@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from tf_lifelong.train import detection, gradual
+from tf_lifelong.train import detection, gradual, neighbours
 
 Scored = tuple[np.ndarray, "np.ndarray | None", float]
 """(the chunk's scores, the current interval's held-out scores or None, seconds taken)."""
@@ -78,6 +78,7 @@ def decide(task_free, index, images, segment, truths, chunk: Scored | None) -> d
     **out,
     threshold=config.shift_threshold if current is not None else None,
     return_threshold=config.return_threshold,
+    ratio_threshold=config.return_ratio or None,
     seconds=round(time.monotonic() - start + spent, 4),
   )
 
@@ -92,19 +93,35 @@ def _judge(task_free, images, scores, held, noise) -> dict:
   judge = student
   if task_free.open is not None and getattr(student, "teacher", None) is not None:
     judge = student.teacher
-  judged = scores if judge is student else detection.component_scores(judge, images, noise)
-  distances = {}
-  masses = detection.posterior_masses(judge, images)
+  distances, lazy = {}, {}
+
+  def masses():
+    # The judge's scores and posterior, only for a segment that is not *same* (most are).
+    if not lazy:
+      lazy["scores"] = scores
+      if judge is not student:
+        lazy["scores"] = detection.component_scores(judge, images, noise)
+      lazy["masses"] = detection.posterior_masses(judge, images)
+    return lazy["masses"]
 
   def returns(exclude):
     # Only the candidate the encoder votes for is judged (detection.choose_return):
     # its profile alone is computed, J decoder rows per sample instead of J^2.
-    refs = {j: r for j, r in task_free.references.items() if j != exclude and j < len(masses)}
+    refs = {j: r for j, r in task_free.references.items() if j != exclude and j < len(masses())}
     if refs:
-      j = max(refs, key=lambda i: float(masses[i]))
+      j = max(refs, key=lambda i: float(masses()[i]))
       now = detection.sample_profile(judge, j, refs[j].components, config.seed)
-      distances[j] = detection.return_distances(judged, refs[j], now)
+      distances[j] = detection.return_distances(lazy["scores"], refs[j], now)
     return distances
+
+  def ratio(j):
+    # neighbours.py: the chunk against j's fresh samples under the judge, relative to
+    # j's held-out share against them under the model of the reference.
+    if not task_free.references[j].neighbour:
+      return None
+    then = neighbours.Distances(**task_free.references[j].neighbour)
+    now = neighbours.measure(judge, j, images, config.seed, n=then.rows)
+    return neighbours.ratio(now, then)
 
   out = detection.decide(
     scores,
@@ -114,6 +131,8 @@ def _judge(task_free, images, scores, held, noise) -> dict:
     shift_threshold=config.shift_threshold,
     return_threshold=config.return_threshold,
     return_mass=config.return_mass,
+    ratio=ratio,
+    return_ratio=config.return_ratio or None,
   )
   if out["decision"] == detection.NEW:
     out["component"] = int(student.num_categories)  # The one the hand-over adds.
@@ -132,9 +151,14 @@ def describe(decision: detection.Decision, n: int | None = None) -> str:
   if d.statistic is None and d.return_statistic is None:
     return f"chunk {d.chunk}{rows}: new -> component {d.component}{truth}"
   shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
+  near = (
+    f", nearest-sample ratio {d.return_ratio:.3f} (vs {d.ratio_threshold:g})"
+    if d.return_ratio is not None and d.ratio_threshold is not None
+    else ""
+  )
   ret = (
     f"; candidate {d.best_return}: posterior {d.return_mass:.2f}, profile "
-    f"{d.return_statistic:.2f} sds (vs {d.return_threshold:g})"
+    f"{d.return_statistic:.2f} sds (vs {d.return_threshold:g}){near}"
     if d.return_statistic is not None
     else ""
   )

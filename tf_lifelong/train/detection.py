@@ -22,14 +22,18 @@ the current interval's held-out share H best:
 2. Otherwise *return to j* (`choose_return`), for j != k the component with a
    `Reference` to which the encoder sends most of the chunk (the largest mean
    posterior q(z_d = j | x): the encoder was trained on the teacher's samples
-   of j to send them there), when that share is at least `return_mass` and the
-   chunk's profile (`profile`: S_j, KL_c and the differences S_i - S_j) lies
-   within `return_threshold` sds of j's reference in every entry (the
-   reference's level moved by how much the model's own samples of j moved
-   since; KL_c as it was). Forgetting moves an old distribution's level by
-   about one sd in a few intervals, hence the loose bound, which the posterior
-   makes safe. Returns are judged with the teacher (the model as the last
-   interval ended, like the references) where there is one (task_free.py).
+   of j to send them there), when that share is at least `return_mass` (0 by
+   default: the vote picks the candidate, and neighbours, a Shirt and a T-shirt
+   component, split it), the chunk's profile (`profile`: S_j, KL_c and the
+   differences S_i - S_j) lies within `return_threshold` sds of j's reference
+   in every entry (the reference's level moved by how much the model's own
+   samples of j moved since; KL_c as it was), and the chunk lies at most
+   `return_ratio` times as far from j's fresh samples as j's held-out share did
+   (neighbours.py: what tells a look-alike newcomer from a return). Forgetting
+   moves an old distribution's level by about one sd in a few intervals, hence
+   the loose profile bound. Returns are judged with the teacher (the model as
+   the last interval ended, like the references) where there is one
+   (task_free.py).
 3. Otherwise *new*.
 
 No data of earlier intervals are kept: a `Reference` is a few numbers per
@@ -50,6 +54,8 @@ import tensorflow as tf
 
 from tf_lifelong.data import transforms
 from tf_lifelong.model import batching, latents, objectives
+from tf_lifelong.train import neighbours
+from tf_lifelong.train.decision_record import Decision as Decision
 
 SAME, RETURN, NEW = "same", "return", "new"
 KINDS = (SAME, RETURN, NEW)
@@ -121,6 +127,8 @@ class Reference:
   the mean profile of the model's own samples of j (`synthetic`). Later, the
   real profile is predicted as `real + (synthetic now - synthetic)`
   (`predicted`): the model's drift, measured on its own samples (KL_c aside).
+  `neighbour`: the held-out share against j's samples (`neighbours.Distances` as a
+  dict; None in references from before it).
   """
 
   component: int
@@ -128,6 +136,7 @@ class Reference:
   real: list[float]
   sd: list[float]
   synthetic: list[float]
+  neighbour: dict | None = None
 
   def predicted(self, synthetic_now: np.ndarray) -> np.ndarray:
     """The real profile now: moved by the samples' drift, except KL_c (entry 1), which
@@ -155,9 +164,15 @@ def sample_profile(
 
 
 def make_reference(
-  model, heldout_scores: np.ndarray, j: int, seed: int, n: int = REFERENCE_SAMPLES
+  model,
+  heldout_scores: np.ndarray,
+  j: int,
+  seed: int,
+  n: int = REFERENCE_SAMPLES,
+  images: np.ndarray | None = None,
 ) -> Reference:
-  """Component j's reference from its held-out scores [M, J] under `model` (see Reference)."""
+  """Component j's reference from its held-out scores [M, J] under `model` (see Reference),
+  and from the held-out `images` themselves where given (its `neighbour`)."""
   components = list(range(heldout_scores.shape[1] - 1))
   p = profile(heldout_scores, j, components)
   sd = p.std(axis=0, ddof=1) if len(p) > 1 else np.zeros(p.shape[1])
@@ -167,6 +182,7 @@ def make_reference(
     real=p.mean(axis=0).tolist(),
     sd=np.maximum(sd, 1e-6).tolist(),
     synthetic=sample_profile(model, j, components, seed, n).tolist(),
+    neighbour=neighbours.measure(model, j, images, seed).to_dict() if images is not None else None,
   )
 
 
@@ -181,65 +197,6 @@ def return_distances(
 def return_statistic(chunk_scores: np.ndarray, ref: Reference, synthetic_now: np.ndarray) -> float:
   """max_i of `return_distances`: how far the chunk is from j's distribution, in sds."""
   return float(np.max(return_distances(chunk_scores, ref, synthetic_now)))
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-  """What the learner decided for one chunk or segment of a chunk, and why (a line of
-  boundaries.jsonl)."""
-
-  chunk: int
-  decision: str
-  """same, return or new."""
-  component: int | None
-  """The component the chunk is given to: the current one (same), the returning one, or
-  the new one (J after the hand-over - 1)."""
-  statistic: float | None = None
-  """|z| of the shift test (None for the first chunk)."""
-  threshold: float | None = None
-  return_statistic: float | None = None
-  """The smallest d_j over the components with a reference (None when none has one)."""
-  return_threshold: float | None = None
-  best_return: int | None = None
-  return_distances: list[float] | None = None
-  """best_return's distance per profile entry (`profile`: s_j, KL_c, s_i - s_j, ...)."""
-  return_mass: float | None = None
-  """best_return's share of the chunk's mean posterior q(z_d = j | x)."""
-  driver: int | None = None
-  """The component whose score (j = k) or difference to k (j != k) moved most."""
-  current: int | None = None
-  """k: the component that explains the current interval best."""
-  scores: list[float] | None = None
-  """S_j(c) for every component j."""
-  seconds: float = 0.0
-  truth: int | None = None
-  truth_name: str | None = None
-  start: int = 0
-  """The first row of the chunk this decision is for (segmenting.py: a chunk with a change
-  inside is cut, and each segment decided; 0 and `end` None in records from before)."""
-  end: int | None = None
-  """The row after its last (the chunk's length for a whole chunk)."""
-  cut_statistic: float | None = None
-  """For a segment that starts at a cut: the rank scan's M there, and its critical value."""
-  cut_threshold: float | None = None
-  outside_share: float | None = None
-  """For a segment that changed: the share of it outside the current interval's support
-  (gradual.py; a partial mix opens a transition)."""
-  newer_share: float | None = None
-  """In a transition from p to q: the share of its rows with s_q < s_p (gradual.py)."""
-  gradual: bool = False
-  """*same* as a further step of a gradual transition, though the shift test fired."""
-  mix: bool = False
-  """A *new* segment whose rows inside the interval's support are the interval's own
-  distribution: a partial mix (gradual.py)."""
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: dict) -> Decision:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> float:
@@ -282,32 +239,43 @@ def choose_return(
   exclude: int | None,
   return_threshold: float,
   return_mass: float,
+  ratio=None,
+  return_ratio: float | None = None,
 ) -> dict:
   """Return to which component, or new, for a chunk that is not the current distribution.
 
   The candidate is the component j (not `exclude`, with a reference) to which the
   encoder sends most of the chunk: the largest mean posterior q(z_d = j | x) (the
   encoder was trained on the teacher's samples of j to do so). It is a return to j
-  when that share is at least `return_mass` and the chunk's profile lies within
-  `return_threshold` of j's reference sds in every entry; otherwise the chunk is new.
+  when that share is at least `return_mass`, the chunk's profile lies within
+  `return_threshold` of j's reference sds in every entry, and its nearest-sample ratio
+  (neighbours.py) is at most `return_ratio`; otherwise the chunk is new.
 
   Args:
     distances: component -> `return_distances` of the chunk (components with a reference).
     masses: the chunk's mean posterior q(z_d = j | x) over its images, [J].
     exclude: k, the current interval's component (not a return), or None.
+    ratio: a function of the candidate j giving the chunk's nearest-sample ratio r_j, or
+      None where j's reference has none (a reference from before it); called once.
+    return_ratio: r_j's bound; None (or no `ratio`): the ratio is not part of the test.
 
   Returns:
     {"decision" (return or new), "component" (None for new), "best_return" (the
-    candidate), "return_statistic" (its largest entry distance), "return_mass"}.
+    candidate), "return_statistic" (its largest entry distance), "return_mass",
+    "return_ratio" (r_j or None)}.
   """
   candidates = {j: d for j, d in distances.items() if j != exclude and j < len(masses)}
-  out = {"return_statistic": None, "best_return": None, "return_mass": None}
+  out = {"return_statistic": None, "best_return": None, "return_mass": None, "return_ratio": None}
   if not candidates:
     return {**out, "decision": NEW, "component": None}
   best = max(candidates, key=lambda j: float(masses[j]))
   worst = float(np.max(candidates[best]))
-  out.update(return_statistic=worst, best_return=best, return_mass=float(masses[best]))
-  if masses[best] >= return_mass and worst <= return_threshold:
+  r = ratio(best) if ratio is not None and return_ratio is not None else None
+  out.update(
+    return_statistic=worst, best_return=best, return_mass=float(masses[best]), return_ratio=r
+  )
+  near = r is None or r <= return_ratio
+  if masses[best] >= return_mass and worst <= return_threshold and near:
     return {**out, "decision": RETURN, "component": best}
   return {**out, "decision": NEW, "component": None}
 
@@ -316,11 +284,13 @@ def decide(
   chunk_scores: np.ndarray,
   heldout_scores: np.ndarray | None,
   returns,
-  masses: np.ndarray,
+  masses,
   *,
   shift_threshold: float,
   return_threshold: float,
   return_mass: float,
+  ratio=None,
+  return_ratio: float | None = None,
 ) -> dict:
   """The decision for a chunk (module docstring), a pure function of the statistics.
 
@@ -330,9 +300,10 @@ def decide(
       None when no interval is open (then only return or new).
     returns: a function of k (the component to leave out, or None) giving
       component -> `return_distances`, called only when the chunk is not *same*.
-    masses: the chunk's mean posterior over the components, [J].
-    shift_threshold, return_threshold, return_mass: see the module docstring and
-      `choose_return`.
+    masses: the chunk's mean posterior over the components, [J], or a function giving it
+      (called only when the chunk is not *same*).
+    shift_threshold, return_threshold, return_mass, ratio, return_ratio: see the module
+      docstring and `choose_return`.
 
   Returns:
     {"decision", "component" (None for new), "statistic" (z), "driver", "current" (k),
@@ -353,10 +324,12 @@ def decide(
       return {**out, "decision": SAME, "component": k}
   chosen = choose_return(
     returns(k),
-    masses,
+    masses() if callable(masses) else masses,
     exclude=k,
     return_threshold=return_threshold,
     return_mass=return_mass,
+    ratio=ratio,
+    return_ratio=return_ratio,
   )
   return {**out, **chosen}
 

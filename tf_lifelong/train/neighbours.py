@@ -1,0 +1,108 @@
+"""The nearest-sample ratio of a return (issue #35 part 4): how a chunk lies against a
+component's fresh samples, against how the component's own data lay.
+
+For a set of images X (ROWS of them at most, evenly spaced) and component j of a model m,
+with S = S_m(j) the model's SAMPLES Bernoulli-mean samples of j (pixels in [0, 1]; the
+same latents, from the seed, every time):
+
+    near_m(X, j)  = mean over x in X of min_{s in S} ||x - s||_2   (each image's nearest sample)
+    cover_m(X, j) = mean over s in S of min_{x in X} ||x - s||_2   (each sample's nearest image)
+
+When an interval of j ends, its reference keeps both for its held-out share H under the
+model of that time (`detection.Reference.neighbour`: three numbers). A chunk c that is a
+candidate return to j is judged by
+
+    r = near_now(c, j) / near_ref(H, j) * cover_now(c, j) / cover_ref(H, j),
+
+`cover` on as many images as the reference's (where the chunk has fewer, near's ratio
+stands in: r = near ratio squared). Each factor compares real images with the *same* kind
+of model samples, so the samples' blur (far from every real image) cancels, and so does a
+model whose samples of j moved with its data. A return lies about as near j's samples as
+j's data did and covers them as well (r near 1). A newcomer, even a look-alike that the
+encoder sends to j (a Coat to the Pullover component), lies farther (no sample of j is a
+coat) and leaves some of j's samples uncovered (no coat is a pullover): both factors
+grow, which is why the product separates where either alone barely does (near alone:
+look-alike returns up to 1.09, a new Coat from 1.11).
+
+Why pixels and not the encoder's features: the encoder's z_c is style shared by every
+component, and its z_d is the posterior whose vote neighbours split (docs/task_free.md);
+pixel distances to a component's own samples are what a generative model of it promises.
+
+Calibrated offline on training and validation images only (docs/results/issue35/
+return_cases.py: every end checkpoint of a told-boundaries run as the judge, every seen
+distribution's training images as a return case, every unseen one's as a new case,
+references on the validation split): docs/task_free.md has the figures. The default
+`--return_ratio` 1.25 lies between the returns (at most 1.19) and the new look-alikes (at
+least 1.28) of the Fashion-MNIST streams. Under long drift (rotated MNIST, a reference many
+intervals old) returns rise above it: the model's samples of an old component blur.
+
+A known weakness: a sparse image (an MNIST 1) is near every sample, so r can fall below 1
+for a new distribution of ones; the profile distance (detection.py) is the other half of
+the return test and rejects those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tf_lifelong.data import transforms
+
+SAMPLES = 1024
+"""Samples of the candidate component per measurement."""
+ROWS = 300
+"""Images of the chunk (or held-out share) measured at most, evenly spaced through it."""
+SEED_OFFSET = 104_729
+"""Separates these samples' latents from the reference profile's (detection.py)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Distances:
+  """Images against a component's samples, both ways (module docstring)."""
+
+  near: float
+  """Mean over the images of the distance to the nearest sample."""
+  cover: float
+  """Mean over the samples of the distance to the nearest image (depends on how many)."""
+  rows: int
+  """How many images were measured."""
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def pairwise(images: np.ndarray, samples: np.ndarray) -> np.ndarray:
+  """||x - s||_2 for every image x and sample s: [N, S]. Both [N or S, ...] in [0, 1]."""
+  x = np.asarray(images, np.float64).reshape(len(images), -1)
+  s = np.asarray(samples, np.float64).reshape(len(samples), -1)
+  squared = (x * x).sum(1)[:, None] + (s * s).sum(1)[None, :] - 2.0 * x @ s.T
+  return np.sqrt(np.maximum(squared, 0.0))
+
+
+def rows(images: np.ndarray, n: int = ROWS) -> np.ndarray:
+  """Up to n images, evenly spaced through `images` (a stream's order), in [0, 1]."""
+  x = np.asarray(images)
+  if len(x) > n:
+    x = x[np.linspace(0, len(x) - 1, n).round().astype(int)]
+  return transforms.unit_float(x) if x.dtype == np.uint8 else x
+
+
+def measure(model, j: int, images: np.ndarray, seed: int, n: int = ROWS) -> Distances:
+  """Up to n of the images against SAMPLES samples of component j of `model` (the same
+  latents for a given seed and j every time)."""
+  samples = np.asarray(
+    model.sample(SAMPLES, component=int(j), seed=seed + SEED_OFFSET + 7919 * int(j))
+  )
+  d = pairwise(rows(images, n), samples)
+  return Distances(float(d.min(axis=1).mean()), float(d.min(axis=0).mean()), len(d))
+
+
+def ratio(now: Distances, ref: Distances) -> float:
+  """r = (near now / near ref) * (cover now / cover ref); where `now` measured fewer
+  images than `ref` (a short segment), its cover is not comparable and the near ratio
+  stands in for it: r = (near now / near ref)^2."""
+  near = now.near / ref.near
+  if now.rows < ref.rows:
+    return near * near
+  return near * now.cover / ref.cover
