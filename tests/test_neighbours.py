@@ -62,12 +62,12 @@ def test_ratio_multiplies_both_ways_and_squares_near_for_a_short_segment():
   assert neighbours.ratio(short, ref) == pytest.approx(1.1**2)
 
 
-def _choose(r, return_ratio=1.15, masses=(0.3, 0.7)):
+def _choose(r, bound=1.15, masses=(0.3, 0.7)):
   called = []
 
   def ratio(j):
     called.append(j)
-    return r
+    return None if r is None else (r, bound)
 
   out = detection.choose_return(
     {0: np.array([0.1, 0.2]), 1: np.array([0.3, 0.1])},
@@ -76,7 +76,6 @@ def _choose(r, return_ratio=1.15, masses=(0.3, 0.7)):
     return_threshold=1.5,
     return_mass=0.0,
     ratio=ratio,
-    return_ratio=return_ratio,
   )
   return out, called
 
@@ -84,19 +83,27 @@ def _choose(r, return_ratio=1.15, masses=(0.3, 0.7)):
 def test_a_chunk_far_from_the_candidates_samples_is_new():
   out, called = _choose(1.05)
   assert (out["decision"], out["component"], out["return_ratio"]) == ("return", 1, 1.05)
+  assert out["ratio_threshold"] == 1.15
   assert called == [1]  # the candidate only: the largest posterior share, 0.7
   out, _ = _choose(1.3)  # a look-alike newcomer: as close in profile, farther in pixels
   assert (out["decision"], out["component"], out["best_return"]) == ("new", None, 1)
-  out, _ = _choose(None)  # a reference from before the ratio: the profile alone decides
+  out, _ = _choose(1.3, bound=1.35)  # an old reference: its bound has grown
+  assert out["decision"] == "return"
+  out, _ = _choose(None)  # not measured (an old reference, --return_ratio=0): profile alone
   assert out["decision"] == "return" and out["return_ratio"] is None
-  out, called = _choose(1.3, return_ratio=None)  # --return_ratio=0: not measured
-  assert out["decision"] == "return" and called == []
+
+
+def test_the_bound_grows_with_the_log_of_the_references_age():
+  assert neighbours.bound(1.1, 0.12, 0) == pytest.approx(1.1)
+  assert neighbours.bound(1.1, 0.12, 1) == pytest.approx(1.1 + 0.12 * np.log(2))
+  assert neighbours.bound(1.1, 0.12, 7) == pytest.approx(1.1 + 0.12 * np.log(8))
+  assert neighbours.bound(1.1, 0.12, -2) == pytest.approx(1.1)  # no negative age
 
 
 def test_a_reference_keeps_its_neighbour_and_old_ones_load():
   near = neighbours.Distances(near=4.5, cover=5.0, rows=300).to_dict()
-  ref = detection.Reference(1, [0, 1], [1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], near)
+  ref = detection.Reference(1, [0, 1], [1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [0.0] * 3, near, 4)
   assert detection.Reference.from_dict(ref.to_dict()) == ref
   old = ref.to_dict()
-  del old["neighbour"]
+  del old["neighbour"], old["interval"]
   assert detection.Reference.from_dict(old).neighbour is None

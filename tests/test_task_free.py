@@ -232,6 +232,10 @@ def test_digits_3_7_3_are_new_new_and_a_return(digits, tmp_path):
   assert [last[c]["decision"] for c in range(9)] == [d.decision for d in decisions]
   assert all(d["decision"] == "same" for d in logged if d["start"] > 0)  # no cut decides
   assert last[6]["truth"] == 3 and last[6]["threshold"] == DETECT.shift_threshold
+  # The 3s' reference was made as interval 0 ended, which also made the judge (the teacher
+  # of the 7s' interval): age 0, the base bound; the ratio near 1 for a return.
+  assert last[6]["ratio_threshold"] == pytest.approx(DETECT.return_ratio)
+  assert 0.8 < last[6]["return_ratio"] <= DETECT.return_ratio
   assert not os.listdir(tmp_path / "w" / "detect")  # the chunks go once the interval ends
   # The timeline, redrawn as each interval ended: the last one shows all nine decisions.
   picture = np.asarray(Image.open(tmp_path / "w" / "detection_timeline.png").convert("RGB"))

@@ -58,10 +58,17 @@ class TaskFreeFields:
     section="task_free",
   )
   return_ratio: float = setting(
-    1.25,
-    "detect: a return to j also needs the chunk to lie at most this many times as far from "
-    "j's fresh samples (mean distance to the nearest one, in pixels) as j's own held-out "
-    "images did when j's reference was made (train/neighbours.py); 0: not tested.",
+    1.10,
+    "detect: a return to j also needs the chunk's nearest-sample ratio (its distance to j's "
+    "fresh samples and its cover of them, against j's held-out images' when j's reference was "
+    "made: train/neighbours.py) at most this, plus --return_ratio_growth * ln(1 + age) for "
+    "a reference made age intervals before; 0: not tested.",
+    section="task_free",
+  )
+  return_ratio_growth: float = setting(
+    0.12,
+    "detect: how much --return_ratio's bound grows with ln(1 + the reference's age in "
+    "intervals): a forgotten component's samples blur, and its returns lie farther.",
     section="task_free",
   )
   interval_buffer: int = setting(

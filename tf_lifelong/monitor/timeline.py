@@ -22,8 +22,9 @@ the fields of `detection.Decision`):
   (--return_threshold): at most it, with r at most its threshold, is a return. Log scale.
 - **return r**: `return_ratio`, the candidate's nearest-sample ratio (train/neighbours.py:
   the chunk's mean distance to the candidate's fresh samples over that of its own held-out
-  images when its reference was made), against `ratio_threshold` (--return_ratio): at most
-  it, with d at most its threshold, is a return. Linear, 0.5 to 2.
+  images when its reference was made), against `ratio_threshold`, its own bound (a red tick
+  per chunk: --return_ratio, growing with the reference's age): at most it, with d at most
+  its threshold, is a return. Linear, 0.5 to 2.
 - **return mass**: `return_mass`, the candidate's share of the chunk's mean posterior
   q(z_d = j | x), against --return_mass where that gates (a line where `draw` is given a
   non-zero one: the decisions do not record it).

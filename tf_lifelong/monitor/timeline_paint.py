@@ -168,9 +168,7 @@ def panels(pen, lay: Layout, decisions: list[dict], return_mass, font) -> None:
   ret = next(
     (d["return_threshold"] for d in decisions if d.get("return_threshold") is not None), None
   )
-  near = next(
-    (d["ratio_threshold"] for d in decisions if d.get("ratio_threshold") is not None), None
-  )
+  near = [d.get("ratio_threshold") for d in decisions]  # its own bound per chunk (its age)
   kinds = [d["decision"] for d in decisions]
   specs = (
     ("shift", "statistic", shift, "log",
@@ -180,8 +178,8 @@ def panels(pen, lay: Layout, decisions: list[dict], return_mass, font) -> None:
      "return d (sds, log scale): the candidate's profile distance; at most the threshold "
      "(and the ratio's): return"),
     ("ratio", "return_ratio", near, "ratio",
-     "return r: the chunk's distance to the candidate's samples over its own data's; at "
-     "most the threshold (and d's): return"),
+     "return r: the chunk against the candidate's samples, over its own data's; at most "
+     "its bound (a red tick: grows with the reference's age) and d's: return"),
     ("mass", "return_mass", return_mass or None, "share",
      "return mass: the candidate's share of q(z_d = j | x) (a gate where a threshold shows)"),
   )  # fmt: skip
@@ -229,7 +227,12 @@ def _panel(pen, lay: Layout, name, values, kinds, threshold, kind: str, font) ->
     x0, x1 = lay.cell(i)
     x1 = x1 - 2 if x1 - x0 >= 4 else x1 - 1
     pen.rectangle([x0, y(v), max(x0, x1), bottom - 1], fill=STEM.get(kinds[i], INK))
-  if threshold is not None:
+  if isinstance(threshold, list):  # one per column
+    for i, t in enumerate(threshold):
+      if t is not None and np.isfinite(t):
+        x0, x1 = lay.cell(i)
+        pen.line([(x0 - 2, y(t)), (max(x0, x1 - 1) + 2, y(t))], fill=THRESHOLD, width=2)
+  elif threshold is not None:
     for x in range(left, right, 8):
       pen.line([(x, y(threshold)), (min(x + 4, right), y(threshold))], fill=THRESHOLD, width=2)
     label = f"threshold {threshold:g}"

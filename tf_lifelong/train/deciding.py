@@ -78,7 +78,6 @@ def decide(task_free, index, images, segment, truths, chunk: Scored | None) -> d
     **out,
     threshold=config.shift_threshold if current is not None else None,
     return_threshold=config.return_threshold,
-    ratio_threshold=config.return_ratio or None,
     seconds=round(time.monotonic() - start + spent, 4),
   )
 
@@ -114,14 +113,25 @@ def _judge(task_free, images, scores, held, noise) -> dict:
       distances[j] = detection.return_distances(lazy["scores"], refs[j], now)
     return distances
 
+  # The interval whose end made the judge: the teacher's is the one before the open one.
+  # Without an interval to go by, the newest reference's.
+  current = task_free.open or task_free.last
+  if current is not None:
+    judged_at = current.index - (1 if judge is not student else 0)
+  else:
+    judged_at = max((r.interval or 0 for r in task_free.references.values()), default=0)
+
   def ratio(j):
     # neighbours.py: the chunk against j's fresh samples under the judge, relative to
-    # j's held-out share against them under the model of the reference.
-    if not task_free.references[j].neighbour:
+    # j's held-out share against them under the model of the reference, and its bound.
+    ref = task_free.references[j]
+    if not ref.neighbour or not config.return_ratio:
       return None
-    then = neighbours.Distances(**task_free.references[j].neighbour)
+    then = neighbours.Distances(**ref.neighbour)
     now = neighbours.measure(judge, j, images, config.seed, n=then.rows)
-    return neighbours.ratio(now, then)
+    age = max(judged_at - ref.interval, 0) if ref.interval is not None else 0
+    bound = neighbours.bound(config.return_ratio, config.return_ratio_growth, age)
+    return neighbours.ratio(now, then), bound
 
   out = detection.decide(
     scores,
@@ -132,7 +142,6 @@ def _judge(task_free, images, scores, held, noise) -> dict:
     return_threshold=config.return_threshold,
     return_mass=config.return_mass,
     ratio=ratio,
-    return_ratio=config.return_ratio or None,
   )
   if out["decision"] == detection.NEW:
     out["component"] = int(student.num_categories)  # The one the hand-over adds.
@@ -152,7 +161,7 @@ def describe(decision: detection.Decision, n: int | None = None) -> str:
     return f"chunk {d.chunk}{rows}: new -> component {d.component}{truth}"
   shift = f"z = {d.statistic:.1f} vs {d.threshold:g}" if d.statistic is not None else "no interval"
   near = (
-    f", nearest-sample ratio {d.return_ratio:.3f} (vs {d.ratio_threshold:g})"
+    f", nearest-sample ratio {d.return_ratio:.3f} (vs {d.ratio_threshold:.3f})"
     if d.return_ratio is not None and d.ratio_threshold is not None
     else ""
   )

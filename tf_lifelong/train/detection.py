@@ -137,6 +137,8 @@ class Reference:
   sd: list[float]
   synthetic: list[float]
   neighbour: dict | None = None
+  interval: int | None = None
+  """The interval whose end made it (the age of a reference: neighbours.bound)."""
 
   def predicted(self, synthetic_now: np.ndarray) -> np.ndarray:
     """The real profile now: moved by the samples' drift, except KL_c (entry 1), which
@@ -170,6 +172,7 @@ def make_reference(
   seed: int,
   n: int = REFERENCE_SAMPLES,
   images: np.ndarray | None = None,
+  interval: int | None = None,
 ) -> Reference:
   """Component j's reference from its held-out scores [M, J] under `model` (see Reference),
   and from the held-out `images` themselves where given (its `neighbour`)."""
@@ -183,6 +186,7 @@ def make_reference(
     sd=np.maximum(sd, 1e-6).tolist(),
     synthetic=sample_profile(model, j, components, seed, n).tolist(),
     neighbour=neighbours.measure(model, j, images, seed).to_dict() if images is not None else None,
+    interval=interval,
   )
 
 
@@ -240,7 +244,6 @@ def choose_return(
   return_threshold: float,
   return_mass: float,
   ratio=None,
-  return_ratio: float | None = None,
 ) -> dict:
   """Return to which component, or new, for a chunk that is not the current distribution.
 
@@ -249,32 +252,32 @@ def choose_return(
   encoder was trained on the teacher's samples of j to do so). It is a return to j
   when that share is at least `return_mass`, the chunk's profile lies within
   `return_threshold` of j's reference sds in every entry, and its nearest-sample ratio
-  (neighbours.py) is at most `return_ratio`; otherwise the chunk is new.
+  (neighbours.py) is within its bound; otherwise the chunk is new.
 
   Args:
     distances: component -> `return_distances` of the chunk (components with a reference).
     masses: the chunk's mean posterior q(z_d = j | x) over its images, [J].
     exclude: k, the current interval's component (not a return), or None.
-    ratio: a function of the candidate j giving the chunk's nearest-sample ratio r_j, or
-      None where j's reference has none (a reference from before it); called once.
-    return_ratio: r_j's bound; None (or no `ratio`): the ratio is not part of the test.
+    ratio: a function of the candidate j giving the chunk's nearest-sample ratio r_j and
+      its bound (neighbours.bound: it grows with the reference's age), or None where it is
+      not measured (a reference from before it, --return_ratio=0); called once.
 
   Returns:
     {"decision" (return or new), "component" (None for new), "best_return" (the
     candidate), "return_statistic" (its largest entry distance), "return_mass",
-    "return_ratio" (r_j or None)}.
+    "return_ratio" and "ratio_threshold" (r_j and its bound, or None)}.
   """
   candidates = {j: d for j, d in distances.items() if j != exclude and j < len(masses)}
-  out = {"return_statistic": None, "best_return": None, "return_mass": None, "return_ratio": None}
+  out = {"return_statistic": None, "best_return": None, "return_mass": None}
+  out.update(return_ratio=None, ratio_threshold=None)
   if not candidates:
     return {**out, "decision": NEW, "component": None}
   best = max(candidates, key=lambda j: float(masses[j]))
   worst = float(np.max(candidates[best]))
-  r = ratio(best) if ratio is not None and return_ratio is not None else None
-  out.update(
-    return_statistic=worst, best_return=best, return_mass=float(masses[best]), return_ratio=r
-  )
-  near = r is None or r <= return_ratio
+  r, bound = (ratio(best) if ratio is not None else None) or (None, None)
+  out.update(return_statistic=worst, best_return=best, return_mass=float(masses[best]))
+  out.update(return_ratio=r, ratio_threshold=bound)
+  near = r is None or r <= bound
   if masses[best] >= return_mass and worst <= return_threshold and near:
     return {**out, "decision": RETURN, "component": best}
   return {**out, "decision": NEW, "component": None}
@@ -290,7 +293,6 @@ def decide(
   return_threshold: float,
   return_mass: float,
   ratio=None,
-  return_ratio: float | None = None,
 ) -> dict:
   """The decision for a chunk (module docstring), a pure function of the statistics.
 
@@ -302,8 +304,8 @@ def decide(
       component -> `return_distances`, called only when the chunk is not *same*.
     masses: the chunk's mean posterior over the components, [J], or a function giving it
       (called only when the chunk is not *same*).
-    shift_threshold, return_threshold, return_mass, ratio, return_ratio: see the module
-      docstring and `choose_return`.
+    shift_threshold, return_threshold, return_mass, ratio: see the module docstring and
+      `choose_return`.
 
   Returns:
     {"decision", "component" (None for new), "statistic" (z), "driver", "current" (k),
@@ -329,7 +331,6 @@ def decide(
     return_threshold=return_threshold,
     return_mass=return_mass,
     ratio=ratio,
-    return_ratio=return_ratio,
   )
   return {**out, **chosen}
 

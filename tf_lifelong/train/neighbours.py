@@ -44,6 +44,7 @@ the return test and rejects those.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -106,3 +107,10 @@ def ratio(now: Distances, ref: Distances) -> float:
   if now.rows < ref.rows:
     return near * near
   return near * now.cover / ref.cover
+
+
+def bound(base: float, growth: float, age: int) -> float:
+  """The bound on r for a reference made `age` interval ends before the judging model:
+  base + growth * ln(1 + age). A return's r grows as the model forgets its component (its
+  samples blur): on the calibration streams by about this much (module docstring)."""
+  return base + growth * math.log1p(max(age, 0))

@@ -395,6 +395,8 @@ class TaskFree:
     # another explains its data better: a reference stands for one distribution, and
     # an old component's must not be overwritten by a newcomer that it happens to fit.
     j = self.open.component
-    self.references[j] = detection.make_reference(student, scores, j, config.seed, images=held)
+    self.references[j] = detection.make_reference(
+      student, scores, j, config.seed, images=held, interval=open_.index
+    )
     self.last = self.open if self._keep else None
     self.open = None
