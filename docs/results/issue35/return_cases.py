@@ -82,24 +82,40 @@ def cases(workdir: str, out_path: str) -> None:
       print(f"judge {c}: J = {int(model.num_categories)}, {len(pick)} cases", flush=True)
 
 
-def right(row, ratio_max, d_max, key="ratio") -> bool:
-  returns = row[key] <= ratio_max and row["d"] <= d_max
+def right(row, bound, d_max=1.5, key="ratio") -> bool:
+  """Is the decision of the rule `ratio <= bound(age) and d <= d_max` right on this case?"""
+  returns = row[key] <= bound(row["age"]) and row["d"] <= d_max
   return (row["truth"] is None and not returns) or (returns and row["candidate"] == row["truth"])
 
 
+def _flat(b):
+  return lambda age: b
+
+
+def _grows(b, g):
+  return lambda age: b + g * np.log1p(age)
+
+
 def sweep(paths: list[str]) -> None:
+  """Per file: the returns' largest r and the new cases' smallest (with d <= 1.5) by the
+  reference's age; then the share right for flat and growing bounds."""
   data = {p: [json.loads(line) for line in open(p)] for p in paths}
   for p, rows in data.items():
-    back = [r[("ratio")] for r in rows if r["truth"] == r["candidate"]]
-    new = [r["ratio"] for r in rows if r["truth"] is None and r["d"] <= 1.5]
-    print(
-      f"{p}: {len(rows)} cases; r of returns to the right candidate max {max(back):.3f}, "
-      f"of new ones with d <= 1.5 min {min(new):.3f}"
-    )
-  for key in ("near", "ratio"):
-    for t in (1.1, 1.12, 1.15, 1.2, 1.25, 1.3, 1.4):
-      cells = [f"{sum(right(r, t, 1.5, key) for r in rows)}/{len(rows)}" for rows in data.values()]
-      print(f"  {key} <= {t:<5} and d <= 1.5: " + "  ".join(cells))
+    print(f"{p}: {len(rows)} cases")
+    for age in sorted({r["age"] for r in rows}):
+      back = [r["ratio"] for r in rows if r["age"] == age and r["truth"] == r["candidate"]]
+      new = [r["ratio"] for r in rows if r["age"] == age and r["truth"] is None and r["d"] <= 1.5]
+      top = f"{max(back):.3f}" if back else "-"
+      low = f"{min(new):.3f}" if new else "-"
+      print(f"  age {age:2d}: returns' r at most {top}, new ones' at least {low}")
+  rules = [(f"r <= {b}", _flat(b)) for b in (1.1, 1.15, 1.2, 1.25, 1.3)]
+  rules += [
+    (f"r <= {b} + {g} ln(1 + age)", _grows(b, g))
+    for b, g in ((1.1, 0.08), (1.1, 0.12), (1.1, 0.15), (1.15, 0.1), (1.2, 0.08))
+  ]
+  for name, bound in rules:
+    cells = [f"{sum(right(r, bound) for r in rows)}/{len(rows)}" for rows in data.values()]
+    print(f"  {name:28s} and d <= 1.5: " + "  ".join(cells))
 
 
 if __name__ == "__main__":
