@@ -178,8 +178,8 @@ def panels(pen, lay: Layout, decisions: list[dict], return_mass, font) -> None:
      "return d (sds, log scale): the candidate's profile distance; at most the threshold "
      "(and the ratio's): return"),
     ("ratio", "return_ratio", near, "ratio",
-     "return r: the chunk against the candidate's samples, over its own data's; at most "
-     "its bound (a red tick: grows with the reference's age) and d's: return"),
+     "return r: the chunk vs the candidate's samples, over its own data's; at most its "
+     "bound (red tick) and d: return"),
     ("mass", "return_mass", return_mass or None, "share",
      "return mass: the candidate's share of q(z_d = j | x) (a gate where a threshold shows)"),
   )  # fmt: skip
