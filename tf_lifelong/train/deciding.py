@@ -113,25 +113,7 @@ def _judge(task_free, images, scores, held, noise) -> dict:
       distances[j] = detection.return_distances(lazy["scores"], refs[j], now)
     return distances
 
-  # The interval whose end made the judge: the teacher's is the one before the open one.
-  # Without an interval to go by, the newest reference's.
-  current = task_free.open or task_free.last
-  if current is not None:
-    judged_at = current.index - (1 if judge is not student else 0)
-  else:
-    judged_at = max((r.interval or 0 for r in task_free.references.values()), default=0)
-
-  def ratio(j):
-    # neighbours.py: the chunk against j's fresh samples under the judge, relative to
-    # j's held-out share against them under the model of the reference, and its bound.
-    ref = task_free.references[j]
-    if not ref.neighbour or not config.return_ratio:
-      return None
-    then = neighbours.Distances(**ref.neighbour)
-    now = neighbours.measure(judge, j, images, config.seed, n=then.rows)
-    age = max(judged_at - ref.interval, 0) if ref.interval is not None else 0
-    bound = neighbours.bound(config.return_ratio, config.return_ratio_growth, age)
-    return neighbours.ratio(now, then), bound
+  ratio = _nearest_sample_ratio(task_free, judge, images)
 
   out = detection.decide(
     scores,
@@ -150,6 +132,32 @@ def _judge(task_free, images, scores, held, noise) -> dict:
   if out.get("best_return") is not None:
     out["return_distances"] = [round(float(v), 4) for v in distances[out["best_return"]]]
   return out
+
+
+def _nearest_sample_ratio(task_free, judge, images):
+  """choose_return's `ratio`: candidate j -> (r_j, its bound) (neighbours.py), or None."""
+  config, student = task_free.learner.config, task_free.learner.ctx.student
+  # The interval whose end made the judge: the teacher's is the one before the open one.
+  # Without an interval to go by, the newest reference's.
+  current = task_free.open or task_free.last
+  if current is not None:
+    judged_at = current.index - (1 if judge is not student else 0)
+  else:
+    judged_at = max((r.interval or 0 for r in task_free.references.values()), default=0)
+
+  def ratio(j):
+    # The chunk against j's fresh samples under the judge, relative to j's held-out share
+    # against them under the model of the reference, and its bound.
+    ref = task_free.references[j]
+    if not ref.neighbour or not config.return_ratio:
+      return None
+    then = neighbours.Distances(**ref.neighbour)
+    now = neighbours.measure(judge, j, images, config.seed, n=then.rows)
+    age = max(judged_at - ref.interval, 0) if ref.interval is not None else 0
+    bound = neighbours.bound(config.return_ratio, config.return_ratio_growth, age)
+    return neighbours.ratio(now, then), bound
+
+  return ratio
 
 
 def describe(decision: detection.Decision, n: int | None = None) -> str:

@@ -387,16 +387,14 @@ class TaskFree:
 
   def _update_references(self) -> None:
     """After the interval's training, before its end checkpoint: the component references."""
-    learner, config, open_ = self.learner, self.learner.config, self.open
-    student = learner.ctx.student
+    seed, open_, student = self.learner.config.seed, self.open, self.learner.ctx.student
     held = open_.split("held").images
-    scores = detection.component_scores(student, held, config.seed)
-    # The interval's own component (the new one, or the one it returned to), even where
-    # another explains its data better: a reference stands for one distribution, and
-    # an old component's must not be overwritten by a newcomer that it happens to fit.
-    j = self.open.component
+    scores = detection.component_scores(student, held, seed)
+    # The interval's own component (new, or returned to), even where another explains its
+    # data better: a reference stands for one distribution, not for a newcomer it fits.
+    j, at = open_.component, open_.index
     self.references[j] = detection.make_reference(
-      student, scores, j, config.seed, images=held, interval=open_.index
+      student, scores, j, seed, images=held, interval=at
     )
     self.last = self.open if self._keep else None
     self.open = None
