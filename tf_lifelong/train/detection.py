@@ -27,9 +27,10 @@ the current interval's held-out share H best:
    component, split it), the chunk's profile (`profile`: S_j, KL_c and the
    differences S_i - S_j) lies within `return_threshold` sds of j's reference
    in every entry (the reference's level moved by how much the model's own
-   samples of j moved since; KL_c as it was), and the chunk lies at most
-   `return_ratio` times as far from j's fresh samples as j's held-out share did
-   (neighbours.py: what tells a look-alike newcomer from a return). Forgetting
+   samples of j moved since; KL_c as it was), and the chunk's nearest-sample
+   ratio against j's fresh samples (neighbours.py: what tells a look-alike
+   newcomer from a return) is within its bound, which grows with the age of
+   j's reference (`--return_ratio`, `--return_ratio_growth`). Forgetting
    moves an old distribution's level by about one sd in a few intervals, hence
    the loose profile bound. Returns are judged with the teacher (the model as
    the last interval ended, like the references) where there is one
