@@ -94,23 +94,24 @@ def _judge(task_free, images, scores, held, noise) -> dict:
     judge = student.teacher
   distances, lazy = {}, {}
 
-  def masses():
+  def judged():
     # The judge's scores and posterior, only for a segment that is not *same* (most are).
     if not lazy:
       lazy["scores"] = scores
       if judge is not student:
         lazy["scores"] = detection.component_scores(judge, images, noise)
       lazy["masses"] = detection.posterior_masses(judge, images)
-    return lazy["masses"]
+    return lazy
 
   def returns(exclude):
     # Only the candidate the encoder votes for is judged (detection.choose_return):
     # its profile alone is computed, J decoder rows per sample instead of J^2.
-    refs = {j: r for j, r in task_free.references.items() if j != exclude and j < len(masses())}
+    masses = judged()["masses"]
+    refs = {j: r for j, r in task_free.references.items() if j != exclude and j < len(masses)}
     if refs:
-      j = max(refs, key=lambda i: float(masses()[i]))
+      j = max(refs, key=lambda i: float(masses[i]))
       now = detection.sample_profile(judge, j, refs[j].components, config.seed)
-      distances[j] = detection.return_distances(lazy["scores"], refs[j], now)
+      distances[j] = detection.return_distances(judged()["scores"], refs[j], now)
     return distances
 
   ratio = _nearest_sample_ratio(task_free, judge, images)
@@ -119,7 +120,7 @@ def _judge(task_free, images, scores, held, noise) -> dict:
     scores,
     held,
     returns,
-    masses,
+    lambda: judged()["masses"],
     shift_threshold=config.shift_threshold,
     return_threshold=config.return_threshold,
     return_mass=config.return_mass,
