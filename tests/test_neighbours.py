@@ -20,6 +20,30 @@ def test_pairwise_distances_are_the_closed_form():
   )
 
 
+def test_the_distance_is_in_units_of_the_samples_own_spread():
+  samples = np.zeros((2, 2, 2, 1))
+  samples[0] = 0.5  # v = 4 * 0.25 = 1
+  samples[1, 0, 0, 0] = 0.2  # v = 0.16 ...
+  samples[1, 0, 1, 0] = 0.9  # ... + 0.09 = 0.25, floored at MIN_SPREAD (1.0)
+  np.testing.assert_allclose(neighbours.spread(samples), [1.0, neighbours.MIN_SPREAD])
+  images = np.ones((1, 2, 2, 1))
+  np.testing.assert_allclose(
+    neighbours.scaled(images, samples), neighbours.pairwise(images, samples) / [[1.0, 1.0]]
+  )
+  wide = np.full((1, 4, 4, 1), 0.2)  # v = 16 * 0.16 = 2.56: d = ||x - s|| / 1.6
+  assert neighbours.scaled(np.ones((1, 4, 4, 1)), wide)[0, 0] == pytest.approx(3.2 / 1.6)
+
+
+def test_an_image_the_sample_could_draw_lies_at_about_one():
+  # E ||y - s||^2 = v(s) for y ~ Bernoulli(s): d(y, s)^2 averages 1, sharp sample or blurred,
+  # which is what lets a forgotten (blurred) component's return keep r near 1.
+  rng = np.random.default_rng(0)
+  for blur in (0.0, 0.3):
+    s = np.clip(rng.random((1, 784)) ** 3 + blur * (0.5 - rng.random((1, 784))) ** 2, 0, 1)
+    y = (rng.random((4000, 784)) < s).astype(np.float64)
+    assert np.mean(neighbours.scaled(y, s) ** 2) == pytest.approx(1.0, abs=0.02)
+
+
 def test_rows_are_evenly_spaced_and_scaled():
   images = (np.arange(1000) % 256).astype(np.uint8).reshape(1000, 1, 1, 1)
   x = neighbours.rows(images, n=5)  # rows 0, 250, 500, 749, 999
@@ -43,10 +67,12 @@ def test_measure_goes_both_ways_against_the_components_own_samples():
   model = _Samples()
   images = np.full((10, 4, 4, 1), 0.5, np.float32)
   images[5:] = 0.0
-  # 16 pixels: rows of 0.5 lie 0.3 from component 2's samples (value 0.2), rows of 0 lie 0.2:
-  # near = mean(1.2, 0.8) = 1.0; every sample's nearest row is a 0 row: cover = 0.8.
+  # 16 pixels: rows of 0.5 lie 0.3 from component 2's samples (value 0.2), rows of 0 lie 0.2,
+  # in L2 norm 1.2 and 0.8; in units of the samples' spread sqrt(16 * 0.2 * 0.8) = 1.6:
+  # near = mean(0.75, 0.5) = 0.625; every sample's nearest row is a 0 row: cover = 0.5.
   got = neighbours.measure(model, 2, images, seed=3)
-  assert (got.near, got.cover, got.rows) == (pytest.approx(1.0), pytest.approx(0.8), 10)
+  assert (got.near, got.cover, got.rows) == (pytest.approx(0.625), pytest.approx(0.5), 10)
+  assert got.metric == neighbours.METRIC
   assert neighbours.measure(model, 2, images, seed=3, n=4).rows == 4
   # The same latents every time for one component and seed, other latents for another.
   neighbours.measure(model, 5, images, seed=3)
@@ -104,6 +130,13 @@ def test_a_reference_keeps_its_neighbour_and_old_ones_load():
   near = neighbours.Distances(near=4.5, cover=5.0, rows=300).to_dict()
   ref = detection.Reference(1, [0, 1], [1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [0.0] * 3, near, 4)
   assert detection.Reference.from_dict(ref.to_dict()) == ref
+  assert neighbours.comparable(ref.neighbour)
   old = ref.to_dict()
   del old["neighbour"], old["interval"]
   assert detection.Reference.from_dict(old).neighbour is None
+  assert not neighbours.comparable(None)
+  plain_l2 = dict(near)  # measured before the spread's units: not compared (profile alone)
+  del plain_l2["metric"]
+  assert not neighbours.comparable(
+    detection.Reference.from_dict({**ref.to_dict(), "neighbour": plain_l2}).neighbour
+  )

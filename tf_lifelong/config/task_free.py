@@ -60,15 +60,17 @@ class TaskFreeFields:
   return_ratio: float = setting(
     1.10,
     "detect: a return to j also needs the chunk's nearest-sample ratio (its distance to j's "
-    "fresh samples and its cover of them, against j's held-out images' when j's reference was "
-    "made: train/neighbours.py) at most this, plus --return_ratio_growth * ln(1 + age) for "
-    "a reference made age intervals before; 0: not tested.",
+    "fresh samples and its cover of them, in units of each sample's own spread, against j's "
+    "held-out images' when j's reference was made: train/neighbours.py) at most this, plus "
+    "--return_ratio_growth * ln(1 + age) for a reference made age intervals before; 0: not "
+    "tested.",
     section="task_free",
   )
   return_ratio_growth: float = setting(
-    0.12,
+    0.02,
     "detect: how much --return_ratio's bound grows with ln(1 + the reference's age in "
-    "intervals): a forgotten component's samples blur, and its returns lie farther.",
+    "intervals): a forgotten component's samples blur, and under long drift (rotated MNIST) "
+    "its returns lie a little farther even in units of the samples' spread.",
     section="task_free",
   )
   interval_buffer: int = setting(

@@ -150,7 +150,7 @@ def _nearest_sample_ratio(task_free, judge, images):
     # The chunk against j's fresh samples under the judge, relative to j's held-out share
     # against them under the model of the reference, and its bound.
     ref = task_free.references[j]
-    if not ref.neighbour or not config.return_ratio:
+    if not neighbours.comparable(ref.neighbour) or not config.return_ratio:
       return None
     then = neighbours.Distances(**ref.neighbour)
     now = neighbours.measure(judge, j, images, config.seed, n=then.rows)

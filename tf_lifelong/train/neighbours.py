@@ -3,10 +3,16 @@ component's fresh samples, against how the component's own data lay.
 
 For a set of images X (ROWS of them at most, evenly spaced) and component j of a model m,
 with S = S_m(j) the model's SAMPLES Bernoulli-mean samples of j (pixels in [0, 1]; the
-same latents, from the seed, every time):
+same latents, from the seed, every time), each distance is in units of the sample's own
+spread:
 
-    near_m(X, j)  = mean over x in X of min_{s in S} ||x - s||_2   (each image's nearest sample)
-    cover_m(X, j) = mean over s in S of min_{x in X} ||x - s||_2   (each sample's nearest image)
+    d(x, s) = ||x - s||_2 / sqrt(v(s)),   v(s) = sum over pixels p of s_p (1 - s_p),
+
+v(s) = E ||y - s||^2 for an image y ~ Bernoulli(s) that the sample could have drawn, so d
+is about 1 for an image the sample explains as well as its own draws. Then
+
+    near_m(X, j)  = mean over x in X of min_{s in S} d(x, s)   (each image's nearest sample)
+    cover_m(X, j) = mean over s in S of min_{x in X} d(x, s)   (each sample's nearest image)
 
 When an interval of j ends, its reference keeps both for its held-out share H under the
 model of that time (`detection.Reference.neighbour`: three numbers). A chunk c that is a
@@ -59,6 +65,11 @@ ROWS = 300
 """Images of the chunk (or held-out share) measured at most, evenly spaced through it."""
 SEED_OFFSET = 104_729
 """Separates these samples' latents from the reference profile's (detection.py)."""
+METRIC = "spread"
+"""The distance d of the module docstring; references measured otherwise (plain L2, before
+2026-12-07's session 18: no `metric`) are not compared (`comparable`)."""
+MIN_SPREAD = 1.0
+"""A floor on v(s): a sample that is 0 or 1 in nearly every pixel is not infinitely sure."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +82,8 @@ class Distances:
   """Mean over the samples of the distance to the nearest image (depends on how many)."""
   rows: int
   """How many images were measured."""
+  metric: str = METRIC
+  """The distance they were measured with (`METRIC`)."""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -82,6 +95,22 @@ def pairwise(images: np.ndarray, samples: np.ndarray) -> np.ndarray:
   s = np.asarray(samples, np.float64).reshape(len(samples), -1)
   squared = (x * x).sum(1)[:, None] + (s * s).sum(1)[None, :] - 2.0 * x @ s.T
   return np.sqrt(np.maximum(squared, 0.0))
+
+
+def spread(samples: np.ndarray) -> np.ndarray:
+  """v(s) = sum_p s_p (1 - s_p) of each sample [S, ...] (at least MIN_SPREAD): [S]."""
+  s = np.asarray(samples, np.float64).reshape(len(samples), -1)
+  return np.maximum((s * (1.0 - s)).sum(1), MIN_SPREAD)
+
+
+def scaled(images: np.ndarray, samples: np.ndarray) -> np.ndarray:
+  """d(x, s) = ||x - s||_2 / sqrt(v(s)) for every image and sample (module docstring): [N, S]."""
+  return pairwise(images, samples) / np.sqrt(spread(samples))[None, :]
+
+
+def comparable(neighbour: dict | None) -> bool:
+  """Was a reference's `neighbour` measured with today's distance (`METRIC`)?"""
+  return bool(neighbour) and neighbour.get("metric") == METRIC
 
 
 def rows(images: np.ndarray, n: int = ROWS) -> np.ndarray:
@@ -98,7 +127,7 @@ def measure(model, j: int, images: np.ndarray, seed: int, n: int = ROWS) -> Dist
   samples = np.asarray(
     model.sample(SAMPLES, component=int(j), seed=seed + SEED_OFFSET + 7919 * int(j))
   )
-  d = pairwise(rows(images, n), samples)
+  d = scaled(rows(images, n), samples)
   return Distances(float(d.min(axis=1).mean()), float(d.min(axis=0).mean()), len(d))
 
 
