@@ -5,6 +5,7 @@
         --max_steps_per_interval=2000 --keep_checkpoints=0 --sampling_samples=0 ...
     python docs/results/issue35/return_cases.py W OUT.jsonl      # the cases
     python docs/results/issue35/return_cases.py --sweep OUT.jsonl [...]  # the rules
+    python docs/results/issue35/return_cases.py --rescore W OUT.jsonl    # today's ratio
 
 Judge: the model at each interval's end checkpoint c (in a detect run, the teacher while
 interval c + 1 is open). References: each component's, made as the learner makes them
@@ -82,6 +83,33 @@ def cases(workdir: str, out_path: str) -> None:
       print(f"judge {c}: J = {int(model.num_categories)}, {len(pick)} cases", flush=True)
 
 
+def rescore(workdir: str, path: str) -> None:
+  """The cases' ratio columns again with today's neighbours.measure (its distance changed in
+  session 18: units of the samples' spread); the cases, their candidate, share and profile
+  distance stay as they were (the rule's other half does not depend on the distance)."""
+  config = checkpoints.read_config(workdir)
+  order = [iv.distribution for iv in streams.build_stream(config).intervals]
+  comp = {}
+  for d in order:
+    comp.setdefault(d.id, len(comp))
+  dists = streams._distributions(config)
+  by_name = {dists[d].name: d for d in dists}
+  rows, refs = [json.loads(line) for line in open(path)], {}
+  for c in range(len(order) - 1):
+    model = checkpoints.restore_student(workdir, checkpoints.checkpoint_name(c))[0]
+    held = order[c].validation.images
+    refs[comp[order[c].id]] = neighbours.measure(model, comp[order[c].id], held, config.seed)
+    for row in (r for r in rows if r["judge"] == c):
+      then = refs[row["candidate"]]
+      x = dists[by_name[row["name"]]].train.images[:ROWS]
+      got = neighbours.measure(model, row["candidate"], x, config.seed, n=then.rows)
+      row.update(ratio=neighbours.ratio(got, then), near=got.near / then.near)
+      row.update(cover=got.cover / then.cover)
+    print(f"judge {c} rescored", flush=True)
+  with open(path, "w") as out:
+    out.writelines(json.dumps(r) + "\n" for r in rows)
+
+
 def right(row, bound, d_max=1.5, key="ratio") -> bool:
   """Is the decision of the rule `ratio <= bound(age) and d <= d_max` right on this case?"""
   returns = row[key] <= bound(row["age"]) and row["d"] <= d_max
@@ -108,10 +136,10 @@ def sweep(paths: list[str]) -> None:
       top = f"{max(back):.3f}" if back else "-"
       low = f"{min(new):.3f}" if new else "-"
       print(f"  age {age:2d}: returns' r at most {top}, new ones' at least {low}")
-  rules = [(f"r <= {b}", _flat(b)) for b in (1.1, 1.15, 1.2, 1.25, 1.3)]
+  rules = [(f"r <= {b}", _flat(b)) for b in (1.08, 1.1, 1.12, 1.14, 1.16, 1.2)]
   rules += [
     (f"r <= {b} + {g} ln(1 + age)", _grows(b, g))
-    for b, g in ((1.1, 0.08), (1.1, 0.12), (1.1, 0.15), (1.15, 0.1), (1.2, 0.08))
+    for b, g in ((1.08, 0.02), (1.08, 0.04), (1.1, 0.02), (1.1, 0.04), (1.12, 0.02), (1.1, 0.12))
   ]
   for name, bound in rules:
     cells = [f"{sum(right(r, bound) for r in rows)}/{len(rows)}" for rows in data.values()]
@@ -121,5 +149,7 @@ def sweep(paths: list[str]) -> None:
 if __name__ == "__main__":
   if sys.argv[1] == "--sweep":
     sweep(sys.argv[2:])
+  elif sys.argv[1] == "--rescore":
+    rescore(sys.argv[2], sys.argv[3])
   else:
     cases(sys.argv[1], sys.argv[2])
