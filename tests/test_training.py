@@ -301,3 +301,20 @@ def test_train_steps_does_not_retrace_across_chunks():
     training.train_steps(student, _chunk_split(n, n), 10, config, seed=n)
   assert len(traces) == first
   assert int(student.optimizer.iterations.numpy()) == 40
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 5])
+def test_a_chunks_steps_are_a_fits_steps_without_the_fit(steps_per_execution):
+  # train_steps calls the step function on one iterator (no fit per chunk): the same
+  # batches, weights and mean loss as a fit of the same steps, chunk after chunk.
+  direct, config = _chunk_student(steps_per_execution)
+  fitted, _ = _chunk_student(steps_per_execution)
+  for i, n in enumerate((20, 33)):
+    split = _chunk_split(n, i)
+    loss = training.train_steps(direct, split, 10, config, seed=i)
+    data = training._real_batches(split, fitted.real_batch_size(config.batch_size), i)
+    training.set_learning_rate(fitted, config, 0)
+    history = fitted.fit(data, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)
+    assert loss == pytest.approx(history.history["loss"][-1], rel=1e-6)
+    for a, b in zip(direct.get_weights(), fitted.get_weights()):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -367,11 +367,29 @@ def train_steps(
   data = _real_batches(split, student.real_batch_size(config.batch_size), seed)
   use_xla_where_it_works(student)
   set_learning_rate(student, config, 0)
-  history = student.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-  loss = float(history.history.get("loss", [math.nan])[-1])
+  per_execution = getattr(student, "steps_per_execution", 1) or 1
+  if config.strategy == "default" and steps % per_execution == 0:
+    loss = _steps_on_iterator(student, iter(data), steps // per_execution)
+  else:  # Replicas: fit distributes the batches (never our own distribution layer).
+    history = student.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    loss = float(history.history.get("loss", [math.nan])[-1])
   if not math.isfinite(loss):
     raise NonFiniteLossError(steps, f"the training loss is {loss}")
   return loss
+
+
+def _steps_on_iterator(student: keras.Model, iterator, calls: int) -> float:
+  """`calls` calls of the student's step function (steps_per_execution steps each) on one
+  plain iterator: what `fit` does for an epoch on one replica, without a fit's callbacks,
+  history and distributed epoch iterator per chunk. The same batches, steps, weights and
+  mean training loss since the metrics were reset (tests/test_training.py)."""
+  student.make_train_function()
+  student.reset_metrics()
+  student.stop_training = False
+  logs = {}
+  for _ in range(calls):
+    logs = student.train_function(iterator)
+  return float(logs.get("loss", math.nan))
 
 
 EVAL_BATCH = 1000

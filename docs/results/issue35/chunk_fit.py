@@ -5,7 +5,9 @@
 Feeds 5 chunks of 1000 MNIST 3s to a detect Learner (every chunk trained: 100 steps, ten
 calls of Keras' step function of 10 steps each) and prints, per chunk, the seconds of each
 call and the step function's tracing count; then the making of a chunk's tf.data pipeline
-and its first batch alone.
+and its first batch alone; and the step function's calls on one plain iterator before and
+after `runtime.reseed` (what task_free.py does before each chunk's steps: it calls
+tf.random.set_seed, which clears TensorFlow's kernel caches).
 """
 
 import sys
@@ -13,7 +15,7 @@ import time
 
 from keras.src.backend.tensorflow import trainer as tf_trainer
 
-from tf_lifelong import Learner, config
+from tf_lifelong import Learner, config, runtime
 from tf_lifelong.data import sources, splits
 from tf_lifelong.train import training
 
@@ -62,6 +64,15 @@ def main(workdir: str) -> None:
     start = time.perf_counter()
     next(iter(training._real_batches(split, 128, 7)))
     print(f"{n} images: pipeline and first batch {time.perf_counter() - start:.3f} s")
+  student = learner.ctx.student
+  iterator = iter(training._real_batches(split, student.real_batch_size(128), 7))
+  for when in ("before", "after"):
+    if when == "after":
+      runtime.reseed(0, 1)
+    first = len(calls)
+    for _ in range(4):
+      student.train_function(iterator)
+    print(f"one iterator, {when} a reseed: calls {[round(c, 3) for c in calls[first:]]}")
 
 
 if __name__ == "__main__":
