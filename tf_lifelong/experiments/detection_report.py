@@ -177,7 +177,7 @@ def markdown(entries: Sequence[dict]) -> list[str]:
     "where the distribution did not change; decision s: the time of the decisions "
     "(statistics and references), inside the detect run's wall time, as is chunk training "
     "s: the steps after each chunk joined its interval (part of each interval's step "
-    "budget) with their fit calls; peak RSS: the run's process's high-water mark (its own "
+    "budget) with their start (the chunk's reseed); peak RSS: the run's process's high-water mark (its own "
     "with --parallel > 1). Wrong decisions "
     "and false shifts by chunk: "
     + "; ".join(
