@@ -312,7 +312,9 @@ def test_a_chunks_steps_are_a_fits_steps_without_the_fit(steps_per_execution):
   for i, n in enumerate((20, 33)):
     split = _chunk_split(n, i)
     loss = training.train_steps(direct, split, 10, config, seed=i)
-    data = training._real_batches(split, fitted.real_batch_size(config.batch_size), i)
+    data = training._real_batches(
+      split, fitted.real_batch_size(config.batch_size), i, stateless=True
+    )
     training.set_learning_rate(fitted, config, 0)
     history = fitted.fit(data, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)
     assert loss == pytest.approx(history.history["loss"][-1], rel=1e-6)

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import io as scipy_io
 
 from tests import paths
@@ -284,6 +285,28 @@ def test_as_dataset_repeat_reshuffles_and_drop_remainder_fills_batches():
   assert list(labels[:10]) != list(labels[10:20])  # each epoch in a new order
   small = as_dataset(_split(n=3), 8, shuffle=True, seed=1, repeat=True, drop_remainder=True)
   assert next(iter(small))[0].shape == (8, 3, 2, 1)  # batches run across epochs
+
+
+def test_as_dataset_stateless_order_ignores_the_global_seed():
+  # A chunk's steps (train/task_free.py) make their pipeline without a reseed: its order
+  # must be a function of the seed alone, every epoch a permutation, each in a new order.
+  split = _split(n=10)
+
+  def labels(global_seed, seed=4):
+    tf.random.set_seed(global_seed)
+    dataset = as_dataset(split, 5, shuffle=True, seed=seed, repeat=True, stateless=True)
+    return np.concatenate([y.numpy() for _, y in dataset.take(6)])
+
+  first = labels(1)
+  assert np.array_equal(first, labels(2))
+  assert not np.array_equal(first, labels(1, seed=5))
+  epochs = first.reshape(3, 10)
+  assert all(sorted(e) == list(range(10)) for e in epochs)
+  assert len({tuple(e) for e in epochs}) == 3
+  once = as_dataset(split, 5, shuffle=True, seed=4, stateless=True)
+  assert np.array_equal(np.concatenate([y for _, y in _batches(once)]), epochs[0])
+  with pytest.raises(ValueError, match="needs a seed"):
+    as_dataset(split, 5, shuffle=True, stateless=True)
 
 
 def test_as_dataset_rejects_splits_without_batches():

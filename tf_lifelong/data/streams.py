@@ -314,6 +314,7 @@ def as_dataset(
   seed: int | None = None,
   repeat: bool = False,
   drop_remainder: bool = False,
+  stateless: bool = False,
 ) -> tf.data.Dataset:
   """A tf.data pipeline of (images float32 [B, H, W, C] in [0, 1], labels int64 [B]).
 
@@ -330,6 +331,9 @@ def as_dataset(
     seed: shuffle seed; the same seed gives the same batches. None: random.
     repeat: repeat the epochs forever.
     drop_remainder: drop each epoch's last, smaller batch.
+    stateless: epoch e's order is a function of (seed, e) alone, not of TensorFlow's
+      global seed (tf.data's shuffle reads it), so no reseed is needed before the
+      pipeline is made: a chunk's steps (train/task_free.py). Needs a seed.
 
   Returns:
     The tf.data.Dataset.
@@ -351,11 +355,16 @@ def as_dataset(
     images = tf.constant(split.images)
     labels = tf.constant(split.labels)
   index = tf.data.Dataset.range(n)
-  if shuffle:
+  if shuffle and stateless:
+    if seed is None:
+      raise ValueError("a stateless shuffle needs a seed")
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    index = epochs.flat_map(lambda e: _epoch_order(n, seed, e))
+  elif shuffle:
     if seed is None:
       seed = int(np.random.default_rng().integers(2**31 - 1))
     index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
+  if repeat and not (shuffle and stateless):
     index = index.repeat()
   index = index.batch(batch_size, drop_remainder=drop_remainder)
 
@@ -365,6 +374,13 @@ def as_dataset(
 
   batches = index.map(gather, num_parallel_calls=MAP_THREADS, deterministic=True)
   return batches.prefetch(PREFETCH_BATCHES).with_options(_without_autotune())
+
+
+def _epoch_order(n: int, seed: int, epoch) -> tf.data.Dataset:
+  """Epoch `epoch`'s order of 0..n-1: a stateless permutation of (seed, epoch)."""
+  key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+  order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+  return tf.data.Dataset.from_tensor_slices(order)
 
 
 def _without_autotune() -> tf.data.Options:

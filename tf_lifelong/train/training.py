@@ -345,10 +345,11 @@ def _fit(
     watchdog.tick()  # The interval's last step has ended.
 
 
-def _real_batches(split, n_real: int, seed: int) -> tf.data.Dataset:
-  """The real rows of the training batches: `split`'s images, shuffled, repeated."""
+def _real_batches(split, n_real: int, seed: int, stateless: bool = False) -> tf.data.Dataset:
+  """The real rows of the training batches: `split`'s images, shuffled, repeated
+  (`stateless`: in an order of `seed` alone, streams.as_dataset)."""
   return streams.as_dataset(
-    split, n_real, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+    split, n_real, shuffle=True, seed=seed, repeat=True, drop_remainder=True, stateless=stateless
   ).map(lambda x, y: x)
 
 
@@ -356,7 +357,9 @@ def train_steps(
   student: keras.Model, split, steps: int, config: config_lib.Config, seed: int
 ) -> float:
   """`steps` training steps on `split` (with the replay the student's train_step makes),
-  without evaluation or early stopping: a chunk joining an interval (task_free.py).
+  without evaluation or early stopping: a chunk joining an interval (task_free.py). The
+  batches' order is a function of `seed` alone and the steps' noise of the student's seed
+  generator (checkpointed), so no reseed precedes them.
 
   Returns:
     The mean training loss of the steps.
@@ -364,7 +367,7 @@ def train_steps(
   Raises:
     NonFiniteLossError: the training loss is not finite.
   """
-  data = _real_batches(split, student.real_batch_size(config.batch_size), seed)
+  data = _real_batches(split, student.real_batch_size(config.batch_size), seed, stateless=True)
   use_xla_where_it_works(student)
   set_learning_rate(student, config, 0)
   per_execution = getattr(student, "steps_per_execution", 1) or 1
