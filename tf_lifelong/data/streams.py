@@ -331,9 +331,8 @@ def as_dataset(
     seed: shuffle seed; the same seed gives the same batches. None: random.
     repeat: repeat the epochs forever.
     drop_remainder: drop each epoch's last, smaller batch.
-    stateless: epoch e's order is a function of (seed, e) alone, not of TensorFlow's
-      global seed (tf.data's shuffle reads it), so no reseed is needed before the
-      pipeline is made: a chunk's steps (train/task_free.py). Needs a seed.
+    stateless: epoch e's order is a function of (seed, e) alone, not of the global seed
+      (as tf.data's shuffle is): no reseed before a chunk's steps (train/task_free.py).
 
   Returns:
     The tf.data.Dataset.
@@ -354,18 +353,7 @@ def as_dataset(
   with tf.device("/cpu:0"):
     images = tf.constant(split.images)
     labels = tf.constant(split.labels)
-  index = tf.data.Dataset.range(n)
-  if shuffle and stateless:
-    if seed is None:
-      raise ValueError("a stateless shuffle needs a seed")
-    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
-    index = epochs.flat_map(lambda e: _epoch_order(n, seed, e))
-  elif shuffle:
-    if seed is None:
-      seed = int(np.random.default_rng().integers(2**31 - 1))
-    index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-  if repeat and not (shuffle and stateless):
-    index = index.repeat()
+  index = _indices(n, shuffle, seed, repeat, stateless)
   index = index.batch(batch_size, drop_remainder=drop_remainder)
 
   def gather(batch):
@@ -376,11 +364,25 @@ def as_dataset(
   return batches.prefetch(PREFETCH_BATCHES).with_options(_without_autotune())
 
 
-def _epoch_order(n: int, seed: int, epoch) -> tf.data.Dataset:
-  """Epoch `epoch`'s order of 0..n-1: a stateless permutation of (seed, epoch)."""
-  key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-  order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
-  return tf.data.Dataset.from_tensor_slices(order)
+def _indices(n: int, shuffle: bool, seed, repeat: bool, stateless: bool) -> tf.data.Dataset:
+  """as_dataset's example indices, epoch after epoch (see its arguments)."""
+  if shuffle and stateless:
+    if seed is None:
+      raise ValueError("a stateless shuffle needs a seed")
+
+    def order(epoch):  # A stateless permutation of (seed, epoch).
+      key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+      permutation = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), key)
+      return tf.data.Dataset.from_tensor_slices(permutation)
+
+    epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    return epochs.flat_map(order)
+  index = tf.data.Dataset.range(n)
+  if shuffle:
+    if seed is None:
+      seed = int(np.random.default_rng().integers(2**31 - 1))
+    index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+  return index.repeat() if repeat else index
 
 
 def _without_autotune() -> tf.data.Options:
