@@ -143,6 +143,9 @@ def _check_task_free(c: Any) -> None:
   _check(c.shift_threshold > 0, f"shift_threshold must be positive, got {c.shift_threshold}")
   _check(c.return_threshold > 0, f"return_threshold must be positive, got {c.return_threshold}")
   _check(0 <= c.return_mass <= 1, f"return_mass must be in [0, 1], got {c.return_mass}")
+  _check(
+    0 <= c.screen_mass < 1, f"screen_mass must be in [0, 1) (0: no screen), got {c.screen_mass}"
+  )
   _check(c.return_ratio >= 0, f"return_ratio must be >= 0 (0: not tested), got {c.return_ratio}")
   _check(
     c.return_ratio_growth >= 0, f"return_ratio_growth must be >= 0, got {c.return_ratio_growth}"

@@ -43,6 +43,14 @@ class TaskFreeFields:
     "is at most this.",
     section="task_free",
   )
+  screen_mass: float = setting(
+    0.02,
+    "detect: a chunk is first scored only under the components the encoder sends at least "
+    "this share of it or of the interval's held-out share to; when these columns show no "
+    "shift and no cut it is *same*, else it is scored under every component "
+    "(train/screening.py: the decisions' cost at large J); 0: every chunk in full.",
+    section="task_free",
+  )
   return_threshold: float = setting(
     1.5,
     "detect: a changed chunk returns to component j (the component most of its posterior "

@@ -2,7 +2,8 @@
 learner's models, detection.decide on them, the Decision and its progress line (task_free.py).
 
 The chunk is scored once (`scored`: the chunk and the current interval's held-out share
-under the student), for segmenting.cut and for its first segments: while the student is
+under the student; first on a few components, screening.py, which decides most unchanged
+chunks *same* alone), for segmenting.cut and for its first segments: while the student is
 the model that cut the chunk, a segment's scores are its rows of the chunk's. After a
 hand-over inside the chunk the later segments are scored again, under the new student.
 """
@@ -13,10 +14,11 @@ import time
 
 import numpy as np
 
-from tf_lifelong.train import detection, gradual, neighbours
+from tf_lifelong.train import detection, gradual, neighbours, screening
 
-Scored = tuple[np.ndarray, "np.ndarray | None", float]
-"""(the chunk's scores, the current interval's held-out scores or None, seconds taken)."""
+Scored = tuple["np.ndarray | None", "np.ndarray | None", float, "dict | None"]
+"""(the chunk's scores, the current interval's held-out scores or None, seconds taken, and
+screening.screen's entries for a chunk it found unchanged: then the scores are None)."""
 
 
 def seed(config, index: int) -> int:
@@ -31,12 +33,19 @@ def scored(task_free, index: int, images: np.ndarray) -> Scored | None:
   student, current = task_free.learner.ctx.student, task_free.open or task_free.last
   if student is None:
     return None
-  started, noise = time.monotonic(), seed(task_free.learner.config, index)
+  config = task_free.learner.config
+  started, noise = time.monotonic(), seed(config, index)
+  held_images = current.split("held").images if current is not None else None
+  same = screening.screen(
+    student, images, held_images, noise, config.shift_threshold, config.screen_mass
+  )
+  if same is not None:
+    return None, None, time.monotonic() - started, same
   scores = detection.component_scores(student, images, noise)
   held = None
-  if current is not None:
-    held = detection.component_scores(student, current.split("held").images, noise)
-  return scores, held, time.monotonic() - started
+  if held_images is not None:
+    held = detection.component_scores(student, held_images, noise)
+  return scores, held, time.monotonic() - started, None
 
 
 def decide(task_free, index, images, segment, truths, chunk: Scored | None) -> detection.Decision:
@@ -62,6 +71,16 @@ def decide(task_free, index, images, segment, truths, chunk: Scored | None) -> d
   }
   if student is None:
     return detection.Decision(decision=detection.NEW, component=0, **fields)
+  if chunk is not None and chunk[3] is not None:  # The screen found it unchanged, uncut.
+    return detection.Decision(
+      **fields,
+      **chunk[3],
+      decision=detection.SAME,
+      component=chunk[3]["current"],
+      threshold=config.shift_threshold,
+      return_threshold=config.return_threshold,
+      seconds=round(time.monotonic() - start + chunk[2], 4),
+    )
   noise, current = seed(config, index), task_free.open or task_free.last
   held, spent = None, 0.0
   if chunk is not None:

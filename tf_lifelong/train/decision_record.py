@@ -39,8 +39,11 @@ class Decision:
   """The component whose score (j = k) or difference to k (j != k) moved most."""
   current: int | None = None
   """k: the component that explains the current interval best."""
-  scores: list[float] | None = None
-  """S_j(c) for every component j."""
+  scores: list[float | None] | None = None
+  """S_j(c) for every component j (None for a component the screen did not score)."""
+  screened: list[int] | None = None
+  """The components the screen scored, when it alone decided the chunk *same*
+  (screening.py); None when every component was scored."""
   seconds: float = 0.0
   truth: int | None = None
   truth_name: str | None = None

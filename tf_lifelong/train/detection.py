@@ -66,7 +66,9 @@ when the reference is made and at each later decision, so that the difference is
 model's change, not sampling noise."""
 
 
-def component_scores(model, images: np.ndarray, seed: int = 0, batch_size: int = 500) -> np.ndarray:
+def component_scores(
+  model, images: np.ndarray, seed: int = 0, batch_size: int = 500, components=None
+) -> np.ndarray:
   """s_j(x) for every image and component, and KL_c(x): float64 [N, J + 1], nats.
 
   Columns 0..J-1 are s_j (module docstring), column J is KL(q(z_c|x) || N(0, I)),
@@ -76,36 +78,37 @@ def component_scores(model, images: np.ndarray, seed: int = 0, batch_size: int =
     model: a LifelongVAE (encoder, decoder, num_categories, continuous_dim).
     images: float [N, H, W, C] in [0, 1] (uint8 0..255 is scaled).
     seed: the z_c noise is a function of (seed, position in `images`).
+    components: only these components' s_j (columns in this order, then KL_c: [N, C + 1],
+      each column as it is among all J, with the same z_c); None: all J.
   """
   x_all = np.asarray(images)
   if x_all.dtype == np.uint8:
     x_all = transforms.unit_float(x_all)
+  j_count = int(model.num_categories)
+  chosen = list(range(j_count)) if components is None else [int(c) for c in components]
+  codes = tf.one_hot(chosen, j_count)
 
   def scores(x, b):
     noise = tf.random.stateless_normal(
       [tf.shape(x)[0], model.continuous_dim], tf.constant([seed, b * batch_size], tf.int64)
     )
-    return _scores(model, x, noise)
+    return _scores_graph(model.encoder, model.decoder, x, noise, codes)
 
   if len(x_all) == 0:
-    return np.zeros([0, int(model.num_categories) + 1])
+    return np.zeros([0, len(chosen) + 1])
   return batching.batch_map(scores, x_all.astype(np.float32), batch_size).astype(np.float64)
 
 
 @tf.function(reduce_retracing=True)
-def _scores_graph(encoder, decoder, x, noise, j):
+def _scores_graph(encoder, decoder, x, noise, codes):
   _, loc, scale = encoder(x, training=False)
   z_c = latents.gaussian_sample(loc, scale, noise)
-  b = tf.shape(x)[0]
-  z_d = tf.repeat(tf.eye(j, dtype=loc.dtype), b, axis=0)  # [J*B, J], category-major
-  dec = decoder(tf.concat([z_d, tf.tile(z_c, [j, 1])], -1), training=False)
-  rec = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [j, 1, 1, 1]), dec), [j, b])
+  b, c = tf.shape(x)[0], tf.shape(codes)[0]
+  z_d = tf.repeat(tf.cast(codes, loc.dtype), b, axis=0)  # [C*B, J], category-major
+  dec = decoder(tf.concat([z_d, tf.tile(z_c, [c, 1])], -1), training=False)
+  rec = tf.reshape(objectives.reconstruction_nll(tf.tile(x, [c, 1, 1, 1]), dec), [c, b])
   kl = objectives.kl_continuous(loc, scale)[:, None]
   return tf.concat([tf.transpose(rec) + kl, kl], axis=1)
-
-
-def _scores(model, x, noise):
-  return _scores_graph(model.encoder, model.decoder, x, noise, int(model.num_categories))
 
 
 def profile(scores: np.ndarray, j: int, components: list[int]) -> np.ndarray:

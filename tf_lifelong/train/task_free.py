@@ -188,7 +188,7 @@ class TaskFree:
     return decision or detection.Decision.from_dict(self.decisions[-1])
 
   def _cut(self, index: int, n: int, scored) -> list[Segment]:
-    if scored is None:
+    if scored is None or scored[0] is None:  # No model yet, or screened: unchanged, uncut.
       return segmenting.whole(n)
     segments = segmenting.cut(scored[0], scored[1], self.learner.config.shift_threshold)
     if len(segments) > 1:
