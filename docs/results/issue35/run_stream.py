@@ -3,13 +3,14 @@ the child), and scores the decisions against the truth per row."""
 import json, os, subprocess, sys, time, resource
 import numpy as np
 name, workdir, truth_path, *parts = sys.argv[1:]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 COMMON = ["--boundaries=detect", "--threads=1", "--max_steps_per_interval=2000", "--sampling_samples=0"]
 out = {"stream": name, "parts": []}
 for i, data in enumerate(parts):
-  cmd = [".venv/bin/python", "bin/train", f"--workdir={workdir}", f"--dataset=npz:{data}"] + COMMON
+  cmd = [sys.executable, "bin/train", f"--workdir={workdir}", f"--dataset=npz:{data}"] + COMMON
   if i: cmd.append("--continue")
   start = time.monotonic()
-  p = subprocess.Popen(cmd, cwd="/work/main", stdout=open(f"{workdir}.log{i}", "w"), stderr=subprocess.STDOUT)
+  p = subprocess.Popen(cmd, cwd=ROOT, stdout=open(f"{workdir}.log{i}", "w"), stderr=subprocess.STDOUT)
   _, status, usage = os.wait4(p.pid, 0)
   out["parts"].append({"command": " ".join(cmd[1:]), "status": status, "wall_s": round(time.monotonic() - start, 1),
                        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)})
