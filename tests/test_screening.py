@@ -39,6 +39,9 @@ def test_scores_of_some_components_are_their_columns_among_all():
   some = detection.component_scores(model, x, seed=11, components=[3, 1])
   assert some.shape == (700, 3)
   np.testing.assert_allclose(some, full[:, [3, 1, 4]], rtol=1e-5)
+  # One trace per model for every set of components and batch (each costs ~0.2 s).
+  detection.component_scores(model, x[:30], seed=1, components=[2])
+  assert detection._FUNCTIONS[model].experimental_get_tracing_count() == 1
 
 
 class _Student:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -92,14 +93,35 @@ def component_scores(
     noise = tf.random.stateless_normal(
       [tf.shape(x)[0], model.continuous_dim], tf.constant([seed, b * batch_size], tf.int64)
     )
-    return _scores_graph(model.encoder, model.decoder, x, noise, codes)
+    return _scores_function(model)(x, noise, codes)
 
   if len(x_all) == 0:
     return np.zeros([0, len(chosen) + 1])
   return batching.batch_map(scores, x_all.astype(np.float32), batch_size).astype(np.float64)
 
 
-@tf.function(reduce_retracing=True)
+_FUNCTIONS = weakref.WeakKeyDictionary()
+"""model -> its scores graph: one trace per model for every batch and set of components
+(a tf.function over the model would trace again for each new shape of `codes`, 0.2 s each:
+the screen's subsets vary from chunk to chunk)."""
+
+
+def _scores_function(model):
+  function = _FUNCTIONS.get(model)
+  if function is None:
+    encoder, decoder = model.encoder, model.decoder
+    function = tf.function(
+      lambda x, noise, codes: _scores_graph(encoder, decoder, x, noise, codes),
+      input_signature=[
+        tf.TensorSpec([None, *model.image_shape], tf.float32),
+        tf.TensorSpec([None, int(model.continuous_dim)], tf.float32),
+        tf.TensorSpec([None, None], tf.float32),
+      ],
+    )
+    _FUNCTIONS[model] = function
+  return function
+
+
 def _scores_graph(encoder, decoder, x, noise, codes):
   _, loc, scale = encoder(x, training=False)
   z_c = latents.gaussian_sample(loc, scale, noise)
